@@ -1,0 +1,166 @@
+//! `App`: the store, the clock, the keys, the second-factor services and the configuration,
+//! built once at start-up and shared by the web layer and the command line.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::secretbox::{MasterKey, OpenError};
+use crate::random;
+use crate::services::totp::TotpService;
+use crate::services::Error;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub master_key: MasterKey,
+    /// Key of the HMAC that stores backup codes.
+    pub backup_code_key: [u8; 32],
+    pub totp: TotpService,
+    /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
+    pub password_slots: Semaphore,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl App {
+    /// Opens the database (migrating it), loads or creates the master key and checks that it
+    /// opens the secrets already stored.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+        create_private_dir(&config.data_dir)?;
+        let master_key = load_master_key(&config)?;
+        let store = Store::open_sqlite(&config.sqlite_path()?).await?;
+        if let Some((account_id, service, sealed)) = store.any_sealed_credential().await? {
+            match master_key.open(&sealed, &crate::services::sealing_context(&service, account_id)) {
+                Err(OpenError::WrongKey) => {
+                    return Err(StartError::MasterKey(
+                        "the configured master key is not the one the stored secrets were sealed with; \
+                         configure the original key"
+                            .into(),
+                    ))
+                }
+                Err(OpenError::Corrupt) => tracing::warn!(account_id, "a stored second-factor secret does not open"),
+                Ok(_) => {}
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(App(Arc::new(Inner {
+            backup_code_key: master_key.derive("twofold backup codes"),
+            totp: TotpService,
+            password_slots: Semaphore::new(cores * 2),
+            config,
+            store,
+            clock,
+            master_key,
+        })))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Writes the one-time setup token when there is no administrator yet, and returns its
+    /// path; the token itself is never logged.
+    pub async fn prepare_setup_token(&self) -> Result<Option<std::path::PathBuf>, Error> {
+        if self.store.has_admin().await? {
+            let _ = std::fs::remove_file(self.config.setup_token_path());
+            return Ok(None);
+        }
+        let path = self.config.setup_token_path();
+        if !path.exists() {
+            let token = random::token().map_err(|e| Error::Internal(e.to_string()))?;
+            write_private_file(&path, token.as_bytes()).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        }
+        Ok(Some(path))
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StartError> {
+    let fail = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path).map_err(fail)?.permissions();
+        if permissions.mode() & 0o077 != 0 {
+            permissions.set_mode(0o700);
+            std::fs::set_permissions(path, permissions).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` readable by its owner only (mode 0600), refusing to overwrite.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
+    let fail = |message: String| StartError::MasterKey(message);
+    let encoded = match (&config.master_key, &config.master_key_file) {
+        (Some(key), _) => key.expose_secret().trim().to_string(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| fail(format!("cannot read master_key_file {}: {e}", file.display())))?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            let path = config.default_master_key_path();
+            if !path.exists() {
+                let key = random::bytes::<32>().map_err(|e| fail(e.to_string()))?;
+                let encoded = data_encoding::BASE64.encode(&key);
+                write_private_file(&path, format!("{encoded}\n").as_bytes())
+                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                tracing::info!(path = %path.display(), "generated a new master key; back it up with the database");
+            }
+            std::fs::read_to_string(&path)
+                .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
+                .trim()
+                .to_string()
+        }
+    };
+    let bytes = data_encoding::BASE64
+        .decode(encoded.as_bytes())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| fail("the master key must be the base64 encoding of 32 bytes".into()))?;
+    Ok(MasterKey::from_bytes(bytes))
+}

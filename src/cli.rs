@@ -1,0 +1,278 @@
+//! The `twofold` command line. Every subcommand reads the same configuration (file,
+//! `TWOFOLD_*` variables, flags) as the server.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::{Config, Overrides};
+use crate::core::policy::{AccountKind, Role};
+use crate::services::admin::AccountRequest;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "twofold",
+    version,
+    about = "Twofold: a two-factor authentication server (TOTP, backup codes, admin and client areas, JSON API)",
+    after_help = "Configuration comes from defaults, then the TOML file (--config or TWOFOLD_CONFIG), then \
+                  TWOFOLD_* environment variables (TWOFOLD_DATA_DIR, TWOFOLD_LISTEN, TWOFOLD_ISSUER, \
+                  TWOFOLD_LOCKOUT__MAX_FAILURES, ...), then flags. See the README for every key."
+)]
+pub struct Cli {
+    /// TOML configuration file [env: TWOFOLD_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, the master key and the setup token [default: ./data] [env: TWOFOLD_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/twofold.db] [env: TWOFOLD_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (admin area at /admin, client area at /, JSON API at /api/v1)
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080] [env: TWOFOLD_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Create the database if needed, apply migrations and exit
+    Migrate,
+    /// Manage administrators
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage clients
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Break-glass operations on any account
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an administrator
+    Create {
+        #[arg(long)]
+        username: String,
+        /// File holding the password (first line; "-" reads standard input)
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        /// full: everything, including System settings; staff: no settings, no changes to others
+        #[arg(long, value_enum, default_value_t = RoleArg::Full)]
+        role: RoleArg,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List administrators with their 2FA status
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Create a client
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// File holding the password (first line; "-" reads standard input)
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// List clients with their 2FA status
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Turn off an account's 2FA and lift its lockouts (for a locked-out administrator)
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// Username or e-mail address
+        name: String,
+        #[arg(long, value_enum, default_value_t = KindArg::Admin)]
+        kind: KindArg,
+    },
+    /// Lift an account's lockouts
+    Unlock {
+        name: String,
+        #[arg(long, value_enum, default_value_t = KindArg::Admin)]
+        kind: KindArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Full,
+    Staff,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindArg {
+    Admin,
+    Client,
+}
+
+impl From<KindArg> for AccountKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Admin => AccountKind::Admin,
+            KindArg::Client => AccountKind::Client,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let config = Config::load(&Overrides {
+        config_file: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        listen,
+        database_url: cli.database_url.clone(),
+    })?;
+    let app = App::start(config, Arc::new(SystemClock)).await?;
+    match cli.command {
+        Command::Serve { .. } => serve(app).await,
+        Command::Migrate => {
+            println!("the database is up to date");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { username, password_file, role, email } } => {
+            let role = match role {
+                RoleArg::Full => Role::Full,
+                RoleArg::Staff => Role::Staff,
+            };
+            let password = read_password(&password_file)?;
+            let request = AccountRequest { kind: AccountKind::Admin, role: Some(role), username: &username, email: email.as_deref(), password: &password };
+            let id = app.create_account(&request).await?;
+            let _ = std::fs::remove_file(app.config.setup_token_path());
+            println!("created administrator {username} ({}) with id {id}", role.as_str());
+            Ok(())
+        }
+        Command::Client { command: ClientCommand::Create { username, email, password_file } } => {
+            let password = read_password(&password_file)?;
+            let request = AccountRequest { kind: AccountKind::Client, role: None, username: &username, email: Some(&email), password: &password };
+            let id = app.create_account(&request).await?;
+            println!("created client {username} with id {id}");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::List } => list(&app, AccountKind::Admin).await,
+        Command::Client { command: ClientCommand::List } => list(&app, AccountKind::Client).await,
+        Command::User { command: UserCommand::Reset2fa { name, kind } } => {
+            let removed = app.reset_two_factor_by_name(kind.into(), &name).await?;
+            if removed {
+                println!("two-factor authentication is now off for {name}; lockouts lifted");
+            } else {
+                println!("{name} had no two-factor authentication; lockouts lifted");
+            }
+            Ok(())
+        }
+        Command::User { command: UserCommand::Unlock { name, kind } } => {
+            let kind = AccountKind::from(kind);
+            let account = app
+                .store
+                .find_account(kind, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no {} account named {name}", kind.as_str()))?;
+            app.store.clear_attempts(account.id, None).await?;
+            app.audit(Some(account.id), "unlocked", "success", None, Some("from the command line")).await;
+            println!("lockouts lifted for {name}");
+            Ok(())
+        }
+    }
+}
+
+async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {
+    let policy = app.config.lockout;
+    let accounts = app
+        .store
+        .list_accounts(kind, app.now(), policy.window_secs, i64::from(policy.max_failures))
+        .await?;
+    println!("{:>5}  {:<24} {:<32} {:<6} {:<10} LOCKED", "ID", "USERNAME", "EMAIL", "ROLE", "2FA");
+    for account in accounts {
+        println!(
+            "{:>5}  {:<24} {:<32} {:<6} {:<10} {}",
+            account.id,
+            account.username,
+            account.email.unwrap_or_default(),
+            account.role.map_or("-", Role::as_str),
+            account.two_factor_service.unwrap_or_else(|| "off".into()),
+            if account.locked { "yes" } else { "no" },
+        );
+    }
+    Ok(())
+}
+
+fn read_password(path: &PathBuf) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    }
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+async fn serve(app: App) -> anyhow::Result<()> {
+    if let Some(path) = app.prepare_setup_token().await? {
+        tracing::warn!(
+            path = %path.display(),
+            "no administrator exists yet: open /admin/setup and enter the one-time setup token from this file \
+             (or run `twofold admin create`)"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(app.config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(error) = sweeper.store.delete_expired_sessions(sweeper.now()).await {
+                tracing::warn!(%error, "could not delete expired sessions");
+            }
+        }
+    });
+    crate::web::serve(app, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

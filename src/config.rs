@@ -1,0 +1,148 @@
+//! Configuration: defaults, then a TOML file, then `TWOFOLD_*` environment variables, then
+//! command-line flags. One validated `Config`; a bad value stops start-up with its key named.
+//!
+//! Nested keys use a double underscore in the environment: `TWOFOLD_LOCKOUT__MAX_FAILURES=10`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::core::lockout::LockoutPolicy;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the generated master key and the setup token live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/twofold.db`.
+    pub database_url: Option<String>,
+    /// The master key (base64 of 32 bytes) that seals secrets at rest. Prefer
+    /// `master_key_file`; when neither is set, one is generated in `<data_dir>/master.key`.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+    /// The address users reach Twofold at, such as `https://2fa.example.com`. It sets the
+    /// accepted `Origin` of API calls, and `https://` makes cookies `Secure`.
+    pub public_url: Option<String>,
+    /// The issuer name authenticator apps show beside the account.
+    pub issuer: String,
+    /// Lifetime of a logged-in session, in seconds.
+    pub session_ttl_secs: i64,
+    /// Time allowed between the password and the second factor, in seconds.
+    pub login_step_ttl_secs: i64,
+    pub lockout: LockoutPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            master_key: None,
+            master_key_file: None,
+            public_url: None,
+            issuer: "Twofold".into(),
+            session_ttl_secs: 8 * 3600,
+            login_step_ttl_secs: 600,
+            lockout: LockoutPolicy::default(),
+        }
+    }
+}
+
+/// Values given on the command line; they override everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = overrides
+            .config_file
+            .clone()
+            .or_else(|| std::env::var_os("TWOFOLD_CONFIG").map(PathBuf::from));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("TWOFOLD_").ignore(&["CONFIG"]).split("__"));
+        let mut config: Config = figment.extract().map_err(|error| ConfigError(error.to_string()))?;
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = Some(url.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |message: &str| Err(ConfigError(message.to_string()));
+        if self.issuer.trim().is_empty() || self.issuer.contains(':') {
+            return fail("issuer must be non-empty and contain no ':' (otpauth label rule)");
+        }
+        if self.session_ttl_secs < 60 {
+            return fail("session_ttl_secs must be at least 60");
+        }
+        if self.login_step_ttl_secs < 30 {
+            return fail("login_step_ttl_secs must be at least 30");
+        }
+        if self.lockout.max_failures == 0 || self.lockout.window_secs < 1 {
+            return fail("lockout.max_failures and lockout.window_secs must be at least 1");
+        }
+        if let Some(url) = &self.public_url {
+            if url::Url::parse(url).map(|u| u.origin().is_tuple()) != Ok(true) {
+                return fail("public_url must be an absolute http:// or https:// URL");
+            }
+        }
+        self.sqlite_path()?;
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+        match self.database_url.as_deref().filter(|url| !url.is_empty()) {
+            None => Ok(self.data_dir.join("twofold.db")),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+                _ => Err(ConfigError(
+                    "database_url must be sqlite://PATH (PostgreSQL support is not built yet)".into(),
+                )),
+            },
+        }
+    }
+
+    pub fn setup_token_path(&self) -> PathBuf {
+        self.data_dir.join("setup-token")
+    }
+
+    pub fn default_master_key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
+    /// Cookies get `Secure` when users reach Twofold over TLS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
+    }
+}

@@ -1,0 +1,54 @@
+use crate::store::StoreError;
+
+/// What can go wrong in a product operation; `web::error` maps each to one HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Invalid username or password.")]
+    InvalidCredentials,
+    #[error("The code you entered is incorrect. Please try again.")]
+    InvalidCode,
+    #[error("That backup code is not valid. A backup code works once; the next one is shown when you use it.")]
+    InvalidBackupCode,
+    #[error("That code has already been used. Wait for the next code from your authenticator app.")]
+    CodeAlreadyUsed,
+    #[error("That code is not valid at the current time. The time on your device, or on the server, may be wrong: check that both are set automatically.")]
+    CodeOutOfSync,
+    #[error("{0}")]
+    MalformedCode(String),
+    #[error("Too many failed attempts. Try again in {} minute(s).", (retry_after_secs + 59) / 60)]
+    LockedOut { retry_after_secs: i64 },
+    #[error("Log in first.")]
+    Unauthenticated,
+    #[error("Complete the second step of your login first.")]
+    SecondFactorRequired,
+    #[error("Set up two-factor authentication first.")]
+    EnrollmentRequired,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("The service is temporarily unavailable. Please try again shortly.")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => Error::Unavailable(detail),
+            StoreError::Conflict => Error::Conflict("That already exists.".into()),
+            StoreError::Internal(detail) => Error::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::random::RandomError> for Error {
+    fn from(error: crate::random::RandomError) -> Self {
+        Error::Internal(error.to_string())
+    }
+}

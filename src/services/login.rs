@@ -1,0 +1,265 @@
+//! Logging in: the password, then the second factor or a backup code, then a session.
+//!
+//! A session is only `Authenticated` after both factors. Until then it is half-logged-in:
+//! its stage allows the next step of the login and nothing else (the web layer refuses
+//! every other call, and these functions check the stage again).
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Answer, Challenge, Context, Error, SecondFactor, Verdict};
+use crate::app::App;
+use crate::core::backup_codes::{self, BackupCode};
+use crate::core::lockout::{Decision, Factor};
+use crate::core::password::{self, SALT_BYTES};
+use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
+use crate::random;
+use crate::store::{Account, AuditEvent, Session, Stage};
+
+const SETTINGS_KEY: &str = "two_factor";
+
+/// A new session and what the login must do next.
+pub struct LoginOutcome {
+    pub session_token: String,
+    pub next: NextStep,
+    /// For `NextStep::SecondFactor`: what the second-factor page asks for.
+    pub challenge: Option<Challenge>,
+}
+
+/// The hash under which a session token is stored; the token itself is only in the cookie.
+pub fn session_token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl App {
+    pub fn service(&self, id: ServiceId) -> &dyn SecondFactor {
+        match id {
+            ServiceId::Totp => &self.totp,
+        }
+    }
+
+    /// The Two-Factor Authentication settings, read fresh on every call so that a change
+    /// applies at once.
+    pub async fn two_factor_settings(&self) -> Result<TwoFactorSettings, Error> {
+        match self.store.setting(SETTINGS_KEY).await? {
+            None => Ok(TwoFactorSettings::default()),
+            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
+        }
+    }
+
+    pub(crate) async fn store_two_factor_settings(&self, settings: &TwoFactorSettings) -> Result<(), Error> {
+        let json = serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(self.store.put_setting(SETTINGS_KEY, &json, self.now()).await?)
+    }
+
+    /// Writes an audit event; a failure to write is logged, never shown to the user.
+    pub async fn audit(&self, account_id: Option<i64>, event: &str, outcome: &str, remote: Option<&str>, detail: Option<&str>) {
+        let record = AuditEvent {
+            at: self.now(),
+            account_id,
+            event: event.into(),
+            outcome: outcome.into(),
+            remote_addr: remote.map(Into::into),
+            detail: detail.map(Into::into),
+        };
+        tracing::info!(account_id, event, outcome, remote, detail, "audit");
+        if let Err(error) = self.store.record_audit(&record).await {
+            tracing::error!(%error, event, "could not write the audit event");
+        }
+    }
+
+    /// Verifies a password on the blocking pool, a bounded number at a time.
+    pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
+        let _slot = self.password_slots.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
+        tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    pub async fn hash_password(&self, new_password: &str) -> Result<String, Error> {
+        password::check_new(new_password).map_err(|e| Error::Validation(e.to_string()))?;
+        let _slot = self.password_slots.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let salt = random::bytes::<SALT_BYTES>()?;
+        let new_password = new_password.to_owned();
+        tokio::task::spawn_blocking(move || password::hash(&new_password, salt))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Counts an attempt on `factor` before it is checked; refuses it when the account is
+    /// locked out (see `core::lockout`).
+    pub(crate) async fn count_attempt(&self, account_id: i64, factor: Factor, remote: Option<&str>) -> Result<(), Error> {
+        let policy = self.config.lockout;
+        let now = self.now();
+        let (window_start, attempts) = self
+            .store
+            .count_attempt(account_id, factor.as_str(), now, policy.window_secs)
+            .await?;
+        match policy.decide(window_start, attempts, now) {
+            Decision::Allowed => Ok(()),
+            Decision::Locked { retry_after_secs } => {
+                let event = format!("{}_attempt", factor.as_str());
+                self.audit(Some(account_id), &event, "locked_out", remote, None).await;
+                Err(Error::LockedOut { retry_after_secs })
+            }
+        }
+    }
+
+    /// Step one: the password. Unknown names cost the same time as known ones.
+    pub async fn login(&self, kind: AccountKind, username: &str, password: &str, remote: Option<&str>) -> Result<LoginOutcome, Error> {
+        let Some(account) = self.store.find_account(kind, username).await? else {
+            let _ = self.check_password(password, dummy_password_hash()).await;
+            self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str())).await;
+            return Err(Error::InvalidCredentials);
+        };
+        self.count_attempt(account.id, Factor::Password, remote).await?;
+        if !self.check_password(password, &account.password_hash).await? {
+            self.audit(Some(account.id), "login_password", "failure", remote, None).await;
+            return Err(Error::InvalidCredentials);
+        }
+        self.store.clear_attempts(account.id, Some(Factor::Password.as_str())).await?;
+        self.audit(Some(account.id), "login_password", "success", remote, None).await;
+
+        let settings = self.two_factor_settings().await?;
+        let enrolled = self.store.two_factor(account.id).await?;
+        let enrolled_service = enrolled.as_ref().and_then(|e| ServiceId::parse(&e.service));
+        let next = settings.next_step(account.kind, enrolled_service);
+        let challenge = match (&next, &enrolled) {
+            (NextStep::SecondFactor(service), Some(enrolled)) => {
+                let ctx = Context { account: &account, settings: &settings, now: self.now() };
+                Some(self.service(*service).challenge(self, &ctx, enrolled)?)
+            }
+            _ => None,
+        };
+        let stage = match next {
+            NextStep::Authenticated => Stage::Authenticated,
+            NextStep::SecondFactor(_) => Stage::SecondFactor,
+            NextStep::Enrolment(_) => Stage::Enrolment,
+        };
+        let session_token = self.create_session(account.id, stage).await?;
+        Ok(LoginOutcome { session_token, next, challenge })
+    }
+
+    async fn create_session(&self, account_id: i64, stage: Stage) -> Result<String, Error> {
+        let token = random::token()?;
+        let now = self.now();
+        let session = Session {
+            token_hash: session_token_hash(&token),
+            account_id,
+            stage,
+            csrf_token: random::token()?,
+            expires_at: now + self.stage_ttl(stage),
+        };
+        self.store.create_session(&session, now).await?;
+        Ok(token)
+    }
+
+    fn stage_ttl(&self, stage: Stage) -> i64 {
+        match stage {
+            Stage::Authenticated => self.config.session_ttl_secs,
+            Stage::SecondFactor | Stage::Enrolment => self.config.login_step_ttl_secs,
+        }
+    }
+
+    /// The live session a cookie names, with its account.
+    pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>, Error> {
+        let Some(session) = self.store.session(&session_token_hash(token), self.now()).await? else {
+            return Ok(None);
+        };
+        Ok(self.store.account(session.account_id).await?.map(|account| (session, account)))
+    }
+
+    /// Moves a half-logged-in session to `Authenticated`.
+    pub(crate) async fn complete_login(&self, session: &Session) -> Result<(), Error> {
+        let expires_at = self.now() + self.stage_ttl(Stage::Authenticated);
+        if self.store.advance_session(&session.token_hash, session.stage, Stage::Authenticated, expires_at).await? {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated)
+        }
+    }
+
+    /// Step two: the code (or other answer) of the account's second factor.
+    pub async fn verify_second_factor(&self, session: &Session, account: &Account, answer: &Answer, remote: Option<&str>) -> Result<Verdict, Error> {
+        require_stage(session, Stage::SecondFactor)?;
+        let enrolled = self.store.two_factor(account.id).await?.ok_or(Error::Unauthenticated)?;
+        let service = ServiceId::parse(&enrolled.service)
+            .ok_or_else(|| Error::Internal(format!("unknown service {}", enrolled.service)))?;
+        self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
+        let settings = self.two_factor_settings().await?;
+        let ctx = Context { account, settings: &settings, now: self.now() };
+        let event = format!("login_{}", service.as_str());
+        match self.service(service).verify(self, &ctx, &enrolled, answer).await {
+            Ok(Verdict::Accepted) => {
+                self.store.clear_attempts(account.id, Some(Factor::SecondFactor.as_str())).await?;
+                self.complete_login(session).await?;
+                self.audit(Some(account.id), &event, "success", remote, None).await;
+                Ok(Verdict::Accepted)
+            }
+            Ok(Verdict::Pending) => Ok(Verdict::Pending),
+            Err(error) => {
+                self.audit(Some(account.id), &event, "failure", remote, Some(&error_kind(&error))).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Step two with the backup code: consumed, and the next one returned to be shown.
+    pub async fn login_with_backup_code(&self, session: &Session, account: &Account, input: &str, remote: Option<&str>) -> Result<BackupCode, Error> {
+        require_stage(session, Stage::SecondFactor)?;
+        let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
+        self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
+        let used = code.hash(&self.backup_code_key);
+        let stored = self.store.backup_code_hash(account.id).await?;
+        let matches = stored.is_some_and(|stored| bool::from(stored.as_slice().ct_eq(&used)));
+        let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
+        if !matches || !self.store.replace_backup_code(account.id, &used, &next.hash(&self.backup_code_key), self.now()).await? {
+            self.audit(Some(account.id), "login_backup_code", "failure", remote, None).await;
+            return Err(Error::InvalidBackupCode);
+        }
+        self.store.clear_attempts(account.id, Some(Factor::SecondFactor.as_str())).await?;
+        self.complete_login(session).await?;
+        self.audit(Some(account.id), "login_backup_code", "success", remote, Some("new backup code issued")).await;
+        Ok(next)
+    }
+
+    pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {
+        self.store.delete_session(&session.token_hash).await?;
+        self.audit(Some(session.account_id), "logout", "success", remote, None).await;
+        Ok(())
+    }
+}
+
+pub(crate) fn require_stage(session: &Session, stage: Stage) -> Result<(), Error> {
+    if session.stage == stage {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// A short, secret-free name of a failure for the audit log.
+pub(crate) fn error_kind(error: &Error) -> String {
+    let text = format!("{error:?}");
+    text.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
+}
+
+/// A real argon2id hash of a random password, verified when the account does not exist so
+/// that the answer takes as long as for a real account.
+fn dummy_password_hash() -> &'static str {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gz5Bq7Jb0iFq8JyAq4H2mQ1m7eV8w3pXyC0f6k2dL9s"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_costs_a_real_verification_and_never_matches() {
+        assert_eq!(password::verify("anything", dummy_password_hash()), Ok(false));
+        assert_eq!(password::verify("", dummy_password_hash()), Ok(false));
+    }
+}

@@ -1,0 +1,181 @@
+use super::{Result, Store};
+use crate::core::policy::{AccountKind, Role};
+
+/// An administrator or a client, as loaded for a login or a session.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: i64,
+    pub kind: AccountKind,
+    pub role: Option<Role>,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+}
+
+/// A row of the Administrators or Clients list.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountSummary {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    pub two_factor_enabled: bool,
+    pub two_factor_service: Option<String>,
+    pub locked: bool,
+}
+
+pub struct NewAccount<'a> {
+    pub kind: AccountKind,
+    pub role: Option<Role>,
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: &'a str,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    role: Option<String>,
+    service: Option<String>,
+    locked: bool,
+}
+
+type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
+
+const ACCOUNT_COLUMNS: &str = "id, kind, role, username, email, password_hash";
+
+fn account_from_row(row: AccountRow) -> Option<Account> {
+    let (id, kind, role, username, email, password_hash) = row;
+    Some(Account {
+        id,
+        kind: AccountKind::parse(&kind)?,
+        role: role.as_deref().and_then(Role::parse),
+        username,
+        email,
+        password_hash,
+    })
+}
+
+/// Usernames and e-mail addresses are compared case-insensitively, through this key.
+pub fn login_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl Store {
+    /// Creates an account; `Conflict` when the username or e-mail is taken for that kind.
+    pub async fn create_account(&self, new: NewAccount<'_>, now: i64) -> Result<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(new.kind.as_str())
+        .bind(new.role.map(Role::as_str))
+        .bind(new.username)
+        .bind(login_key(new.username))
+        .bind(new.email)
+        .bind(new.email.map(login_key))
+        .bind(new.password_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Creates the first full administrator, only while there is no administrator at all;
+    /// `None` when one already exists (two setups racing: one wins).
+    pub async fn create_first_admin(&self, new: NewAccount<'_>, now: i64) -> Result<Option<i64>> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+             SELECT 'admin', 'full', $1, $2, $3, $4, $5, $6
+             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = 'admin')
+             RETURNING id",
+        )
+        .bind(new.username)
+        .bind(login_key(new.username))
+        .bind(new.email)
+        .bind(new.email.map(login_key))
+        .bind(new.password_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn has_admin(&self) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'admin' LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Finds the account a login names: its username or its e-mail, in any case.
+    pub async fn find_account(&self, kind: AccountKind, name: &str) -> Result<Option<Account>> {
+        let key = login_key(name);
+        let row: Option<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts
+             WHERE kind = $1 AND (username_key = $2 OR email_key = $2)
+             ORDER BY username_key = $2 DESC LIMIT 1"
+        ))
+        .bind(kind.as_str())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(account_from_row))
+    }
+
+    pub async fn account(&self, id: i64) -> Result<Option<Account>> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(account_from_row))
+    }
+
+    /// The Administrators or Clients list, with each account's 2FA status; `locked` means
+    /// an attempt window at `now` is over the limit `max_attempts`.
+    pub async fn list_accounts(
+        &self,
+        kind: AccountKind,
+        now: i64,
+        window_secs: i64,
+        max_attempts: i64,
+    ) -> Result<Vec<AccountSummary>> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(
+            "SELECT a.id, a.username, a.email, a.role, t.service,
+                    EXISTS (SELECT 1 FROM attempts x WHERE x.account_id = a.id
+                            AND x.window_start + $2 > $3 AND x.attempts > $4) AS locked
+             FROM accounts a LEFT JOIN two_factor t ON t.account_id = a.id
+             WHERE a.kind = $1 ORDER BY a.username_key",
+        )
+        .bind(kind.as_str())
+        .bind(window_secs)
+        .bind(now)
+        .bind(max_attempts)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AccountSummary {
+                id: row.id,
+                username: row.username,
+                email: row.email,
+                role: row.role.as_deref().and_then(Role::parse),
+                two_factor_enabled: row.service.is_some(),
+                two_factor_service: row.service,
+                locked: row.locked,
+            })
+            .collect())
+    }
+
+    pub async fn set_password_hash(&self, account_id: i64, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
+            .bind(account_id)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

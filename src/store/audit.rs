@@ -1,0 +1,44 @@
+use super::{Result, Store};
+
+/// One line of the audit log: who, when, from where, what, and how it ended — never a
+/// code, password or secret.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub account_id: Option<i64>,
+    pub event: String,
+    pub outcome: String,
+    pub remote_addr: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    pub async fn record_audit(&self, event: &AuditEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at)
+        .bind(event.account_id)
+        .bind(&event.event)
+        .bind(&event.outcome)
+        .bind(&event.remote_addr)
+        .bind(&event.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest events first.
+    pub async fn audit_events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<AuditEvent>> {
+        let events = sqlx::query_as(
+            "SELECT at, account_id, event, outcome, remote_addr, detail FROM audit_events
+             WHERE ($1 IS NULL OR account_id = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(events)
+    }
+}

@@ -1,0 +1,79 @@
+//! The one place where a service error becomes an HTTP answer:
+//! `{"error": {"code": "...", "message": "..."}}` with a stable code and the right status.
+//! Internal errors are logged with their detail and answered without it; a database outage
+//! is a 503, never a wrong code.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::services::Error;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_credentials`, `invalid_code`, `code_already_used`,
+    /// `code_out_of_sync`, `locked_out`, `second_factor_required`, `enrollment_required`, ...
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+impl Error {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Error::InvalidCode | Error::InvalidBackupCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
+            Error::CodeAlreadyUsed => (StatusCode::UNAUTHORIZED, "code_already_used"),
+            Error::CodeOutOfSync => (StatusCode::UNAUTHORIZED, "code_out_of_sync"),
+            Error::MalformedCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code_format"),
+            Error::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Error::SecondFactorRequired => (StatusCode::UNAUTHORIZED, "second_factor_required"),
+            Error::EnrollmentRequired => (StatusCode::FORBIDDEN, "enrollment_required"),
+            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    /// The message a user may see: never the detail of an internal or database error.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(detail) => {
+                tracing::error!(detail, "internal error");
+                "Something went wrong on the server. It has been logged.".into()
+            }
+            Error::Unavailable(detail) => {
+                tracing::error!(detail, "database unavailable");
+                self.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+pub fn error_response(status: StatusCode, code: &'static str, message: String) -> Response {
+    (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut response = error_response(status, code, self.public_message());
+        if let Error::LockedOut { retry_after_secs } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

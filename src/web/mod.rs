@@ -1,0 +1,151 @@
+//! HTTP: the router, the JSON body rules, the same-origin rule for the API, and the
+//! security headers every answer carries.
+
+pub mod api;
+pub mod error;
+pub mod qr;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::App;
+use error::error_response;
+
+/// The whole application's routes.
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/setup", post(api::setup))
+        .route("/login", post(api::login))
+        .route("/login/second-factor", post(api::second_factor))
+        .route("/login/backup-code", post(api::backup_code))
+        .route("/logout", post(api::logout))
+        .route("/me", get(api::me))
+        .route("/me/two-factor/services", get(api::my_services))
+        .route("/me/two-factor/totp/enrollment", post(api::totp_enrollment))
+        .route("/me/two-factor/totp/enrollment/confirm", post(api::totp_enrollment_confirm))
+        .route("/me/two-factor/disable", post(api::disable_two_factor))
+        .route("/me/password", post(api::change_password))
+        .route("/admin/two-factor/settings", get(api::get_settings).put(api::put_settings))
+        .route("/admin/accounts", get(api::list_accounts).post(api::create_account))
+        .route("/admin/accounts/{id}/two-factor/disable", post(api::admin_disable_two_factor))
+        .route("/admin/accounts/{id}/unlock", post(api::unlock))
+        .fallback(api_not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), same_origin_only))
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .with_state(app)
+}
+
+/// No inline script or style, nothing from elsewhere, never in a frame.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
+    script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn api_not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.".into())
+}
+
+/// Refuses state-changing API calls made by another site's page (CSRF): browsers send
+/// `Sec-Fetch-Site` (and `Origin`) with every such request. Clients that are not browsers
+/// send neither and are not affected.
+async fn same_origin_only(axum::extract::State(app): axum::extract::State<App>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let fetch_site = headers.get(HeaderName::from_static("sec-fetch-site")).and_then(|v| v.to_str().ok());
+    let cross_site = match fetch_site {
+        Some(site) => !matches!(site, "same-origin" | "none"),
+        None => match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            None => false,
+            Some(origin) => !origin_allowed(&app, origin, headers.get(header::HOST).and_then(|v| v.to_str().ok())),
+        },
+    };
+    if cross_site {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a cross-origin API call");
+        return error_response(StatusCode::FORBIDDEN, "cross_origin", "Cross-origin requests are not allowed.".into());
+    }
+    next.run(request).await
+}
+
+fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
+    let Ok(origin) = url::Url::parse(origin) else { return false };
+    let origin = origin.origin();
+    if let Some(public) = app.config.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+        return origin == public.origin();
+    }
+    let Some(host) = host else { return false };
+    ["http", "https"]
+        .iter()
+        .filter_map(|scheme| url::Url::parse(&format!("{scheme}://{host}")).ok())
+        .any(|candidate| candidate.origin() == origin)
+}
+
+/// A JSON body: only `application/json` is accepted; malformed bodies are a 400 with the
+/// reason, never a 500.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.".into(),
+            ));
+        }
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(error_response(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())),
+        }
+    }
+}
+
+/// The caller's IP address, for the audit log.
+pub struct Remote(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(session::remote_addr(parts)))
+    }
+}

@@ -1,0 +1,122 @@
+//! Sessions over HTTP: the `twofold_session` cookie (HttpOnly, SameSite=Lax, Secure over
+//! TLS) names a row in the database; the token itself is never stored.
+//!
+//! Extractors state what a handler needs, and refuse the rest before the handler runs:
+//! - [`SignedIn`]: both factors done. A half-logged-in session gets 401
+//!   `second_factor_required` (or 403 `enrollment_required` when it must enrol first),
+//!   whatever way its token is presented.
+//! - [`Enrolling`]: signed in, or a forced user who must enrol now.
+//! - [`AwaitingSecondFactor`]: the password is done and the second factor is due.
+//! - [`AnySession`]: any live session (to log out).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+
+use crate::app::App;
+use crate::services::Error;
+use crate::store::{Account, Session, Stage};
+
+pub const COOKIE_NAME: &str = "twofold_session";
+
+/// The caller's session, account and address.
+pub struct Caller {
+    pub session: Session,
+    pub account: Account,
+    pub remote: Option<String>,
+}
+
+impl Caller {
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
+}
+
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.to_string())
+}
+
+pub fn remote_addr(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// `Set-Cookie` for a new session, or (with `None`) to delete it.
+pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
+    let secure = if app.config.secure_cookies() { "; Secure" } else { "" };
+    let value = match token {
+        Some(token) => format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+        None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(SET_COOKIE, value);
+    }
+    headers
+}
+
+async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
+    let token = session_token(&parts.headers).ok_or(Error::Unauthenticated)?;
+    let (session, account) = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
+    Ok(Caller { session, account, remote: remote_addr(parts) })
+}
+
+fn stage_error(stage: Stage) -> Error {
+    match stage {
+        Stage::SecondFactor => Error::SecondFactorRequired,
+        Stage::Enrolment => Error::EnrollmentRequired,
+        Stage::Authenticated => Error::Conflict("You are already logged in.".into()),
+    }
+}
+
+macro_rules! session_extractor {
+    ($(#[$doc:meta])* $name:ident, $allowed:pat) => {
+        $(#[$doc])*
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<App> for $name {
+            type Rejection = Error;
+
+            async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Error> {
+                let caller = caller(parts, app).await?;
+                match caller.session.stage {
+                    $allowed => Ok($name(caller)),
+                    other => Err(stage_error(other)),
+                }
+            }
+        }
+    };
+}
+
+session_extractor!(
+    /// Both factors done.
+    SignedIn, Stage::Authenticated);
+session_extractor!(
+    /// Signed in, or made to enrol before anything else.
+    Enrolling, Stage::Authenticated | Stage::Enrolment);
+session_extractor!(
+    /// Password done, second factor due.
+    AwaitingSecondFactor, Stage::SecondFactor);
+
+/// Any live session.
+pub struct AnySession(pub Caller);
+
+impl FromRequestParts<App> for AnySession {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Error> {
+        Ok(AnySession(caller(parts, app).await?))
+    }
+}
