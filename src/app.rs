@@ -96,7 +96,8 @@ impl App {
         let path = self.config.setup_token_path();
         if !path.exists() {
             let token = random::token().map_err(|e| Error::Internal(e.to_string()))?;
-            write_private_file(&path, token.as_bytes()).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+            write_private_file(&path, token.as_bytes())
+                .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
         }
         Ok(Some(path))
     }

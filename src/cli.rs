@@ -156,28 +156,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("the database is up to date");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Create { username, password_file, role, email } } => {
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    username,
+                    password_file,
+                    role,
+                    email,
+                },
+        } => {
             let role = match role {
                 RoleArg::Full => Role::Full,
                 RoleArg::Staff => Role::Staff,
             };
             let password = read_password(&password_file)?;
-            let request = AccountRequest { kind: AccountKind::Admin, role: Some(role), username: &username, email: email.as_deref(), password: &password };
+            let request = AccountRequest {
+                kind: AccountKind::Admin,
+                role: Some(role),
+                username: &username,
+                email: email.as_deref(),
+                password: &password,
+            };
             let id = app.create_account(&request).await?;
             let _ = std::fs::remove_file(app.config.setup_token_path());
             println!("created administrator {username} ({}) with id {id}", role.as_str());
             Ok(())
         }
-        Command::Client { command: ClientCommand::Create { username, email, password_file } } => {
+        Command::Client {
+            command:
+                ClientCommand::Create {
+                    username,
+                    email,
+                    password_file,
+                },
+        } => {
             let password = read_password(&password_file)?;
-            let request = AccountRequest { kind: AccountKind::Client, role: None, username: &username, email: Some(&email), password: &password };
+            let request = AccountRequest {
+                kind: AccountKind::Client,
+                role: None,
+                username: &username,
+                email: Some(&email),
+                password: &password,
+            };
             let id = app.create_account(&request).await?;
             println!("created client {username} with id {id}");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::List } => list(&app, AccountKind::Admin).await,
-        Command::Client { command: ClientCommand::List } => list(&app, AccountKind::Client).await,
-        Command::User { command: UserCommand::Reset2fa { name, kind } } => {
+        Command::Admin {
+            command: AdminCommand::List,
+        } => list(&app, AccountKind::Admin).await,
+        Command::Client {
+            command: ClientCommand::List,
+        } => list(&app, AccountKind::Client).await,
+        Command::User {
+            command: UserCommand::Reset2fa { name, kind },
+        } => {
             let removed = app.reset_two_factor_by_name(kind.into(), &name).await?;
             if removed {
                 println!("two-factor authentication is now off for {name}; lockouts lifted");
@@ -186,7 +219,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::User { command: UserCommand::Unlock { name, kind } } => {
+        Command::User {
+            command: UserCommand::Unlock { name, kind },
+        } => {
             let kind = AccountKind::from(kind);
             let account = app
                 .store
@@ -194,7 +229,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no {} account named {name}", kind.as_str()))?;
             app.store.clear_attempts(account.id, None).await?;
-            app.audit(Some(account.id), "unlocked", "success", None, Some("from the command line")).await;
+            app.audit(
+                Some(account.id),
+                "unlocked",
+                "success",
+                None,
+                Some("from the command line"),
+            )
+            .await;
             println!("lockouts lifted for {name}");
             Ok(())
         }
@@ -207,7 +249,10 @@ async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {
         .store
         .list_accounts(kind, app.now(), policy.window_secs, i64::from(policy.max_failures))
         .await?;
-    println!("{:>5}  {:<24} {:<32} {:<6} {:<10} LOCKED", "ID", "USERNAME", "EMAIL", "ROLE", "2FA");
+    println!(
+        "{:>5}  {:<24} {:<32} {:<6} {:<10} LOCKED",
+        "ID", "USERNAME", "EMAIL", "ROLE", "2FA"
+    );
     for account in accounts {
         println!(
             "{:>5}  {:<24} {:<32} {:<6} {:<10} {}",

@@ -143,6 +143,8 @@ impl Config {
 
     /// Cookies get `Secure` when users reach Twofold over TLS.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 }

@@ -92,7 +92,10 @@ mod tests {
         let code = BackupCode::parse("1234-5678-9ABC-DEFG").unwrap();
         assert_eq!(BackupCode::parse("1234 5678 9abc defg").unwrap(), code);
         assert_eq!(BackupCode::parse("l234-5678-9abc-defg").unwrap(), code);
-        assert_eq!(BackupCode::parse("O000000000000000").unwrap().display(), "0000-0000-0000-0000");
+        assert_eq!(
+            BackupCode::parse("O000000000000000").unwrap().display(),
+            "0000-0000-0000-0000"
+        );
         assert_eq!(BackupCode::parse("1234-5678-9ABC-DEF"), Err(MalformedBackupCode));
         assert_eq!(BackupCode::parse("1234-5678-9ABC-DEFGH"), Err(MalformedBackupCode));
         assert_eq!(BackupCode::parse("1234-5678-9ABC-DEFU"), Err(MalformedBackupCode));
@@ -105,7 +108,10 @@ mod tests {
         let b = BackupCode::parse("1234-5678-9ABC-DEFH").unwrap();
         assert_ne!(a.hash(&[1; 32]), b.hash(&[1; 32]));
         assert_ne!(a.hash(&[1; 32]), a.hash(&[2; 32]));
-        assert_eq!(a.hash(&[1; 32]), BackupCode::parse("1234 5678 9abc defg").unwrap().hash(&[1; 32]));
+        assert_eq!(
+            a.hash(&[1; 32]),
+            BackupCode::parse("1234 5678 9abc defg").unwrap().hash(&[1; 32])
+        );
     }
 
     #[test]

@@ -41,12 +41,7 @@ impl Algorithm {
 pub struct EmptyKey;
 
 /// The HOTP value for `counter`, before it is written with leading zeros.
-pub fn hotp_value(
-    algorithm: Algorithm,
-    key: &[u8],
-    counter: u64,
-    digits: u32,
-) -> Result<u32, EmptyKey> {
+pub fn hotp_value(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> Result<u32, EmptyKey> {
     if key.is_empty() {
         return Err(EmptyKey);
     }

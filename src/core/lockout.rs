@@ -79,18 +79,12 @@ mod tests {
         for attempt in 1..=5 {
             assert_eq!(policy.decide(1000, attempt, 1000 + attempt), Decision::Allowed);
         }
-        assert_eq!(
-            policy.decide(1000, 6, 1100),
-            Decision::Locked { retry_after_secs: 800 }
-        );
+        assert_eq!(policy.decide(1000, 6, 1100), Decision::Locked { retry_after_secs: 800 });
     }
 
     #[test]
     fn retry_after_is_never_zero_or_negative() {
         let policy = LockoutPolicy::default();
-        assert_eq!(
-            policy.decide(0, 99, 5000),
-            Decision::Locked { retry_after_secs: 1 }
-        );
+        assert_eq!(policy.decide(0, 99, 5000), Decision::Locked { retry_after_secs: 1 });
     }
 }

@@ -163,7 +163,11 @@ mod tests {
             issuer: "T".into(),
             account: "a".into(),
             secret: vec![1; 20],
-            params: TotpParams { algorithm: Algorithm::Sha256, digits: 8, period: 60 },
+            params: TotpParams {
+                algorithm: Algorithm::Sha256,
+                digits: 8,
+                period: 60,
+            },
         };
         assert!(key.to_uri().ends_with("&algorithm=SHA256&digits=8&period=60"));
     }
@@ -182,7 +186,10 @@ mod tests {
 
     #[test]
     fn groups_the_secret_by_four() {
-        assert_eq!(grouped_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ");
+        assert_eq!(
+            grouped_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+            "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ"
+        );
     }
 
     proptest! {

@@ -61,9 +61,7 @@ impl MasterKey {
             aad: associated.as_bytes(),
         };
         // Encryption only fails for messages beyond 256 GiB; ours are a few bytes.
-        let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
+        let ciphertext = cipher.encrypt(XNonce::from_slice(&nonce), payload).unwrap_or_default();
         let mut sealed = Vec::with_capacity(HEADER_BYTES + ciphertext.len());
         sealed.push(VERSION);
         sealed.extend_from_slice(&self.id());
@@ -143,7 +141,10 @@ mod tests {
         let mut key = [0u8; 32];
         key[..4].copy_from_slice(b"Jefe");
         let mac = keyed_hash(&key, b"what do ya want for nothing?");
-        assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -177,8 +177,14 @@ mod tests {
         for (time, sha1, sha256, sha512) in table {
             let step = step_at(time, 30);
             assert_eq!(code_at(SHA1_SEED, params(Algorithm::Sha1, 8), step).unwrap(), sha1);
-            assert_eq!(code_at(SHA256_SEED, params(Algorithm::Sha256, 8), step).unwrap(), sha256);
-            assert_eq!(code_at(SHA512_SEED, params(Algorithm::Sha512, 8), step).unwrap(), sha512);
+            assert_eq!(
+                code_at(SHA256_SEED, params(Algorithm::Sha256, 8), step).unwrap(),
+                sha256
+            );
+            assert_eq!(
+                code_at(SHA512_SEED, params(Algorithm::Sha512, 8), step).unwrap(),
+                sha512
+            );
         }
     }
 
@@ -187,7 +193,10 @@ mod tests {
         assert_eq!(step_at(1111111109, 30), 0x23523EC);
         assert_eq!(step_at(1111111111, 30), 0x23523ED);
         assert_eq!(step_at(20000000000, 30), 0x27BC86AA);
-        assert_eq!(code_at(SHA1_SEED, TotpParams::default(), step_at(1234567890, 30)).unwrap(), "005924");
+        assert_eq!(
+            code_at(SHA1_SEED, TotpParams::default(), step_at(1234567890, 30)).unwrap(),
+            "005924"
+        );
     }
 
     fn code_for(now: i64, step_delta: i64) -> String {
@@ -204,7 +213,12 @@ mod tests {
     fn accepts_current_and_adjacent_steps_by_default() {
         let server_step = step_at(NOW, 30);
         for delta in -1..=1 {
-            let accepted = check(&code_for(NOW, delta), VerifyPolicy::default(), CredentialState::default()).unwrap();
+            let accepted = check(
+                &code_for(NOW, delta),
+                VerifyPolicy::default(),
+                CredentialState::default(),
+            )
+            .unwrap();
             assert_eq!(accepted.step, server_step + delta);
             assert_eq!(accepted.clock_offset, delta);
         }
@@ -218,18 +232,36 @@ mod tests {
 
     #[test]
     fn window_zero_accepts_only_the_current_step() {
-        let strict = VerifyPolicy { window: 0, max_drift: 0 };
+        let strict = VerifyPolicy {
+            window: 0,
+            max_drift: 0,
+        };
         assert!(check(&code_for(NOW, 0), strict, CredentialState::default()).is_ok());
-        assert_eq!(check(&code_for(NOW, -1), strict, CredentialState::default()), Err(Rejection::OutOfSync));
-        assert_eq!(check(&code_for(NOW, 1), strict, CredentialState::default()), Err(Rejection::OutOfSync));
+        assert_eq!(
+            check(&code_for(NOW, -1), strict, CredentialState::default()),
+            Err(Rejection::OutOfSync)
+        );
+        assert_eq!(
+            check(&code_for(NOW, 1), strict, CredentialState::default()),
+            Err(Rejection::OutOfSync)
+        );
     }
 
     #[test]
     fn replay_of_accepted_step_or_older_is_already_used() {
         let step = step_at(NOW, 30);
-        let state = CredentialState { last_used_step: Some(step), clock_offset: 0 };
-        assert_eq!(check(&code_for(NOW, 0), VerifyPolicy::default(), state), Err(Rejection::AlreadyUsed));
-        assert_eq!(check(&code_for(NOW, -1), VerifyPolicy::default(), state), Err(Rejection::AlreadyUsed));
+        let state = CredentialState {
+            last_used_step: Some(step),
+            clock_offset: 0,
+        };
+        assert_eq!(
+            check(&code_for(NOW, 0), VerifyPolicy::default(), state),
+            Err(Rejection::AlreadyUsed)
+        );
+        assert_eq!(
+            check(&code_for(NOW, -1), VerifyPolicy::default(), state),
+            Err(Rejection::AlreadyUsed)
+        );
         assert!(check(&code_for(NOW, 1), VerifyPolicy::default(), state).is_ok());
     }
 
@@ -237,14 +269,26 @@ mod tests {
     fn drift_is_remembered_and_bounded() {
         // A device two steps fast: refused while the offset is 0 ...
         let fresh = CredentialState::default();
-        assert_eq!(check(&code_for(NOW, 2), VerifyPolicy::default(), fresh), Err(Rejection::OutOfSync));
+        assert_eq!(
+            check(&code_for(NOW, 2), VerifyPolicy::default(), fresh),
+            Err(Rejection::OutOfSync)
+        );
         // ... accepted once the account learned it is one step fast.
-        let learned = CredentialState { last_used_step: None, clock_offset: 1 };
+        let learned = CredentialState {
+            last_used_step: None,
+            clock_offset: 1,
+        };
         let accepted = check(&code_for(NOW, 2), VerifyPolicy::default(), learned).unwrap();
         assert_eq!(accepted.clock_offset, 2);
         // An offset stored beyond the bound is clamped, so the window cannot wander.
-        let wild = CredentialState { last_used_step: None, clock_offset: 50 };
-        assert_eq!(check(&code_for(NOW, 4), VerifyPolicy::default(), wild), Err(Rejection::OutOfSync));
+        let wild = CredentialState {
+            last_used_step: None,
+            clock_offset: 50,
+        };
+        assert_eq!(
+            check(&code_for(NOW, 4), VerifyPolicy::default(), wild),
+            Err(Rejection::OutOfSync)
+        );
         let accepted = check(&code_for(NOW, 3), VerifyPolicy::default(), wild).unwrap();
         assert_eq!(accepted.clock_offset, 2, "offset recorded is within max_drift");
     }
@@ -259,9 +303,15 @@ mod tests {
                     .all(|s| &code_at(SHA1_SEED, TotpParams::default(), s).unwrap() != c)
             })
             .unwrap();
-        assert_eq!(check(&wrong, VerifyPolicy::default(), CredentialState::default()), Err(Rejection::Invalid));
+        assert_eq!(
+            check(&wrong, VerifyPolicy::default(), CredentialState::default()),
+            Err(Rejection::Invalid)
+        );
         for bad in ["", "12345", "1234567", "12a456", "１２３４５６"] {
-            assert_eq!(check(bad, VerifyPolicy::default(), CredentialState::default()), Err(Rejection::Malformed(6)));
+            assert_eq!(
+                check(bad, VerifyPolicy::default(), CredentialState::default()),
+                Err(Rejection::Malformed(6))
+            );
         }
         let spaced = code_for(NOW, 0);
         let spaced = format!("{} {}", &spaced[..3], &spaced[3..]);
@@ -270,7 +320,14 @@ mod tests {
 
     #[test]
     fn codes_never_match_negative_steps() {
-        let got = verify(SHA1_SEED, TotpParams::default(), "755224", 5, VerifyPolicy::default(), CredentialState::default());
+        let got = verify(
+            SHA1_SEED,
+            TotpParams::default(),
+            "755224",
+            5,
+            VerifyPolicy::default(),
+            CredentialState::default(),
+        );
         // 755224 is HOTP(0): step 0 is the current step at t=5.
         assert!(got.is_ok());
     }

@@ -38,17 +38,23 @@ pub fn require_admin(actor: &Account) -> Result<(), Error> {
 /// reserves, and nothing that could be confused when shown).
 fn validate_username(username: &str) -> Result<(), Error> {
     let ok = (1..=64).contains(&username.chars().count())
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._@+-".contains(c));
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@+-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(Error::Validation("A username is 1 to 64 letters, digits or . _ @ + -".into()))
+        Err(Error::Validation(
+            "A username is 1 to 64 letters, digits or . _ @ + -".into(),
+        ))
     }
 }
 
 fn validate_email(email: &str) -> Result<(), Error> {
     let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':');
     if ok {
         Ok(())
@@ -65,24 +71,46 @@ impl App {
             .create_account(new.as_new(), self.now())
             .await
             .map_err(|error| match error {
-                crate::store::StoreError::Conflict => Error::Conflict("That username or e-mail address is already in use.".into()),
+                crate::store::StoreError::Conflict => {
+                    Error::Conflict("That username or e-mail address is already in use.".into())
+                }
                 other => other.into(),
             })?;
-        self.audit(Some(id), "account_created", "success", None, Some(request.kind.as_str())).await;
+        self.audit(
+            Some(id),
+            "account_created",
+            "success",
+            None,
+            Some(request.kind.as_str()),
+        )
+        .await;
         Ok(id)
     }
 
     /// The setup page: creates the first full administrator with the one-time token from
     /// `<data_dir>/setup-token`, then deletes the token.
-    pub async fn setup_first_admin(&self, token: &str, username: &str, password: &str, remote: Option<&str>) -> Result<i64, Error> {
+    pub async fn setup_first_admin(
+        &self,
+        token: &str,
+        username: &str,
+        password: &str,
+        remote: Option<&str>,
+    ) -> Result<i64, Error> {
         let path = self.config.setup_token_path();
         let expected = std::fs::read_to_string(&path).unwrap_or_default();
         let expected = expected.trim();
         if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(token.trim().as_bytes())) {
-            self.audit(None, "setup", "failure", remote, Some("wrong setup token")).await;
+            self.audit(None, "setup", "failure", remote, Some("wrong setup token"))
+                .await;
             return Err(Error::Forbidden);
         }
-        let request = AccountRequest { kind: AccountKind::Admin, role: Some(Role::Full), username, email: None, password };
+        let request = AccountRequest {
+            kind: AccountKind::Admin,
+            role: Some(Role::Full),
+            username,
+            email: None,
+            password,
+        };
         let new = self.validated_account(&request).await?;
         let id = self
             .store
@@ -92,7 +120,14 @@ impl App {
         if let Err(error) = std::fs::remove_file(&path) {
             tracing::warn!(%error, path = %path.display(), "could not delete the used setup token");
         }
-        self.audit(Some(id), "setup", "success", remote, Some("first full administrator created")).await;
+        self.audit(
+            Some(id),
+            "setup",
+            "success",
+            remote,
+            Some("first full administrator created"),
+        )
+        .await;
         Ok(id)
     }
 
@@ -115,12 +150,18 @@ impl App {
         })
     }
 
-    pub async fn save_two_factor_settings(&self, actor: &Account, settings: &TwoFactorSettings, remote: Option<&str>) -> Result<(), Error> {
+    pub async fn save_two_factor_settings(
+        &self,
+        actor: &Account,
+        settings: &TwoFactorSettings,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         require_full_admin(actor)?;
         settings.validate().map_err(Error::Validation)?;
         self.store_two_factor_settings(settings).await?;
         let detail = serde_json::to_string(settings).unwrap_or_default();
-        self.audit(Some(actor.id), "settings_changed", "success", remote, Some(&detail)).await;
+        self.audit(Some(actor.id), "settings_changed", "success", remote, Some(&detail))
+            .await;
         Ok(())
     }
 
@@ -134,14 +175,31 @@ impl App {
     }
 
     /// A full administrator turns off another account's 2FA (never turns it on).
-    pub async fn admin_disable_two_factor(&self, actor: &Account, account_id: i64, remote: Option<&str>) -> Result<(), Error> {
+    pub async fn admin_disable_two_factor(
+        &self,
+        actor: &Account,
+        account_id: i64,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         require_full_admin(actor)?;
-        self.store.account(account_id).await?.ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        self.store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("No such account.".into()))?;
         if !self.store.remove_two_factor(account_id).await? {
-            return Err(Error::Conflict("Two-factor authentication is not enabled for this account.".into()));
+            return Err(Error::Conflict(
+                "Two-factor authentication is not enabled for this account.".into(),
+            ));
         }
         let detail = format!("by administrator {}", actor.id);
-        self.audit(Some(account_id), "two_factor_disabled", "success", remote, Some(&detail)).await;
+        self.audit(
+            Some(account_id),
+            "two_factor_disabled",
+            "success",
+            remote,
+            Some(&detail),
+        )
+        .await;
         Ok(())
     }
 
@@ -155,16 +213,27 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
         let removed = self.store.remove_two_factor(account.id).await?;
         self.store.clear_attempts(account.id, None).await?;
-        self.audit(Some(account.id), "two_factor_disabled", "success", None, Some("reset from the command line")).await;
+        self.audit(
+            Some(account.id),
+            "two_factor_disabled",
+            "success",
+            None,
+            Some("reset from the command line"),
+        )
+        .await;
         Ok(removed)
     }
 
     pub async fn unlock(&self, actor: &Account, account_id: i64, remote: Option<&str>) -> Result<(), Error> {
         require_full_admin(actor)?;
-        self.store.account(account_id).await?.ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        self.store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("No such account.".into()))?;
         self.store.clear_attempts(account_id, None).await?;
         let detail = format!("by administrator {}", actor.id);
-        self.audit(Some(account_id), "unlocked", "success", remote, Some(&detail)).await;
+        self.audit(Some(account_id), "unlocked", "success", remote, Some(&detail))
+            .await;
         Ok(())
     }
 }

@@ -30,26 +30,55 @@ impl App {
     }
 
     /// "Get Started": creates a credential, kept pending until confirmed.
-    pub async fn begin_enrolment(&self, session: &Session, account: &Account, service: ServiceId, remote: Option<&str>) -> Result<EnrolmentSetup, Error> {
+    pub async fn begin_enrolment(
+        &self,
+        session: &Session,
+        account: &Account,
+        service: ServiceId,
+        remote: Option<&str>,
+    ) -> Result<EnrolmentSetup, Error> {
         require_enrolment_allowed(session)?;
         if self.store.two_factor(account.id).await?.is_some() {
-            return Err(Error::Conflict("Two-factor authentication is already enabled. Disable it before choosing another service.".into()));
+            return Err(Error::Conflict(
+                "Two-factor authentication is already enabled. Disable it before choosing another service.".into(),
+            ));
         }
         let settings = self.two_factor_settings().await?;
         if !settings.enabled_for(account.kind).contains(&service) {
-            return Err(Error::Validation(format!("{} is not enabled for your account.", service.display_name())));
+            return Err(Error::Validation(format!(
+                "{} is not enabled for your account.",
+                service.display_name()
+            )));
         }
-        let ctx = Context { account, settings: &settings, now: self.now() };
+        let ctx = Context {
+            account,
+            settings: &settings,
+            now: self.now(),
+        };
         let enrolment = self.service(service).begin_enrolment(self, &ctx).await?;
         self.store
             .save_pending_enrolment(account.id, service.as_str(), &enrolment.sealed_credential, ctx.now)
             .await?;
-        self.audit(Some(account.id), "enrolment_started", "success", remote, Some(service.as_str())).await;
+        self.audit(
+            Some(account.id),
+            "enrolment_started",
+            "success",
+            remote,
+            Some(service.as_str()),
+        )
+        .await;
         Ok(enrolment.setup)
     }
 
     /// "Submit": checks the code and activates the credential; returns the backup code.
-    pub async fn confirm_enrolment(&self, session: &Session, account: &Account, service: ServiceId, answer: &Answer, remote: Option<&str>) -> Result<BackupCode, Error> {
+    pub async fn confirm_enrolment(
+        &self,
+        session: &Session,
+        account: &Account,
+        service: ServiceId,
+        answer: &Answer,
+        remote: Option<&str>,
+    ) -> Result<BackupCode, Error> {
         require_enrolment_allowed(session)?;
         let now = self.now();
         let pending = self
@@ -57,14 +86,31 @@ impl App {
             .pending_enrolment(account.id)
             .await?
             .filter(|p| p.service == service.as_str() && p.started_at + PENDING_ENROLMENT_TTL_SECS > now)
-            .ok_or_else(|| Error::Conflict("No enrolment is in progress, or it expired: click Get Started again.".into()))?;
+            .ok_or_else(|| {
+                Error::Conflict("No enrolment is in progress, or it expired: click Get Started again.".into())
+            })?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let settings = self.two_factor_settings().await?;
-        let ctx = Context { account, settings: &settings, now };
-        let replay = match self.service(service).confirm_enrolment(self, &ctx, &pending.credential, answer).await {
+        let ctx = Context {
+            account,
+            settings: &settings,
+            now,
+        };
+        let replay = match self
+            .service(service)
+            .confirm_enrolment(self, &ctx, &pending.credential, answer)
+            .await
+        {
             Ok(replay) => replay,
             Err(error) => {
-                self.audit(Some(account.id), "enrolment_confirm", "failure", remote, Some(&error_kind(&error))).await;
+                self.audit(
+                    Some(account.id),
+                    "enrolment_confirm",
+                    "failure",
+                    remote,
+                    Some(&error_kind(&error)),
+                )
+                .await;
                 return Err(error);
             }
         };
@@ -78,34 +124,68 @@ impl App {
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
         };
         if !self.store.confirm_enrolment(&enrolment, now).await? {
-            return Err(Error::Conflict("This enrolment was already completed or restarted.".into()));
+            return Err(Error::Conflict(
+                "This enrolment was already completed or restarted.".into(),
+            ));
         }
-        self.store.clear_attempts(account.id, Some(Factor::SecondFactor.as_str())).await?;
+        self.store
+            .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
+            .await?;
         if session.stage == Stage::Enrolment {
             self.complete_login(session).await?;
         }
-        self.audit(Some(account.id), "two_factor_enabled", "success", remote, Some(service.as_str())).await;
+        self.audit(
+            Some(account.id),
+            "two_factor_enabled",
+            "success",
+            remote,
+            Some(service.as_str()),
+        )
+        .await;
         Ok(backup_code)
     }
 
     /// Turns off the account's own 2FA; the password is required.
-    pub async fn disable_own_two_factor(&self, session: &Session, account: &Account, password: &str, remote: Option<&str>) -> Result<(), Error> {
+    pub async fn disable_own_two_factor(
+        &self,
+        session: &Session,
+        account: &Account,
+        password: &str,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         require_stage(session, Stage::Authenticated)?;
         self.confirm_password(account, password, remote).await?;
         if !self.store.remove_two_factor(account.id).await? {
             return Err(Error::Conflict("Two-factor authentication is not enabled.".into()));
         }
-        self.audit(Some(account.id), "two_factor_disabled", "success", remote, Some("by its owner")).await;
+        self.audit(
+            Some(account.id),
+            "two_factor_disabled",
+            "success",
+            remote,
+            Some("by its owner"),
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn change_password(&self, session: &Session, account: &Account, current: &str, new: &str, remote: Option<&str>) -> Result<(), Error> {
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        account: &Account,
+        current: &str,
+        new: &str,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         require_stage(session, Stage::Authenticated)?;
         self.confirm_password(account, current, remote).await?;
         let hash = self.hash_password(new).await?;
         self.store.set_password_hash(account.id, &hash).await?;
-        self.store.delete_other_sessions(account.id, &session.token_hash).await?;
-        self.audit(Some(account.id), "password_changed", "success", remote, None).await;
+        self.store
+            .delete_other_sessions(account.id, &session.token_hash)
+            .await?;
+        self.audit(Some(account.id), "password_changed", "success", remote, None)
+            .await;
         Ok(())
     }
 
@@ -113,10 +193,13 @@ impl App {
     async fn confirm_password(&self, account: &Account, password: &str, remote: Option<&str>) -> Result<(), Error> {
         self.count_attempt(account.id, Factor::Password, remote).await?;
         if !self.check_password(password, &account.password_hash).await? {
-            self.audit(Some(account.id), "password_check", "failure", remote, None).await;
+            self.audit(Some(account.id), "password_check", "failure", remote, None)
+                .await;
             return Err(Error::InvalidCredentials);
         }
-        self.store.clear_attempts(account.id, Some(Factor::Password.as_str())).await?;
+        self.store
+            .clear_attempts(account.id, Some(Factor::Password.as_str()))
+            .await?;
         Ok(())
     }
 }

@@ -53,7 +53,14 @@ impl App {
     }
 
     /// Writes an audit event; a failure to write is logged, never shown to the user.
-    pub async fn audit(&self, account_id: Option<i64>, event: &str, outcome: &str, remote: Option<&str>, detail: Option<&str>) {
+    pub async fn audit(
+        &self,
+        account_id: Option<i64>,
+        event: &str,
+        outcome: &str,
+        remote: Option<&str>,
+        detail: Option<&str>,
+    ) {
         let record = AuditEvent {
             at: self.now(),
             account_id,
@@ -70,7 +77,11 @@ impl App {
 
     /// Verifies a password on the blocking pool, a bounded number at a time.
     pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
-        let _slot = self.password_slots.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let _slot = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
         tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
             .await
@@ -80,7 +91,11 @@ impl App {
 
     pub async fn hash_password(&self, new_password: &str) -> Result<String, Error> {
         password::check_new(new_password).map_err(|e| Error::Validation(e.to_string()))?;
-        let _slot = self.password_slots.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let _slot = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let salt = random::bytes::<SALT_BYTES>()?;
         let new_password = new_password.to_owned();
         tokio::task::spawn_blocking(move || password::hash(&new_password, salt))
@@ -91,7 +106,12 @@ impl App {
 
     /// Counts an attempt on `factor` before it is checked; refuses it when the account is
     /// locked out (see `core::lockout`).
-    pub(crate) async fn count_attempt(&self, account_id: i64, factor: Factor, remote: Option<&str>) -> Result<(), Error> {
+    pub(crate) async fn count_attempt(
+        &self,
+        account_id: i64,
+        factor: Factor,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         let policy = self.config.lockout;
         let now = self.now();
         let (window_start, attempts) = self
@@ -109,19 +129,30 @@ impl App {
     }
 
     /// Step one: the password. Unknown names cost the same time as known ones.
-    pub async fn login(&self, kind: AccountKind, username: &str, password: &str, remote: Option<&str>) -> Result<LoginOutcome, Error> {
+    pub async fn login(
+        &self,
+        kind: AccountKind,
+        username: &str,
+        password: &str,
+        remote: Option<&str>,
+    ) -> Result<LoginOutcome, Error> {
         let Some(account) = self.store.find_account(kind, username).await? else {
             let _ = self.check_password(password, dummy_password_hash()).await;
-            self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str())).await;
+            self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str()))
+                .await;
             return Err(Error::InvalidCredentials);
         };
         self.count_attempt(account.id, Factor::Password, remote).await?;
         if !self.check_password(password, &account.password_hash).await? {
-            self.audit(Some(account.id), "login_password", "failure", remote, None).await;
+            self.audit(Some(account.id), "login_password", "failure", remote, None)
+                .await;
             return Err(Error::InvalidCredentials);
         }
-        self.store.clear_attempts(account.id, Some(Factor::Password.as_str())).await?;
-        self.audit(Some(account.id), "login_password", "success", remote, None).await;
+        self.store
+            .clear_attempts(account.id, Some(Factor::Password.as_str()))
+            .await?;
+        self.audit(Some(account.id), "login_password", "success", remote, None)
+            .await;
 
         let settings = self.two_factor_settings().await?;
         let enrolled = self.store.two_factor(account.id).await?;
@@ -129,7 +160,11 @@ impl App {
         let next = settings.next_step(account.kind, enrolled_service);
         let challenge = match (&next, &enrolled) {
             (NextStep::SecondFactor(service), Some(enrolled)) => {
-                let ctx = Context { account: &account, settings: &settings, now: self.now() };
+                let ctx = Context {
+                    account: &account,
+                    settings: &settings,
+                    now: self.now(),
+                };
                 Some(self.service(*service).challenge(self, &ctx, enrolled)?)
             }
             _ => None,
@@ -140,7 +175,11 @@ impl App {
             NextStep::Enrolment(_) => Stage::Enrolment,
         };
         let session_token = self.create_session(account.id, stage).await?;
-        Ok(LoginOutcome { session_token, next, challenge })
+        Ok(LoginOutcome {
+            session_token,
+            next,
+            challenge,
+        })
     }
 
     async fn create_session(&self, account_id: i64, stage: Stage) -> Result<String, Error> {
@@ -169,13 +208,21 @@ impl App {
         let Some(session) = self.store.session(&session_token_hash(token), self.now()).await? else {
             return Ok(None);
         };
-        Ok(self.store.account(session.account_id).await?.map(|account| (session, account)))
+        Ok(self
+            .store
+            .account(session.account_id)
+            .await?
+            .map(|account| (session, account)))
     }
 
     /// Moves a half-logged-in session to `Authenticated`.
     pub(crate) async fn complete_login(&self, session: &Session) -> Result<(), Error> {
         let expires_at = self.now() + self.stage_ttl(Stage::Authenticated);
-        if self.store.advance_session(&session.token_hash, session.stage, Stage::Authenticated, expires_at).await? {
+        if self
+            .store
+            .advance_session(&session.token_hash, session.stage, Stage::Authenticated, expires_at)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::Unauthenticated)
@@ -183,32 +230,51 @@ impl App {
     }
 
     /// Step two: the code (or other answer) of the account's second factor.
-    pub async fn verify_second_factor(&self, session: &Session, account: &Account, answer: &Answer, remote: Option<&str>) -> Result<Verdict, Error> {
+    pub async fn verify_second_factor(
+        &self,
+        session: &Session,
+        account: &Account,
+        answer: &Answer,
+        remote: Option<&str>,
+    ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
         let enrolled = self.store.two_factor(account.id).await?.ok_or(Error::Unauthenticated)?;
         let service = ServiceId::parse(&enrolled.service)
             .ok_or_else(|| Error::Internal(format!("unknown service {}", enrolled.service)))?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let settings = self.two_factor_settings().await?;
-        let ctx = Context { account, settings: &settings, now: self.now() };
+        let ctx = Context {
+            account,
+            settings: &settings,
+            now: self.now(),
+        };
         let event = format!("login_{}", service.as_str());
         match self.service(service).verify(self, &ctx, &enrolled, answer).await {
             Ok(Verdict::Accepted) => {
-                self.store.clear_attempts(account.id, Some(Factor::SecondFactor.as_str())).await?;
+                self.store
+                    .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
+                    .await?;
                 self.complete_login(session).await?;
                 self.audit(Some(account.id), &event, "success", remote, None).await;
                 Ok(Verdict::Accepted)
             }
             Ok(Verdict::Pending) => Ok(Verdict::Pending),
             Err(error) => {
-                self.audit(Some(account.id), &event, "failure", remote, Some(&error_kind(&error))).await;
+                self.audit(Some(account.id), &event, "failure", remote, Some(&error_kind(&error)))
+                    .await;
                 Err(error)
             }
         }
     }
 
     /// Step two with the backup code: consumed, and the next one returned to be shown.
-    pub async fn login_with_backup_code(&self, session: &Session, account: &Account, input: &str, remote: Option<&str>) -> Result<BackupCode, Error> {
+    pub async fn login_with_backup_code(
+        &self,
+        session: &Session,
+        account: &Account,
+        input: &str,
+        remote: Option<&str>,
+    ) -> Result<BackupCode, Error> {
         require_stage(session, Stage::SecondFactor)?;
         let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
@@ -216,19 +282,35 @@ impl App {
         let stored = self.store.backup_code_hash(account.id).await?;
         let matches = stored.is_some_and(|stored| bool::from(stored.as_slice().ct_eq(&used)));
         let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
-        if !matches || !self.store.replace_backup_code(account.id, &used, &next.hash(&self.backup_code_key), self.now()).await? {
-            self.audit(Some(account.id), "login_backup_code", "failure", remote, None).await;
+        if !matches
+            || !self
+                .store
+                .replace_backup_code(account.id, &used, &next.hash(&self.backup_code_key), self.now())
+                .await?
+        {
+            self.audit(Some(account.id), "login_backup_code", "failure", remote, None)
+                .await;
             return Err(Error::InvalidBackupCode);
         }
-        self.store.clear_attempts(account.id, Some(Factor::SecondFactor.as_str())).await?;
+        self.store
+            .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
+            .await?;
         self.complete_login(session).await?;
-        self.audit(Some(account.id), "login_backup_code", "success", remote, Some("new backup code issued")).await;
+        self.audit(
+            Some(account.id),
+            "login_backup_code",
+            "success",
+            remote,
+            Some("new backup code issued"),
+        )
+        .await;
         Ok(next)
     }
 
     pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {
         self.store.delete_session(&session.token_hash).await?;
-        self.audit(Some(session.account_id), "logout", "success", remote, None).await;
+        self.audit(Some(session.account_id), "logout", "success", remote, None)
+            .await;
         Ok(())
     }
 }

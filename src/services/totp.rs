@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
-use super::{sealing_context, Answer, Challenge, Context, EnrolmentSetup, Error, NewEnrolment, ReplayState, SecondFactor, Verdict};
+use super::{
+    sealing_context, Answer, Challenge, Context, EnrolmentSetup, Error, NewEnrolment, ReplayState, SecondFactor,
+    Verdict,
+};
 use crate::app::App;
 use crate::core::otpauth::KeyUri;
 use crate::core::policy::ServiceId;
@@ -60,7 +63,9 @@ fn code_of(answer: &Answer) -> Result<&str, Error> {
 impl From<Rejection> for Error {
     fn from(rejection: Rejection) -> Self {
         match rejection {
-            Rejection::Malformed(digits) => Error::MalformedCode(format!("Enter the {digits}-digit code from your authenticator app.")),
+            Rejection::Malformed(digits) => {
+                Error::MalformedCode(format!("Enter the {digits}-digit code from your authenticator app."))
+            }
             Rejection::Invalid => Error::InvalidCode,
             Rejection::AlreadyUsed => Error::CodeAlreadyUsed,
             Rejection::OutOfSync => Error::CodeOutOfSync,
@@ -106,7 +111,14 @@ impl SecondFactor for TotpService {
     ) -> Result<ReplayState, Error> {
         let (secret, params) = Credential::open(app, ctx.account.id, sealed_credential)?;
         let policy = ctx.settings.services.totp.settings.verify_policy();
-        let accepted = totp::verify(&secret, params, code_of(answer)?, ctx.now, policy, CredentialState::default())?;
+        let accepted = totp::verify(
+            &secret,
+            params,
+            code_of(answer)?,
+            ctx.now,
+            policy,
+            CredentialState::default(),
+        )?;
         Ok(ReplayState {
             last_used_step: Some(accepted.step),
             clock_offset: accepted.clock_offset,
@@ -118,7 +130,13 @@ impl SecondFactor for TotpService {
         Ok(Challenge::TypedCode { length: params.digits })
     }
 
-    async fn verify(&self, app: &App, ctx: &Context<'_>, enrolled: &TwoFactor, answer: &Answer) -> Result<Verdict, Error> {
+    async fn verify(
+        &self,
+        app: &App,
+        ctx: &Context<'_>,
+        enrolled: &TwoFactor,
+        answer: &Answer,
+    ) -> Result<Verdict, Error> {
         let (secret, params) = Credential::open(app, ctx.account.id, &enrolled.credential)?;
         let policy = ctx.settings.services.totp.settings.verify_policy();
         let state = CredentialState {

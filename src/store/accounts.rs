@@ -126,11 +126,10 @@ impl Store {
     }
 
     pub async fn account(&self, id: i64) -> Result<Option<Account>> {
-        let row: Option<AccountRow> =
-            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.and_then(account_from_row))
     }
 

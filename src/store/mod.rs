@@ -109,13 +109,7 @@ impl Store {
     /// `(window_start, attempts in it, this one included)`. A window older than
     /// `window_secs` is replaced by a new one starting now. One statement, so concurrent
     /// attempts each get their own count.
-    pub async fn count_attempt(
-        &self,
-        account_id: i64,
-        factor: &str,
-        now: i64,
-        window_secs: i64,
-    ) -> Result<(i64, i64)> {
+    pub async fn count_attempt(&self, account_id: i64, factor: &str, now: i64, window_secs: i64) -> Result<(i64, i64)> {
         let row = sqlx::query_as(
             "INSERT INTO attempts (account_id, factor, window_start, attempts) VALUES ($1, $2, $3, 1)
              ON CONFLICT (account_id, factor) DO UPDATE SET

@@ -76,22 +76,14 @@ impl Store {
 
     /// Moves a session from one stage to the next; false if it was not in `from` any more
     /// (logged out, expired, or already moved by a racing request).
-    pub async fn advance_session(
-        &self,
-        token_hash: &[u8],
-        from: Stage,
-        to: Stage,
-        expires_at: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sessions SET stage = $3, expires_at = $4 WHERE token_hash = $1 AND stage = $2",
-        )
-        .bind(token_hash)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+    pub async fn advance_session(&self, token_hash: &[u8], from: Stage, to: Stage, expires_at: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE sessions SET stage = $3, expires_at = $4 WHERE token_hash = $1 AND stage = $2")
+            .bind(token_hash)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

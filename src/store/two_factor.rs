@@ -35,12 +35,14 @@ impl Store {
         .bind(account_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(service, credential, last_used_step, clock_offset)| TwoFactor {
-            service,
-            credential,
-            last_used_step,
-            clock_offset,
-        }))
+        Ok(
+            row.map(|(service, credential, last_used_step, clock_offset)| TwoFactor {
+                service,
+                credential,
+                last_used_step,
+                clock_offset,
+            }),
+        )
     }
 
     /// Records an accepted TOTP step, only if it is later than the last one (RFC 6238 §5.2).
@@ -81,12 +83,11 @@ impl Store {
     }
 
     pub async fn pending_enrolment(&self, account_id: i64) -> Result<Option<PendingEnrolment>> {
-        let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT service, credential, started_at FROM pending_enrolments WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String, Vec<u8>, i64)> =
+            sqlx::query_as("SELECT service, credential, started_at FROM pending_enrolments WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|(service, credential, started_at)| PendingEnrolment {
             service,
             credential,
@@ -100,14 +101,13 @@ impl Store {
     /// account already has a second factor.
     pub async fn confirm_enrolment(&self, enrolment: &Enrolment<'_>, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let consumed = sqlx::query(
-            "DELETE FROM pending_enrolments WHERE account_id = $1 AND service = $2 AND credential = $3",
-        )
-        .bind(enrolment.account_id)
-        .bind(enrolment.service)
-        .bind(enrolment.credential)
-        .execute(&mut *tx)
-        .await?;
+        let consumed =
+            sqlx::query("DELETE FROM pending_enrolments WHERE account_id = $1 AND service = $2 AND credential = $3")
+                .bind(enrolment.account_id)
+                .bind(enrolment.service)
+                .bind(enrolment.credential)
+                .execute(&mut *tx)
+                .await?;
         if consumed.rows_affected() != 1 {
             return Ok(false);
         }
@@ -167,13 +167,7 @@ impl Store {
 
     /// Consumes the backup code whose hash is `used` and stores the next one, in one
     /// statement: of two requests using the same code, exactly one gets true.
-    pub async fn replace_backup_code(
-        &self,
-        account_id: i64,
-        used: &[u8],
-        next: &[u8],
-        now: i64,
-    ) -> Result<bool> {
+    pub async fn replace_backup_code(&self, account_id: i64, used: &[u8], next: &[u8], now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
         )

@@ -22,9 +22,23 @@ use crate::store::AccountSummary;
 #[openapi(
     info(title = "Twofold", description = "Two-factor authentication server: the JSON API."),
     paths(
-        setup, login, second_factor, backup_code, logout, me, my_services, totp_enrollment,
-        totp_enrollment_confirm, disable_two_factor, change_password, get_settings, put_settings,
-        list_accounts, create_account, admin_disable_two_factor, unlock
+        setup,
+        login,
+        second_factor,
+        backup_code,
+        logout,
+        me,
+        my_services,
+        totp_enrollment,
+        totp_enrollment_confirm,
+        disable_two_factor,
+        change_password,
+        get_settings,
+        put_settings,
+        list_accounts,
+        create_account,
+        admin_disable_two_factor,
+        unlock
     )
 )]
 pub struct ApiDoc;
@@ -49,8 +63,14 @@ pub struct Created {
 /// First start: create the first full administrator with the one-time setup token.
 #[utoipa::path(post, path = "/api/v1/setup", request_body = SetupRequest,
     responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn setup(State(app): State<App>, Remote(remote): Remote, ApiJson(body): ApiJson<SetupRequest>) -> Result<Response, Error> {
-    let id = app.setup_first_admin(&body.setup_token, &body.username, &body.password, remote.as_deref()).await?;
+pub async fn setup(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    ApiJson(body): ApiJson<SetupRequest>,
+) -> Result<Response, Error> {
+    let id = app
+        .setup_first_admin(&body.setup_token, &body.username, &body.password, remote.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(Created { id })).into_response())
 }
 
@@ -109,7 +129,11 @@ impl From<Challenge> for ChallengeInfo {
 }
 
 fn service_info(id: ServiceId, challenge: Option<Challenge>) -> ServiceInfo {
-    ServiceInfo { id, name: id.display_name(), challenge: challenge.map(Into::into) }
+    ServiceInfo {
+        id,
+        name: id.display_name(),
+        challenge: challenge.map(Into::into),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -120,10 +144,19 @@ pub struct StatusResponse {
 /// Step one of a login: the password. Sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(State(app): State<App>, Remote(remote): Remote, ApiJson(body): ApiJson<LoginRequest>) -> Result<Response, Error> {
-    let outcome = app.login(body.area, &body.username, &body.password, remote.as_deref()).await?;
+pub async fn login(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, Error> {
+    let outcome = app
+        .login(body.area, &body.username, &body.password, remote.as_deref())
+        .await?;
     let response = match outcome.next {
-        NextStep::Authenticated => LoginResponse { status: LoginStatus::Authenticated, services: None },
+        NextStep::Authenticated => LoginResponse {
+            status: LoginStatus::Authenticated,
+            services: None,
+        },
         NextStep::SecondFactor(service) => LoginResponse {
             status: LoginStatus::SecondFactorRequired,
             services: Some(vec![service_info(service, outcome.challenge)]),
@@ -144,9 +177,18 @@ pub struct CodeRequest {
 /// Step two: the code from the authenticator app.
 #[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = CodeRequest,
     responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn second_factor(State(app): State<App>, AwaitingSecondFactor(caller): AwaitingSecondFactor, ApiJson(body): ApiJson<CodeRequest>) -> Result<Response, Error> {
+pub async fn second_factor(
+    State(app): State<App>,
+    AwaitingSecondFactor(caller): AwaitingSecondFactor,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> Result<Response, Error> {
     let verdict = app
-        .verify_second_factor(&caller.session, &caller.account, &Answer::Code(body.code), caller.remote())
+        .verify_second_factor(
+            &caller.session,
+            &caller.account,
+            &Answer::Code(body.code),
+            caller.remote(),
+        )
         .await?;
     let status = match verdict {
         Verdict::Accepted => LoginStatus::Authenticated,
@@ -170,11 +212,18 @@ pub struct BackupCodeLoginResponse {
 /// Step two with the backup code; answers with the next backup code.
 #[utoipa::path(post, path = "/api/v1/login/backup-code", request_body = BackupCodeRequest,
     responses((status = 200, body = BackupCodeLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn backup_code(State(app): State<App>, AwaitingSecondFactor(caller): AwaitingSecondFactor, ApiJson(body): ApiJson<BackupCodeRequest>) -> Result<Json<BackupCodeLoginResponse>, Error> {
+pub async fn backup_code(
+    State(app): State<App>,
+    AwaitingSecondFactor(caller): AwaitingSecondFactor,
+    ApiJson(body): ApiJson<BackupCodeRequest>,
+) -> Result<Json<BackupCodeLoginResponse>, Error> {
     let next = app
         .login_with_backup_code(&caller.session, &caller.account, &body.backup_code, caller.remote())
         .await?;
-    Ok(Json(BackupCodeLoginResponse { status: LoginStatus::Authenticated, new_backup_code: next.display() }))
+    Ok(Json(BackupCodeLoginResponse {
+        status: LoginStatus::Authenticated,
+        new_backup_code: next.display(),
+    }))
 }
 
 /// Ends the session, whatever its stage.
@@ -206,13 +255,19 @@ pub async fn me(State(app): State<App>, SignedIn(caller): SignedIn) -> Result<Js
         username: caller.account.username,
         kind: caller.account.kind,
         role: caller.account.role,
-        two_factor: TwoFactorStatus { enabled: enrolled.is_some(), service: enrolled.map(|e| e.service) },
+        two_factor: TwoFactorStatus {
+            enabled: enrolled.is_some(),
+            service: enrolled.map(|e| e.service),
+        },
     }))
 }
 
 /// The services enabled for my kind of account.
 #[utoipa::path(get, path = "/api/v1/me/two-factor/services", responses((status = 200, body = [ServiceInfo])))]
-pub async fn my_services(State(app): State<App>, Enrolling(caller): Enrolling) -> Result<Json<Vec<ServiceInfo>>, Error> {
+pub async fn my_services(
+    State(app): State<App>,
+    Enrolling(caller): Enrolling,
+) -> Result<Json<Vec<ServiceInfo>>, Error> {
     let services = app.services_for(&caller.account).await?;
     Ok(Json(services.into_iter().map(|s| service_info(s, None)).collect()))
 }
@@ -231,7 +286,10 @@ pub struct TotpEnrollment {
 /// "Get Started" with Time-Based Tokens: a new secret, not active until confirmed.
 #[utoipa::path(post, path = "/api/v1/me/two-factor/totp/enrollment",
     responses((status = 200, body = TotpEnrollment), (status = 409, body = ErrorBody)))]
-pub async fn totp_enrollment(State(app): State<App>, Enrolling(caller): Enrolling) -> Result<Json<TotpEnrollment>, Error> {
+pub async fn totp_enrollment(
+    State(app): State<App>,
+    Enrolling(caller): Enrolling,
+) -> Result<Json<TotpEnrollment>, Error> {
     let EnrolmentSetup::Totp { otpauth_uri, secret } = app
         .begin_enrolment(&caller.session, &caller.account, ServiceId::Totp, caller.remote())
         .await?;
@@ -253,11 +311,23 @@ pub struct BackupCodeResponse {
 /// "Submit": the first code activates Time-Based Tokens; answers with the backup code.
 #[utoipa::path(post, path = "/api/v1/me/two-factor/totp/enrollment/confirm", request_body = CodeRequest,
     responses((status = 200, body = BackupCodeResponse), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn totp_enrollment_confirm(State(app): State<App>, Enrolling(caller): Enrolling, ApiJson(body): ApiJson<CodeRequest>) -> Result<Json<BackupCodeResponse>, Error> {
+pub async fn totp_enrollment_confirm(
+    State(app): State<App>,
+    Enrolling(caller): Enrolling,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> Result<Json<BackupCodeResponse>, Error> {
     let code = app
-        .confirm_enrolment(&caller.session, &caller.account, ServiceId::Totp, &Answer::Code(body.code), caller.remote())
+        .confirm_enrolment(
+            &caller.session,
+            &caller.account,
+            ServiceId::Totp,
+            &Answer::Code(body.code),
+            caller.remote(),
+        )
         .await?;
-    Ok(Json(BackupCodeResponse { backup_code: code.display() }))
+    Ok(Json(BackupCodeResponse {
+        backup_code: code.display(),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -268,8 +338,13 @@ pub struct PasswordRequest {
 /// Turns off my 2FA; my password is required.
 #[utoipa::path(post, path = "/api/v1/me/two-factor/disable", request_body = PasswordRequest,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn disable_two_factor(State(app): State<App>, SignedIn(caller): SignedIn, ApiJson(body): ApiJson<PasswordRequest>) -> Result<StatusCode, Error> {
-    app.disable_own_two_factor(&caller.session, &caller.account, &body.password, caller.remote()).await?;
+pub async fn disable_two_factor(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<PasswordRequest>,
+) -> Result<StatusCode, Error> {
+    app.disable_own_two_factor(&caller.session, &caller.account, &body.password, caller.remote())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,9 +357,19 @@ pub struct ChangePasswordRequest {
 /// Changes my password; my other sessions end.
 #[utoipa::path(post, path = "/api/v1/me/password", request_body = ChangePasswordRequest,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn change_password(State(app): State<App>, SignedIn(caller): SignedIn, ApiJson(body): ApiJson<ChangePasswordRequest>) -> Result<StatusCode, Error> {
-    app.change_password(&caller.session, &caller.account, &body.current_password, &body.new_password, caller.remote())
-        .await?;
+pub async fn change_password(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, Error> {
+    app.change_password(
+        &caller.session,
+        &caller.account,
+        &body.current_password,
+        &body.new_password,
+        caller.remote(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,15 +386,26 @@ pub struct SettingsResponse {
     responses((status = 200, body = SettingsResponse), (status = 403, body = ErrorBody)))]
 pub async fn get_settings(State(app): State<App>, SignedIn(caller): SignedIn) -> Result<Json<SettingsResponse>, Error> {
     crate::services::admin::require_full_admin(&caller.account)?;
-    Ok(Json(SettingsResponse { settings: app.two_factor_settings().await?, server_time_utc: utc_text(app.now()) }))
+    Ok(Json(SettingsResponse {
+        settings: app.two_factor_settings().await?,
+        server_time_utc: utc_text(app.now()),
+    }))
 }
 
 /// Saves System settings > Two-Factor Authentication (full administrators).
 #[utoipa::path(put, path = "/api/v1/admin/two-factor/settings", request_body = TwoFactorSettings,
     responses((status = 200, body = SettingsResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put_settings(State(app): State<App>, SignedIn(caller): SignedIn, ApiJson(body): ApiJson<TwoFactorSettings>) -> Result<Json<SettingsResponse>, Error> {
-    app.save_two_factor_settings(&caller.account, &body, caller.remote()).await?;
-    Ok(Json(SettingsResponse { settings: body, server_time_utc: utc_text(app.now()) }))
+pub async fn put_settings(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<TwoFactorSettings>,
+) -> Result<Json<SettingsResponse>, Error> {
+    app.save_two_factor_settings(&caller.account, &body, caller.remote())
+        .await?;
+    Ok(Json(SettingsResponse {
+        settings: body,
+        server_time_utc: utc_text(app.now()),
+    }))
 }
 
 pub fn utc_text(unix: i64) -> String {
@@ -327,7 +423,11 @@ pub struct KindQuery {
 /// The Administrators or Clients list, with each account's 2FA status.
 #[utoipa::path(get, path = "/api/v1/admin/accounts", params(KindQuery),
     responses((status = 200, body = [AccountSummary]), (status = 403, body = ErrorBody)))]
-pub async fn list_accounts(State(app): State<App>, SignedIn(caller): SignedIn, Query(query): Query<KindQuery>) -> Result<Json<Vec<AccountSummary>>, Error> {
+pub async fn list_accounts(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Query(query): Query<KindQuery>,
+) -> Result<Json<Vec<AccountSummary>>, Error> {
     Ok(Json(app.list_accounts(&caller.account, query.kind).await?))
 }
 
@@ -344,7 +444,11 @@ pub struct NewAccountRequest {
 /// Creates an administrator or a client (full administrators).
 #[utoipa::path(post, path = "/api/v1/admin/accounts", request_body = NewAccountRequest,
     responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create_account(State(app): State<App>, SignedIn(caller): SignedIn, ApiJson(body): ApiJson<NewAccountRequest>) -> Result<Response, Error> {
+pub async fn create_account(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<NewAccountRequest>,
+) -> Result<Response, Error> {
     crate::services::admin::require_full_admin(&caller.account)?;
     let request = AccountRequest {
         kind: body.kind,
@@ -360,15 +464,24 @@ pub async fn create_account(State(app): State<App>, SignedIn(caller): SignedIn, 
 /// Turns off an account's 2FA (full administrators; 2FA cannot be turned on for someone).
 #[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/two-factor/disable", params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn admin_disable_two_factor(State(app): State<App>, SignedIn(caller): SignedIn, Path(id): Path<i64>) -> Result<StatusCode, Error> {
-    app.admin_disable_two_factor(&caller.account, id, caller.remote()).await?;
+pub async fn admin_disable_two_factor(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Error> {
+    app.admin_disable_two_factor(&caller.account, id, caller.remote())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Lifts an account's lockout (full administrators).
 #[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/unlock", params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unlock(State(app): State<App>, SignedIn(caller): SignedIn, Path(id): Path<i64>) -> Result<StatusCode, Error> {
+pub async fn unlock(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Error> {
     app.unlock(&caller.account, id, caller.remote()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -62,7 +62,13 @@ impl Error {
 }
 
 pub fn error_response(status: StatusCode, code: &'static str, message: String) -> Response {
-    (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()
+    (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail { code, message },
+        }),
+    )
+        .into_response()
 }
 
 impl IntoResponse for Error {

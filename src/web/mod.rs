@@ -34,12 +34,21 @@ pub fn router(app: App) -> Router {
         .route("/me", get(api::me))
         .route("/me/two-factor/services", get(api::my_services))
         .route("/me/two-factor/totp/enrollment", post(api::totp_enrollment))
-        .route("/me/two-factor/totp/enrollment/confirm", post(api::totp_enrollment_confirm))
+        .route(
+            "/me/two-factor/totp/enrollment/confirm",
+            post(api::totp_enrollment_confirm),
+        )
         .route("/me/two-factor/disable", post(api::disable_two_factor))
         .route("/me/password", post(api::change_password))
-        .route("/admin/two-factor/settings", get(api::get_settings).put(api::put_settings))
+        .route(
+            "/admin/two-factor/settings",
+            get(api::get_settings).put(api::put_settings),
+        )
         .route("/admin/accounts", get(api::list_accounts).post(api::create_account))
-        .route("/admin/accounts/{id}/two-factor/disable", post(api::admin_disable_two_factor))
+        .route(
+            "/admin/accounts/{id}/two-factor/disable",
+            post(api::admin_disable_two_factor),
+        )
         .route("/admin/accounts/{id}/unlock", post(api::unlock))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(app.clone(), same_origin_only))
@@ -65,25 +74,42 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn api_not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.".into())
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such API endpoint.".into(),
+    )
 }
 
 /// Refuses state-changing API calls made by another site's page (CSRF): browsers send
 /// `Sec-Fetch-Site` (and `Origin`) with every such request. Clients that are not browsers
 /// send neither and are not affected.
-async fn same_origin_only(axum::extract::State(app): axum::extract::State<App>, request: Request, next: Next) -> Response {
+async fn same_origin_only(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: Request,
+    next: Next,
+) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
     let headers = request.headers();
-    let fetch_site = headers.get(HeaderName::from_static("sec-fetch-site")).and_then(|v| v.to_str().ok());
+    let fetch_site = headers
+        .get(HeaderName::from_static("sec-fetch-site"))
+        .and_then(|v| v.to_str().ok());
     let cross_site = match fetch_site {
         Some(site) => !matches!(site, "same-origin" | "none"),
         None => match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -93,13 +119,19 @@ async fn same_origin_only(axum::extract::State(app): axum::extract::State<App>, 
     };
     if cross_site {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a cross-origin API call");
-        return error_response(StatusCode::FORBIDDEN, "cross_origin", "Cross-origin requests are not allowed.".into());
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "Cross-origin requests are not allowed.".into(),
+        );
     }
     next.run(request).await
 }
 
 fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
-    let Ok(origin) = url::Url::parse(origin) else { return false };
+    let Ok(origin) = url::Url::parse(origin) else {
+        return false;
+    };
     let origin = origin.origin();
     if let Some(public) = app.config.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
         return origin == public.origin();
@@ -134,7 +166,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(error_response(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())),
+            Err(rejection) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                rejection.body_text(),
+            )),
         }
     }
 }

@@ -28,7 +28,12 @@ pub fn png(text: &str) -> Result<Vec<u8>, Error> {
         .build();
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::L8)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::L8,
+        )
         .map_err(|e| Error::Internal(format!("PNG: {e}")))?;
     Ok(bytes)
 }

@@ -70,7 +70,11 @@ pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
 async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
     let token = session_token(&parts.headers).ok_or(Error::Unauthenticated)?;
     let (session, account) = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
-    Ok(Caller { session, account, remote: remote_addr(parts) })
+    Ok(Caller {
+        session,
+        account,
+        remote: remote_addr(parts),
+    })
 }
 
 fn stage_error(stage: Stage) -> Error {

@@ -1,0 +1,511 @@
+//! The user-visible flows of the core issue, over HTTP.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use twofold::core::otpauth::KeyUri;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn admin_enrols_in_totp_and_then_needs_both_factors() {
+    let server = TestServer::start().await;
+    server.full_admin("alice").await;
+    let admin = server.client();
+
+    let (status, body) = admin.login("admin", "alice").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("authenticated"))
+    );
+    let (_, me) = admin.get("/api/v1/me").await;
+    assert_eq!(me["two_factor"], json!({"enabled": false, "service": null}));
+    let (_, services) = admin.get("/api/v1/me/two-factor/services").await;
+    assert_eq!(services, json!([{"id": "totp", "name": "Time-Based Tokens"}]));
+
+    // Get Started: the QR code, the URI and the secret for manual entry.
+    let (status, enrolment) = admin.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+    assert_eq!(status, StatusCode::OK);
+    let uri = enrolment["otpauth_uri"].as_str().unwrap();
+    let key = KeyUri::parse(uri).unwrap();
+    assert!(uri.starts_with("otpauth://totp/Twofold:alice?secret="), "{uri}");
+    assert_eq!(key.issuer, "Twofold");
+    assert_eq!(key.secret.len(), 20, "160-bit secret");
+    let secret = enrolment["secret"].as_str().unwrap();
+    assert_eq!(enrolment["secret_grouped"].as_str().unwrap().replace(' ', ""), secret);
+    assert!(enrolment["qr_svg"].as_str().unwrap().contains("<svg"));
+    let png = data_encoding::BASE64
+        .decode(enrolment["qr_png_base64"].as_str().unwrap().as_bytes())
+        .unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Nothing is active before a right code.
+    let wrong = admin
+        .post(
+            "/api/v1/me/two-factor/totp/enrollment/confirm",
+            json!({"code": "000000"}),
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "invalid_code");
+    assert_eq!(admin.get("/api/v1/me").await.1["two_factor"]["enabled"], false);
+
+    let code = server.code(secret, 0);
+    let (status, confirmed) = admin
+        .post("/api/v1/me/two-factor/totp/enrollment/confirm", json!({"code": code}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    let backup = confirmed["backup_code"].as_str().unwrap();
+    assert_eq!(backup.len(), 19);
+    assert!(backup
+        .split('-')
+        .all(|group| group.len() == 4 && group.chars().all(|c| c.is_ascii_alphanumeric())));
+    assert_eq!(
+        admin.get("/api/v1/me").await.1["two_factor"],
+        json!({"enabled": true, "service": "totp"})
+    );
+
+    // The enrolment code cannot log in again.
+    assert_eq!(admin.post_empty("/api/v1/logout").await.0, StatusCode::NO_CONTENT);
+    let (_, login) = admin.login("admin", "alice").await;
+    assert_eq!(login["status"], "second_factor_required");
+    assert_eq!(login["services"][0]["id"], "totp");
+    assert_eq!(login["services"][0]["challenge"], json!({"type": "code", "length": 6}));
+    let replay = admin.post("/api/v1/login/second-factor", json!({"code": code})).await;
+    assert_eq!(error_code(&replay), "code_already_used");
+
+    server.next_step();
+    let (status, done) = admin
+        .post("/api/v1/login/second-factor", json!({"code": server.code(secret, 0)}))
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("authenticated"))
+    );
+    assert_eq!(admin.get("/api/v1/me").await.1["username"], "alice");
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_old_codes_are_out_of_sync() {
+    let server = TestServer::start().await;
+    let (secret, _) = enrolled_client(&server, "carol").await;
+    let client = server.client();
+
+    client.login("client", "carol").await;
+    let code = server.code(&secret, 0);
+    assert_eq!(
+        client
+            .post("/api/v1/login/second-factor", json!({"code": code}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Replayed in a new login, inside the same window: already used.
+    let other = server.client();
+    other.login("client", "carol").await;
+    let replay = other.post("/api/v1/login/second-factor", json!({"code": code})).await;
+    assert_eq!(
+        (replay.0, error_code(&replay)),
+        (StatusCode::UNAUTHORIZED, "code_already_used")
+    );
+    assert!(replay.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already been used"));
+
+    // A code from two steps ago (never used): refused, and the message points at the clocks.
+    for _ in 0..3 {
+        server.next_step();
+    }
+    let stale = other
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, -2)}))
+        .await;
+    assert_eq!(
+        (stale.0, error_code(&stale)),
+        (StatusCode::UNAUTHORIZED, "code_out_of_sync")
+    );
+    assert!(stale.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("time on your device"));
+
+    // A code that is simply wrong, and one that is not even a code.
+    let wrong = other
+        .post(
+            "/api/v1/login/second-factor",
+            json!({"code": wrong_code(&server, &secret)}),
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "invalid_code");
+    assert!(wrong.1["error"]["message"].as_str().unwrap().contains("incorrect"));
+    let garbage = other.post("/api/v1/login/second-factor", json!({"code": "12ab"})).await;
+    assert_eq!(
+        (garbage.0, error_code(&garbage)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code_format")
+    );
+
+    // An older code, never used, after a newer one was: refused too (RFC 6238 §5.2).
+    let newer = server.code(&secret, 1);
+    assert_eq!(
+        other
+            .post("/api/v1/login/second-factor", json!({"code": newer}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let third = server.client();
+    third.login("client", "carol").await;
+    let older = third
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(error_code(&older), "code_already_used");
+}
+
+/// A six-digit code that matches no step near the server's time.
+pub fn wrong_code(server: &TestServer, secret: &str) -> String {
+    let near: Vec<String> = (-25..=25).map(|delta| server.code(secret, delta)).collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_drifting_phone_keeps_working_within_the_bound() {
+    let server = TestServer::start().await;
+    let (secret, _) = enrolled_client(&server, "dora").await;
+    let client = server.client();
+    // The phone runs one step fast, then two: each login teaches the server the offset.
+    for steps_ahead in [1, 2, 2] {
+        server.next_step();
+        client.login("client", "dora").await;
+        let answer = client
+            .post(
+                "/api/v1/login/second-factor",
+                json!({"code": server.code(&secret, steps_ahead)}),
+            )
+            .await;
+        assert_eq!(answer.0, StatusCode::OK, "{steps_ahead} steps ahead: {}", answer.1);
+    }
+    // Beyond the bound (max_drift 2 + window 1): refused however it got there.
+    server.next_step();
+    client.login("client", "dora").await;
+    let far = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 4)}))
+        .await;
+    assert_eq!(error_code(&far), "code_out_of_sync");
+}
+
+#[tokio::test]
+async fn backup_code_logs_in_once_and_is_replaced() {
+    let server = TestServer::start().await;
+    let (_, backup) = enrolled_client(&server, "erin").await;
+    let client = server.client();
+    client.login("client", "erin").await;
+    let (status, used) = client
+        .post(
+            "/api/v1/login/backup-code",
+            json!({"backup_code": backup.to_lowercase().replace('-', " ")}),
+        )
+        .await;
+    assert_eq!(
+        (status, used["status"].as_str()),
+        (StatusCode::OK, Some("authenticated"))
+    );
+    let next = used["new_backup_code"].as_str().unwrap().to_string();
+    assert_ne!(next, backup);
+    assert_eq!(client.get("/api/v1/me").await.0, StatusCode::OK);
+
+    let again = server.client();
+    again.login("client", "erin").await;
+    let reused = again
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup}))
+        .await;
+    assert_eq!(
+        (reused.0, error_code(&reused)),
+        (StatusCode::UNAUTHORIZED, "invalid_code")
+    );
+    let malformed = again
+        .post("/api/v1/login/backup-code", json!({"backup_code": "ABC"}))
+        .await;
+    assert_eq!(
+        (malformed.0, error_code(&malformed)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code_format")
+    );
+    let (status, _) = again
+        .post("/api/v1/login/backup-code", json!({"backup_code": next}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forced_client_must_enrol_before_anything_else() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    server.client_account("fred").await;
+    let admin = server.client();
+    admin.login("admin", "root").await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["force_clients"] = json!(true);
+    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+
+    let client = server.client();
+    let (_, login) = client.login("client", "fred").await;
+    assert_eq!(login["status"], "enrollment_required");
+    assert_eq!(login["services"][0]["id"], "totp");
+    for path in ["/api/v1/me", "/api/v1/admin/accounts?kind=client"] {
+        let answer = client.get(path).await;
+        assert_eq!(
+            (answer.0, error_code(&answer)),
+            (StatusCode::FORBIDDEN, "enrollment_required"),
+            "{path}"
+        );
+    }
+    let skip = client
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "another long password"}),
+        )
+        .await;
+    assert_eq!(error_code(&skip), "enrollment_required");
+    let skip = client
+        .post("/api/v1/me/two-factor/disable", json!({"password": PASSWORD}))
+        .await;
+    assert_eq!(error_code(&skip), "enrollment_required");
+
+    assert_eq!(client.get("/api/v1/me/two-factor/services").await.0, StatusCode::OK);
+    client.enrol_totp(&server).await;
+    let (status, me) = client.get("/api/v1/me").await;
+    assert_eq!(
+        (status, me["two_factor"]["enabled"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+
+    // Administrators are not forced by the client setting.
+    server.full_admin("ivy").await;
+    assert_eq!(server.client().login("admin", "ivy").await.1["status"], "authenticated");
+}
+
+#[tokio::test]
+async fn disabling_own_two_factor_needs_the_password() {
+    let server = TestServer::start().await;
+    server.client_account("gina").await;
+    let client = server.client();
+    client.login("client", "gina").await;
+    client.enrol_totp(&server).await;
+
+    let wrong = client
+        .post("/api/v1/me/two-factor/disable", json!({"password": "not the password"}))
+        .await;
+    assert_eq!(error_code(&wrong), "invalid_credentials");
+    assert_eq!(client.get("/api/v1/me").await.1["two_factor"]["enabled"], true);
+    let (status, _) = client
+        .post("/api/v1/me/two-factor/disable", json!({"password": PASSWORD}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(client.get("/api/v1/me").await.1["two_factor"]["enabled"], false);
+    // Logging in again takes the password only.
+    assert_eq!(
+        server.client().login("client", "gina").await.1["status"],
+        "authenticated"
+    );
+}
+
+#[tokio::test]
+async fn full_admin_disables_a_clients_two_factor_from_the_list() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    let client_id = server.client_account("hank").await;
+    {
+        let client = server.client();
+        client.login("client", "hank").await;
+        client.enrol_totp(&server).await;
+    }
+    let admin = server.client();
+    admin.login("admin", "root").await;
+    let (status, list) = admin.get("/api/v1/admin/accounts?kind=client").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["username"], "hank");
+    assert_eq!(list[0]["two_factor_enabled"], true);
+    assert_eq!(list[0]["two_factor_service"], "totp");
+
+    let path = format!("/api/v1/admin/accounts/{client_id}/two-factor/disable");
+    assert_eq!(admin.post_empty(&path).await.0, StatusCode::NO_CONTENT);
+    let (_, list) = admin.get("/api/v1/admin/accounts?kind=client").await;
+    assert_eq!(list[0]["two_factor_enabled"], false);
+    assert_eq!(error_code(&admin.post_empty(&path).await), "conflict");
+    assert_eq!(
+        error_code(&admin.post_empty("/api/v1/admin/accounts/999/two-factor/disable").await),
+        "not_found"
+    );
+    assert_eq!(
+        server.client().login("client", "hank").await.1["status"],
+        "authenticated"
+    );
+}
+
+#[tokio::test]
+async fn settings_are_validated_and_show_the_server_time() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    let admin = server.client();
+    admin.login("admin", "root").await;
+    let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!(settings["server_time_utc"], "2027-01-15T08:00:10Z");
+    assert_eq!(settings["services"]["totp"]["active"], true);
+    assert_eq!(settings["services"]["totp"]["clients"], true);
+    assert_eq!(settings["services"]["totp"]["admins"], true);
+    assert_eq!(settings["services"]["totp"]["settings"]["window"], 1);
+
+    let mut bad = settings.clone();
+    bad.as_object_mut().unwrap().remove("server_time_utc");
+    bad["services"]["totp"]["settings"]["window"] = json!(9);
+    let answer = admin.put("/api/v1/admin/two-factor/settings", bad.clone()).await;
+    assert_eq!(
+        (answer.0, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+    );
+    bad["services"]["totp"]["settings"]["window"] = json!(1);
+    bad["surprise"] = json!(true);
+    let answer = admin.put("/api/v1/admin/two-factor/settings", bad).await;
+    assert_eq!(answer.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin.get("/api/v1/admin/two-factor/settings").await.1["services"]["totp"]["settings"]["window"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn window_zero_accepts_only_the_current_step() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    let (secret, _) = enrolled_client(&server, "ida").await;
+    let admin = server.client();
+    admin.login("admin", "root").await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["services"]["totp"]["settings"]["window"] = json!(0);
+    settings["services"]["totp"]["settings"]["max_drift"] = json!(0);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+
+    server.next_step();
+    let client = server.client();
+    client.login("client", "ida").await;
+    let late = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, -1)}))
+        .await;
+    assert_eq!(error_code(&late), "code_out_of_sync");
+    let now = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(now.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn password_change_checks_the_current_one_and_ends_other_sessions() {
+    let server = TestServer::start().await;
+    server.client_account("jane").await;
+    let (first, second) = (server.client(), server.client());
+    first.login("client", "jane").await;
+    second.login("client", "jane").await;
+
+    let wrong = first
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": "nope nope nope", "new_password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "invalid_credentials");
+    let short = first
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(
+        (short.0, error_code(&short)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+    );
+    let done = first
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(done.0, StatusCode::NO_CONTENT);
+
+    assert_eq!(first.get("/api/v1/me").await.0, StatusCode::OK);
+    assert_eq!(error_code(&second.get("/api/v1/me").await), "unauthenticated");
+    assert_eq!(
+        error_code(&server.client().login("client", "jane").await),
+        "invalid_credentials"
+    );
+    let (_, login) = server
+        .client()
+        .login_with("client", "JANE", "a brand new password")
+        .await;
+    assert_eq!(login["status"], "authenticated");
+}
+
+#[tokio::test]
+async fn first_start_setup_takes_the_one_time_token() {
+    let server = TestServer::start().await;
+    let path = server.app.prepare_setup_token().await.unwrap().unwrap();
+    let token = std::fs::read_to_string(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let anyone = server.client();
+    let body = |token: &str| json!({"setup_token": token, "username": "boss", "password": PASSWORD});
+    assert_eq!(
+        error_code(&anyone.post("/api/v1/setup", body("guess")).await),
+        "forbidden"
+    );
+    let (status, _) = anyone.post("/api/v1/setup", body(&token)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(!path.exists(), "the token is single-use");
+    assert_eq!(
+        anyone.post("/api/v1/setup", body(&token)).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, login) = anyone.login("admin", "boss").await;
+    assert_eq!(login["status"], "authenticated");
+    assert_eq!(anyone.get("/api/v1/me").await.1["role"], "full");
+    assert_eq!(server.app.prepare_setup_token().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_contract() {
+    let server = TestServer::start().await;
+    let (status, doc) = server.client().get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/v1/login",
+        "/api/v1/login/second-factor",
+        "/api/v1/login/backup-code",
+        "/api/v1/logout",
+        "/api/v1/me",
+        "/api/v1/me/two-factor/services",
+        "/api/v1/me/two-factor/totp/enrollment",
+        "/api/v1/me/two-factor/totp/enrollment/confirm",
+        "/api/v1/me/two-factor/disable",
+        "/api/v1/me/password",
+        "/api/v1/admin/two-factor/settings",
+        "/api/v1/admin/accounts",
+        "/api/v1/admin/accounts/{id}/two-factor/disable",
+        "/api/v1/admin/accounts/{id}/unlock",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["paths"]["/api/v1/admin/two-factor/settings"]["put"].is_object());
+}

@@ -1,0 +1,309 @@
+//! Adversarial tests: half-logged-in sessions, races, roles, and the API's own rules.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_password_only_session_can_call_nothing_else() {
+    let server = TestServer::start().await;
+    let (_, _) = enrolled_client(&server, "nina").await;
+    let half = server.client();
+    assert_eq!(half.login("client", "nina").await.1["status"], "second_factor_required");
+
+    let gets = [
+        "/api/v1/me",
+        "/api/v1/me/two-factor/services",
+        "/api/v1/admin/two-factor/settings",
+        "/api/v1/admin/accounts?kind=client",
+    ];
+    for path in gets {
+        let answer = half.get(path).await;
+        assert_eq!(
+            (answer.0, error_code(&answer)),
+            (StatusCode::UNAUTHORIZED, "second_factor_required"),
+            "{path}"
+        );
+    }
+    let posts = [
+        ("/api/v1/me/two-factor/totp/enrollment", json!({})),
+        (
+            "/api/v1/me/two-factor/totp/enrollment/confirm",
+            json!({"code": "123456"}),
+        ),
+        ("/api/v1/me/two-factor/disable", json!({"password": PASSWORD})),
+        (
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "something much longer"}),
+        ),
+        ("/api/v1/admin/accounts/1/two-factor/disable", json!({})),
+    ];
+    for (path, body) in posts {
+        let answer = half.post(path, body).await;
+        assert_eq!(
+            (answer.0, error_code(&answer)),
+            (StatusCode::UNAUTHORIZED, "second_factor_required"),
+            "{path}"
+        );
+    }
+
+    // The same token presented another way is no session at all.
+    let cookie = half_session_cookie(&server, "nina").await;
+    let raw = reqwest::Client::new();
+    for header in [
+        ("authorization", format!("Bearer {cookie}")),
+        ("cookie", format!("session={cookie}")),
+    ] {
+        let response = raw
+            .get(format!("{}/api/v1/me", server.base))
+            .header(header.0, &header.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated");
+    }
+    let response = raw
+        .get(format!("{}/api/v1/me", server.base))
+        .header("cookie", format!("twofold_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "second_factor_required");
+}
+
+/// Logs in with the password only and returns the raw session token from `Set-Cookie`.
+async fn half_session_cookie(server: &TestServer, username: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/login", server.base))
+        .json(&json!({"username": username, "password": PASSWORD, "area": "client"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP on loopback: no Secure flag");
+    cookie
+        .trim_start_matches("twofold_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_code_raced_twenty_times_succeeds_once() {
+    // Lockout is raised so that all twenty reach the code check: this test is about the
+    // compare-and-set on the used step, not about lockout.
+    let server = TestServer::start_with(|config| config.lockout.max_failures = 1000).await;
+    let (secret, _) = enrolled_client(&server, "olga").await;
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        let client = server.client();
+        assert_eq!(
+            client.login("client", "olga").await.1["status"],
+            "second_factor_required"
+        );
+        sessions.push(client);
+    }
+    let code = server.code(&secret, 0);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|client| {
+            let (code, barrier) = (code.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client.post("/api/v1/login/second-factor", json!({"code": code})).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(
+        answers.iter().filter(|a| a.0 == StatusCode::OK).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(answers
+        .iter()
+        .filter(|a| a.0 != StatusCode::OK)
+        .all(|a| error_code(a) == "code_already_used"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_backup_code_raced_twice_logs_in_once() {
+    let server = TestServer::start().await;
+    let (_, backup) = enrolled_client(&server, "pia").await;
+    let (first, second) = (server.client(), server.client());
+    first.login("client", "pia").await;
+    second.login("client", "pia").await;
+    let body = json!({"backup_code": backup});
+    let (a, b) = tokio::join!(
+        first.post("/api/v1/login/backup-code", body.clone()),
+        second.post("/api/v1/login/backup-code", body)
+    );
+    let successes = [&a, &b].iter().filter(|answer| answer.0 == StatusCode::OK).count();
+    assert_eq!(successes, 1, "{a:?} {b:?}");
+}
+
+#[tokio::test]
+async fn staff_administrators_cannot_change_settings_or_others_two_factor() {
+    let server = TestServer::start().await;
+    server
+        .create_account(
+            twofold::core::policy::AccountKind::Admin,
+            Some(twofold::core::policy::Role::Staff),
+            "sam",
+        )
+        .await;
+    let client_id = server.client_account("quinn").await;
+    let staff = server.client();
+    assert_eq!(staff.login("admin", "sam").await.1["status"], "authenticated");
+    assert_eq!(staff.get("/api/v1/me").await.1["role"], "staff");
+
+    let answer = staff.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!((answer.0, error_code(&answer)), (StatusCode::FORBIDDEN, "forbidden"));
+    let settings = serde_json::to_value(twofold::core::policy::TwoFactorSettings {
+        force_admins: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let answer = staff.put("/api/v1/admin/two-factor/settings", settings).await;
+    assert_eq!((answer.0, error_code(&answer)), (StatusCode::FORBIDDEN, "forbidden"));
+    assert!(
+        !server.app.two_factor_settings().await.unwrap().force_admins,
+        "nothing was saved"
+    );
+    for path in [
+        format!("/api/v1/admin/accounts/{client_id}/two-factor/disable"),
+        format!("/api/v1/admin/accounts/{client_id}/unlock"),
+    ] {
+        assert_eq!(error_code(&staff.post_empty(&path).await), "forbidden", "{path}");
+    }
+    // Clients are not administrators at all.
+    let client = server.client();
+    client.login("client", "quinn").await;
+    assert_eq!(
+        error_code(&client.get("/api/v1/admin/accounts?kind=client").await),
+        "forbidden"
+    );
+    // And an administrator's credentials do not open the client area.
+    assert_eq!(
+        error_code(&server.client().login("client", "sam").await),
+        "invalid_credentials"
+    );
+}
+
+#[tokio::test]
+async fn the_api_takes_only_same_origin_json() {
+    let server = TestServer::start().await;
+    server.client_account("rita").await;
+    let raw = reqwest::Client::new();
+    let url = format!("{}/api/v1/login", server.base);
+    let body = r#"{"username":"rita","password":"correct horse battery staple","area":"client"}"#;
+
+    let form = raw
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = raw
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    let body_json: serde_json::Value = broken.json().await.unwrap();
+    assert_eq!(body_json["error"]["code"], "invalid_request");
+    let missing = raw
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"username":"rita"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    for (name, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let response = raw
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "no session for a cross-site call"
+        );
+    }
+    let same = raw
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("origin", server.base.clone())
+        .header("sec-fetch-site", "same-origin")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+    let headers = same.headers();
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let unknown = raw
+        .get(format!("{}/api/v1/nothing-here", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_users_and_wrong_passwords_look_the_same() {
+    let server = TestServer::start().await;
+    server.client_account("sara").await;
+    let unknown = server.client().login("client", "nobody").await;
+    let wrong = server.client().login_with("client", "sara", "wrong password!").await;
+    assert_eq!(unknown, wrong);
+    assert_eq!(error_code(&unknown), "invalid_credentials");
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit() {
+    let server = TestServer::start().await;
+    let (secret, backup) = enrolled_client(&server, "tina").await;
+    let db = std::fs::read(server.dir.path().join("twofold.db")).unwrap();
+    let wal = std::fs::read(server.dir.path().join("twofold.db-wal")).unwrap_or_default();
+    for haystack in [&db, &wal] {
+        for needle in [secret.as_bytes(), backup.as_bytes(), backup.replace('-', "").as_bytes()] {
+            assert!(
+                !haystack.windows(needle.len()).any(|w| w == needle),
+                "a secret is stored in clear"
+            );
+        }
+    }
+    let audit = server.app.store.audit_events(None, 1000).await.unwrap();
+    let text = format!("{audit:?}");
+    assert!(!text.contains(&secret) && !text.contains(&backup));
+}

@@ -1,0 +1,219 @@
+//! A real Twofold on a random loopback port, with a fresh database in a temporary
+//! directory and a manual clock; and an HTTP client that keeps its session cookie.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use twofold::app::App;
+use twofold::clock::ManualClock;
+use twofold::config::Config;
+use twofold::core::policy::{AccountKind, Role};
+use twofold::core::totp::{code_at, step_at, TotpParams};
+use twofold::services::admin::AccountRequest;
+
+/// Mid-step, so a test can move a few seconds without crossing a step by accident.
+pub const START_TIME: i64 = 1_800_000_010;
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub app: App,
+    pub dir: TempDir,
+    config: Config,
+    stop: StopOnDrop,
+}
+
+/// Stops the server when the test ends.
+struct StopOnDrop(Option<oneshot::Sender<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let clock = Arc::new(ManualClock::new(START_TIME));
+        TestServer::launch(dir, config, clock).await
+    }
+
+    async fn launch(dir: TempDir, config: Config, clock: Arc<ManualClock>) -> TestServer {
+        let app = App::start(config.clone(), clock.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = app.clone();
+        tokio::spawn(async move {
+            twofold::web::serve(served, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            base,
+            clock,
+            app,
+            dir,
+            config,
+            stop: StopOnDrop(Some(stop)),
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data directory and clock: what
+    /// the database holds survives, nothing else does.
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            dir,
+            config,
+            clock,
+            stop,
+            ..
+        } = self;
+        drop(stop);
+        TestServer::launch(dir, config, clock).await
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    pub async fn create_account(&self, kind: AccountKind, role: Option<Role>, username: &str) -> i64 {
+        let email = format!("{username}@example.com");
+        let request = AccountRequest {
+            kind,
+            role,
+            username,
+            email: Some(&email),
+            password: PASSWORD,
+        };
+        self.app.create_account(&request).await.unwrap()
+    }
+
+    pub async fn full_admin(&self, username: &str) -> i64 {
+        self.create_account(AccountKind::Admin, Some(Role::Full), username)
+            .await
+    }
+
+    pub async fn client_account(&self, username: &str) -> i64 {
+        self.create_account(AccountKind::Client, None, username).await
+    }
+
+    pub fn now(&self) -> i64 {
+        use twofold::clock::Clock;
+        self.clock.now()
+    }
+
+    /// The code an authenticator app shows now, `steps` steps away.
+    pub fn code(&self, secret_base32: &str, steps: i64) -> String {
+        let secret = data_encoding::BASE32_NOPAD.decode(secret_base32.as_bytes()).unwrap();
+        code_at(&secret, TotpParams::default(), step_at(self.now(), 30) + steps).unwrap()
+    }
+
+    /// Moves to the next time step, so a fresh code exists.
+    pub fn next_step(&self) {
+        self.clock.advance(30);
+    }
+}
+
+/// A browser-like client: it keeps its cookie.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub type Answer = (StatusCode, Value);
+
+impl Client {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn login(&self, area: &str, username: &str) -> Answer {
+        self.login_with(area, username, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, area: &str, username: &str, password: &str) -> Answer {
+        self.post(
+            "/api/v1/login",
+            json!({"username": username, "password": password, "area": area}),
+        )
+        .await
+    }
+
+    /// Enrols in Time-Based Tokens from a signed-in (or enrolling) session; returns the
+    /// base32 secret and the backup code.
+    pub async fn enrol_totp(&self, server: &TestServer) -> (String, String) {
+        let (status, enrolment) = self.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+        assert_eq!(status, StatusCode::OK, "{enrolment}");
+        let secret = enrolment["secret"].as_str().unwrap().to_string();
+        let code = server.code(&secret, 0);
+        let (status, confirmed) = self
+            .post("/api/v1/me/two-factor/totp/enrollment/confirm", json!({"code": code}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{confirmed}");
+        (secret, confirmed["backup_code"].as_str().unwrap().to_string())
+    }
+}
+
+/// The error code of an error answer.
+pub fn error_code(answer: &Answer) -> &str {
+    answer.1["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+/// A signed-in client account enrolled in TOTP, and a fresh client with no session.
+pub async fn enrolled_client(server: &TestServer, username: &str) -> (String, String) {
+    server.client_account(username).await;
+    let client = server.client();
+    assert_eq!(client.login("client", username).await.1["status"], "authenticated");
+    let enrolled = client.enrol_totp(server).await;
+    server.next_step();
+    enrolled
+}
