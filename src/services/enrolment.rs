@@ -70,6 +70,33 @@ impl App {
         Ok(enrolment.setup)
     }
 
+    /// The enrolment in progress, shown again; `None` when there is none (or it expired).
+    pub async fn pending_enrolment_setup(
+        &self,
+        account: &Account,
+    ) -> Result<Option<(ServiceId, EnrolmentSetup)>, Error> {
+        let now = self.now();
+        let Some(pending) = self.store.pending_enrolment(account.id).await? else {
+            return Ok(None);
+        };
+        let Some(service) = ServiceId::parse(&pending.service) else {
+            return Ok(None);
+        };
+        if pending.started_at + PENDING_ENROLMENT_TTL_SECS <= now {
+            return Ok(None);
+        }
+        let settings = self.two_factor_settings().await?;
+        let ctx = Context {
+            account,
+            settings: &settings,
+            now,
+        };
+        Ok(Some((
+            service,
+            self.service(service).enrolment_setup(self, &ctx, &pending.credential)?,
+        )))
+    }
+
     /// "Submit": checks the code and activates the credential; returns the backup code.
     pub async fn confirm_enrolment(
         &self,

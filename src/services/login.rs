@@ -158,15 +158,8 @@ impl App {
         let enrolled = self.store.two_factor(account.id).await?;
         let enrolled_service = enrolled.as_ref().and_then(|e| ServiceId::parse(&e.service));
         let next = settings.next_step(account.kind, enrolled_service);
-        let challenge = match (&next, &enrolled) {
-            (NextStep::SecondFactor(service), Some(enrolled)) => {
-                let ctx = Context {
-                    account: &account,
-                    settings: &settings,
-                    now: self.now(),
-                };
-                Some(self.service(*service).challenge(self, &ctx, enrolled)?)
-            }
+        let challenge = match next {
+            NextStep::SecondFactor(_) => self.login_challenge(&account).await?,
             _ => None,
         };
         let stage = match next {
@@ -180,6 +173,23 @@ impl App {
             next,
             challenge,
         })
+    }
+
+    /// What the second-factor page asks this account for; `None` without a second factor.
+    pub async fn login_challenge(&self, account: &Account) -> Result<Option<Challenge>, Error> {
+        let Some(enrolled) = self.store.two_factor(account.id).await? else {
+            return Ok(None);
+        };
+        let Some(service) = ServiceId::parse(&enrolled.service) else {
+            return Ok(None);
+        };
+        let settings = self.two_factor_settings().await?;
+        let ctx = Context {
+            account,
+            settings: &settings,
+            now: self.now(),
+        };
+        Ok(Some(self.service(service).challenge(self, &ctx, &enrolled)?))
     }
 
     async fn create_session(&self, account_id: i64, stage: Stage) -> Result<String, Error> {

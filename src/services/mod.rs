@@ -59,7 +59,11 @@ pub struct NewEnrolment {
 /// What an enrolment shows the user.
 pub enum EnrolmentSetup {
     /// An authenticator app to scan: the `otpauth://` URI and its secret in base32.
-    Totp { otpauth_uri: String, secret: String },
+    Totp {
+        otpauth_uri: String,
+        secret: String,
+        digits: u32,
+    },
 }
 
 /// Facts a service needs for one call.
@@ -76,6 +80,15 @@ pub trait SecondFactor: Send + Sync {
 
     /// Creates a credential for the account, not active until confirmed.
     async fn begin_enrolment(&self, app: &crate::app::App, ctx: &Context<'_>) -> Result<NewEnrolment, Error>;
+
+    /// Shows again what `begin_enrolment` showed, for a pending credential (a page reload,
+    /// or a wrong code typed at the first attempt).
+    fn enrolment_setup(
+        &self,
+        app: &crate::app::App,
+        ctx: &Context<'_>,
+        sealed_credential: &[u8],
+    ) -> Result<EnrolmentSetup, Error>;
 
     /// Checks the answer that proves the user set the credential up. On success returns the
     /// credential's initial replay state (for TOTP, the step just used).

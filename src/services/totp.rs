@@ -74,6 +74,21 @@ impl From<Rejection> for Error {
     }
 }
 
+/// What the enrolment page shows: the `otpauth://` URI (for the QR code) and the secret.
+fn setup(app: &App, ctx: &Context<'_>, secret: &[u8], params: TotpParams) -> EnrolmentSetup {
+    let uri = KeyUri {
+        issuer: app.config.issuer.clone(),
+        account: ctx.account.username.clone(),
+        secret: secret.to_vec(),
+        params,
+    };
+    EnrolmentSetup::Totp {
+        otpauth_uri: uri.to_uri(),
+        secret: BASE32_NOPAD.encode(secret),
+        digits: params.digits,
+    }
+}
+
 #[async_trait]
 impl SecondFactor for TotpService {
     fn id(&self) -> ServiceId {
@@ -87,19 +102,15 @@ impl SecondFactor for TotpService {
             secret: BASE32_NOPAD.encode(&secret),
             params,
         };
-        let uri = KeyUri {
-            issuer: app.config.issuer.clone(),
-            account: ctx.account.username.clone(),
-            secret: secret.to_vec(),
-            params,
-        };
         Ok(NewEnrolment {
             sealed_credential: credential.seal(app, ctx.account.id)?,
-            setup: EnrolmentSetup::Totp {
-                otpauth_uri: uri.to_uri(),
-                secret: credential.secret,
-            },
+            setup: setup(app, ctx, &secret, params),
         })
+    }
+
+    fn enrolment_setup(&self, app: &App, ctx: &Context<'_>, sealed_credential: &[u8]) -> Result<EnrolmentSetup, Error> {
+        let (secret, params) = Credential::open(app, ctx.account.id, sealed_credential)?;
+        Ok(setup(app, ctx, &secret, params))
     }
 
     async fn confirm_enrolment(

@@ -290,7 +290,9 @@ pub async fn totp_enrollment(
     State(app): State<App>,
     Enrolling(caller): Enrolling,
 ) -> Result<Json<TotpEnrollment>, Error> {
-    let EnrolmentSetup::Totp { otpauth_uri, secret } = app
+    let EnrolmentSetup::Totp {
+        otpauth_uri, secret, ..
+    } = app
         .begin_enrolment(&caller.session, &caller.account, ServiceId::Totp, caller.remote())
         .await?;
     Ok(Json(TotpEnrollment {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+mod pages;
 pub mod qr;
 pub mod session;
 
@@ -50,13 +51,14 @@ pub fn router(app: App) -> Router {
             post(api::admin_disable_two_factor),
         )
         .route("/admin/accounts/{id}/unlock", post(api::unlock))
-        .fallback(api_not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), same_origin_only))
-        .layer(header_layer(header::CACHE_CONTROL, "no-store"));
+        .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
+        .merge(pages::routes())
         .route("/api/openapi.json", get(api::openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn_with_state(app.clone(), same_origin_only))
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
@@ -95,7 +97,7 @@ async fn api_not_found() -> Response {
     )
 }
 
-/// Refuses state-changing API calls made by another site's page (CSRF): browsers send
+/// Refuses state-changing calls (API and forms) made by another site's page (CSRF): browsers send
 /// `Sec-Fetch-Site` (and `Origin`) with every such request. Clients that are not browsers
 /// send neither and are not affected.
 async fn same_origin_only(

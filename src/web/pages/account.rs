@@ -1,0 +1,253 @@
+//! My Account (admin area) and Security Settings (client area): enrolment in a second
+//! factor, its backup code, and turning it off.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::login::BackupCodePage;
+use super::{check_csrf, error_page, render, see_other, Area, Layout, MaybeCaller, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
+use crate::app::App;
+use crate::core::otpauth::grouped_secret;
+use crate::core::policy::{AccountKind, ServiceId};
+use crate::services::{Answer, EnrolmentSetup, Error};
+use crate::store::Stage;
+use crate::web::qr;
+use crate::web::session::Caller;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    enrolled: Option<&'static str>,
+    services: Vec<(&'static str, &'static str)>,
+    forced: bool,
+}
+
+fn title(area: Area) -> &'static str {
+    match area.kind {
+        AccountKind::Admin => "My Account",
+        AccountKind::Client => "Security Settings",
+    }
+}
+
+async fn account_form(
+    app: &App,
+    area: Area,
+    caller: &Caller,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    let enrolled = match app.store.two_factor(caller.account.id).await {
+        Ok(enrolled) => enrolled
+            .and_then(|e| ServiceId::parse(&e.service))
+            .map(ServiceId::display_name),
+        Err(error) => return error_page(app, area, Some(caller), error.into()),
+    };
+    let services = match app.services_for(&caller.account).await {
+        Ok(services) => services.into_iter().map(|s| (s.as_str(), s.display_name())).collect(),
+        Err(error) => return error_page(app, area, Some(caller), error),
+    };
+    let page = AccountPage {
+        layout: Layout::new(app, area, title(area), Some(caller)),
+        error,
+        notice,
+        enrolled,
+        services,
+        forced: caller.session.stage == Stage::Enrolment,
+    };
+    render(status, page)
+}
+
+fn failure(error: &Error) -> (StatusCode, Option<String>) {
+    (error.status_and_code().0, Some(error.public_message()))
+}
+
+pub async fn account_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+    let area = Area::of::<ADMIN>();
+    match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+        Ok(caller) => account_form(&app, area, &caller, StatusCode::OK, None, None).await,
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    csrf: String,
+    enable: Option<String>,
+    service: Option<String>,
+}
+
+/// "Get Started": the chosen service's enrolment begins, then its page shows it.
+pub async fn start<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<StartForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = async {
+        check_csrf(&caller, &form.csrf)?;
+        if form.enable.is_none() {
+            return Err(Error::Validation(
+                "Toggle Two-Factor Authentication on, then choose a service.".into(),
+            ));
+        }
+        let service = form
+            .service
+            .as_deref()
+            .and_then(ServiceId::parse)
+            .ok_or_else(|| Error::Validation("Choose a service.".into()))?;
+        app.begin_enrolment(&caller.session, &caller.account, service, caller.remote())
+            .await
+    }
+    .await;
+    match result {
+        Ok(EnrolmentSetup::Totp { .. }) => see_other(&area.path("/account/two-factor/totp")),
+        Err(error) => {
+            let (status, message) = failure(&error);
+            account_form(&app, area, &caller, status, message, None).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "enrol_totp.html")]
+struct TotpPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    qr_png_base64: String,
+    secret_grouped: String,
+    digits: u32,
+}
+
+async fn totp_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
+    let setup = match app.pending_enrolment_setup(&caller.account).await {
+        Ok(Some((_, setup))) => setup,
+        Ok(None) => return see_other(&area.path("/account")),
+        Err(error) => return error_page(app, area, Some(caller), error),
+    };
+    let EnrolmentSetup::Totp {
+        otpauth_uri,
+        secret,
+        digits,
+    } = setup;
+    let png = match qr::png(&otpauth_uri) {
+        Ok(png) => png,
+        Err(error) => return error_page(app, area, Some(caller), error),
+    };
+    let page = TotpPage {
+        layout: Layout::new(app, area, "Time-Based Tokens", Some(caller)),
+        error,
+        notice: None,
+        qr_png_base64: data_encoding::BASE64.encode(&png),
+        secret_grouped: grouped_secret(&secret),
+        digits,
+    };
+    render(status, page)
+}
+
+pub async fn totp_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+    let area = Area::of::<ADMIN>();
+    match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+        Ok(caller) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// "Submit": the code activates the service; the backup code is shown once.
+pub async fn confirm<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = match check_csrf(&caller, &form.csrf) {
+        Ok(()) => {
+            app.confirm_enrolment(
+                &caller.session,
+                &caller.account,
+                ServiceId::Totp,
+                &Answer::Code(form.code),
+                caller.remote(),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(backup_code) => render(
+            StatusCode::OK,
+            BackupCodePage {
+                layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
+                heading: "Two-Factor Authentication is on",
+                explanation: "From now on, you will enter a code from your authenticator app every time you log in.",
+                backup_code: backup_code.display(),
+                continue_url: area.home(),
+            },
+        ),
+        Err(error @ Error::Conflict(_)) => {
+            let (status, message) = failure(&error);
+            account_form(&app, area, &caller, status, message, None).await
+        }
+        Err(error) => {
+            let (status, message) = failure(&error);
+            totp_form(&app, area, &caller, status, message).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DisableForm {
+    csrf: String,
+    password: String,
+}
+
+pub async fn disable<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<DisableForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.require(area, SIGNED_IN) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = match check_csrf(&caller, &form.csrf) {
+        Ok(()) => {
+            app.disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => {
+            let notice = Some("Two-Factor Authentication is now off.".to_string());
+            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
+        }
+        Err(error) => {
+            let (status, message) = failure(&error);
+            account_form(&app, area, &caller, status, message, None).await
+        }
+    }
+}

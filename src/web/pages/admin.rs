@@ -1,0 +1,368 @@
+//! Admin-only pages: first-start setup, System Settings > Two-Factor Authentication, and the
+//! Administrators and Clients lists with their 2FA status.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::{
+    anonymous_csrf, check_anonymous_csrf, check_csrf, error_page, message_page, render, see_other, with_cookie, Area,
+    Layout, MaybeCaller, SIGNED_IN,
+};
+use crate::app::App;
+use crate::core::hotp::Algorithm;
+use crate::core::policy::{AccountKind, ServiceSwitches, TotpSettings, TwoFactorSettings};
+use crate::services::admin::{require_admin, require_full_admin};
+use crate::services::Error;
+use crate::store::AccountSummary;
+use crate::web::session::Caller;
+use crate::web::Remote;
+
+const ADMIN: Area = Area::of::<true>();
+
+fn signed_in_admin(caller: MaybeCaller) -> Result<Caller, Redirect> {
+    caller.require(ADMIN, SIGNED_IN)
+}
+
+pub async fn dashboard(State(app): State<App>, caller: MaybeCaller) -> Response {
+    match signed_in_admin(caller) {
+        Ok(caller) => {
+            let notice = format!("Welcome, {}.", caller.account.username);
+            message_page(
+                &app,
+                ADMIN,
+                Some(&caller),
+                StatusCode::OK,
+                "Dashboard",
+                None,
+                Some(notice),
+            )
+        }
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    csrf: String,
+    username: String,
+}
+
+fn setup_form(app: &App, headers: &HeaderMap, status: StatusCode, username: String, error: Option<String>) -> Response {
+    let (csrf, cookie) = match anonymous_csrf(headers) {
+        Ok(found) => found,
+        Err(error) => return error_page(app, ADMIN, None, error),
+    };
+    let page = SetupPage {
+        layout: Layout::new(app, ADMIN, "Set up Twofold", None),
+        error,
+        notice: None,
+        csrf,
+        username,
+    };
+    with_cookie(render(status, page), cookie)
+}
+
+pub async fn setup_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    match app.store.has_admin().await {
+        Ok(true) => see_other("/admin/login"),
+        Ok(false) => setup_form(&app, &headers, StatusCode::OK, String::new(), None),
+        Err(error) => error_page(&app, ADMIN, None, error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    csrf: String,
+    setup_token: String,
+    username: String,
+    password: String,
+}
+
+pub async fn setup(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    headers: HeaderMap,
+    Form(form): Form<SetupForm>,
+) -> Response {
+    let result = match check_anonymous_csrf(&headers, &form.csrf) {
+        Ok(()) => {
+            app.setup_first_admin(&form.setup_token, &form.username, &form.password, remote.as_deref())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(_) => see_other("/admin/login"),
+        Err(Error::Forbidden) => {
+            let message =
+                "That setup token is not valid. Copy it from the file setup-token in Twofold's data directory.";
+            setup_form(
+                &app,
+                &headers,
+                StatusCode::FORBIDDEN,
+                form.username,
+                Some(message.into()),
+            )
+        }
+        Err(error) => {
+            let (status, _) = error.status_and_code();
+            setup_form(&app, &headers, status, form.username, Some(error.public_message()))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    totp: ServiceSwitches<TotpSettings>,
+    totp_algorithm: &'static str,
+    force_clients: bool,
+    force_admins: bool,
+}
+
+fn settings_form(
+    app: &App,
+    caller: &Caller,
+    settings: TwoFactorSettings,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    let page = SettingsPage {
+        layout: Layout::new(app, ADMIN, "Two-Factor Authentication", Some(caller)),
+        error,
+        notice,
+        totp_algorithm: settings.services.totp.settings.algorithm.name(),
+        totp: settings.services.totp,
+        force_clients: settings.force_clients,
+        force_admins: settings.force_admins,
+    };
+    render(status, page)
+}
+
+pub async fn settings_page(State(app): State<App>, caller: MaybeCaller) -> Response {
+    let caller = match signed_in_admin(caller) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = async {
+        require_full_admin(&caller.account)?;
+        app.two_factor_settings().await
+    }
+    .await;
+    match result {
+        Ok(settings) => settings_form(&app, &caller, settings, StatusCode::OK, None, None),
+        Err(error) => error_page(&app, ADMIN, Some(&caller), error),
+    }
+}
+
+/// The settings form: unticked checkboxes are simply absent.
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    csrf: String,
+    totp_active: Option<String>,
+    totp_clients: Option<String>,
+    totp_admins: Option<String>,
+    totp_window: String,
+    totp_max_drift: String,
+    totp_algorithm: String,
+    totp_digits: String,
+    force_clients: Option<String>,
+    force_admins: Option<String>,
+}
+
+impl SettingsForm {
+    fn settings(&self) -> Result<TwoFactorSettings, Error> {
+        let number = |text: &str, name: &str| {
+            text.trim()
+                .parse::<u32>()
+                .map_err(|_| Error::Validation(format!("{name} must be a whole number.")))
+        };
+        Ok(TwoFactorSettings {
+            services: crate::core::policy::Services {
+                totp: ServiceSwitches {
+                    active: self.totp_active.is_some(),
+                    clients: self.totp_clients.is_some(),
+                    admins: self.totp_admins.is_some(),
+                    settings: TotpSettings {
+                        window: number(&self.totp_window, "The window")?,
+                        max_drift: number(&self.totp_max_drift, "The drift")?,
+                        algorithm: Algorithm::from_name(&self.totp_algorithm)
+                            .ok_or_else(|| Error::Validation("Choose SHA1, SHA256 or SHA512.".into()))?,
+                        digits: number(&self.totp_digits, "Digits")?,
+                    },
+                },
+            },
+            force_clients: self.force_clients.is_some(),
+            force_admins: self.force_admins.is_some(),
+        })
+    }
+}
+
+pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(form): Form<SettingsForm>) -> Response {
+    let caller = match signed_in_admin(caller) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    if let Err(error) = require_full_admin(&caller.account).and_then(|()| check_csrf(&caller, &form.csrf)) {
+        return error_page(&app, ADMIN, Some(&caller), error);
+    }
+    let result = match form.settings() {
+        Ok(settings) => app
+            .save_two_factor_settings(&caller.account, &settings, caller.remote())
+            .await
+            .map(|()| settings),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(settings) => settings_form(
+            &app,
+            &caller,
+            settings,
+            StatusCode::OK,
+            None,
+            Some("Settings saved.".into()),
+        ),
+        Err(error) => match app.two_factor_settings().await {
+            Ok(saved) => {
+                let (status, _) = error.status_and_code();
+                settings_form(&app, &caller, saved, status, Some(error.public_message()), None)
+            }
+            Err(error) => error_page(&app, ADMIN, Some(&caller), error),
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    accounts: Vec<AccountSummary>,
+    is_admin_list: bool,
+    can_manage: bool,
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+async fn account_list(app: &App, caller: MaybeCaller, kind: AccountKind, done: Option<String>) -> Response {
+    let caller = match signed_in_admin(caller) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let accounts = match app.list_accounts(&caller.account, kind).await {
+        Ok(accounts) => accounts,
+        Err(error) => return error_page(app, ADMIN, Some(&caller), error),
+    };
+    let notice = match done.as_deref() {
+        Some("disabled") => Some("Two-Factor Authentication was disabled for the account.".to_string()),
+        Some("unlocked") => Some("The account was unlocked.".to_string()),
+        _ => None,
+    };
+    let title = match kind {
+        AccountKind::Admin => "Administrators",
+        AccountKind::Client => "Clients",
+    };
+    let page = AccountsPage {
+        layout: Layout::new(app, ADMIN, title, Some(&caller)),
+        error: None,
+        notice,
+        accounts,
+        is_admin_list: kind == AccountKind::Admin,
+        can_manage: require_full_admin(&caller.account).is_ok(),
+    };
+    render(StatusCode::OK, page)
+}
+
+pub async fn administrators(State(app): State<App>, caller: MaybeCaller, Query(query): Query<Done>) -> Response {
+    account_list(&app, caller, AccountKind::Admin, query.done).await
+}
+
+pub async fn clients(State(app): State<App>, caller: MaybeCaller, Query(query): Query<Done>) -> Response {
+    account_list(&app, caller, AccountKind::Client, query.done).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+#[derive(Clone, Copy)]
+enum AccountAction {
+    DisableTwoFactor,
+    Unlock,
+}
+
+impl AccountAction {
+    /// The list page's `done=` notice.
+    fn done(self) -> &'static str {
+        match self {
+            AccountAction::DisableTwoFactor => "disabled",
+            AccountAction::Unlock => "unlocked",
+        }
+    }
+}
+
+/// Runs an action on an account from a list, then shows that list again.
+async fn account_action(app: &App, caller: MaybeCaller, id: i64, csrf: &str, action: AccountAction) -> Response {
+    let caller = match signed_in_admin(caller) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = async {
+        require_admin(&caller.account)?;
+        check_csrf(&caller, csrf)?;
+        let account = app
+            .store
+            .account(id)
+            .await?
+            .ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        match action {
+            AccountAction::DisableTwoFactor => {
+                app.admin_disable_two_factor(&caller.account, id, caller.remote())
+                    .await?
+            }
+            AccountAction::Unlock => app.unlock(&caller.account, id, caller.remote()).await?,
+        }
+        Ok::<_, Error>(account.kind)
+    }
+    .await;
+    match result {
+        Ok(AccountKind::Admin) => see_other(&format!("/admin/administrators?done={}", action.done())),
+        Ok(AccountKind::Client) => see_other(&format!("/admin/clients?done={}", action.done())),
+        Err(error) => error_page(app, ADMIN, Some(&caller), error),
+    }
+}
+
+pub async fn disable_two_factor(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    account_action(&app, caller, id, &form.csrf, AccountAction::DisableTwoFactor).await
+}
+
+pub async fn unlock(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    account_action(&app, caller, id, &form.csrf, AccountAction::Unlock).await
+}

@@ -1,0 +1,313 @@
+//! Login pages of both areas: password, then the code (or the backup code), then home.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::{
+    anonymous_csrf, check_anonymous_csrf, check_csrf, error_page, render, see_other, with_cookie, Area, Layout,
+    MaybeCaller, SIGNED_IN,
+};
+use crate::app::App;
+use crate::core::policy::NextStep;
+use crate::services::{Answer, Challenge, Error};
+use crate::store::Stage;
+use crate::web::session::{session_cookie, Caller};
+use crate::web::Remote;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    username: String,
+    csrf: String,
+}
+
+fn login_form(
+    app: &App,
+    area: Area,
+    headers: &HeaderMap,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+) -> Response {
+    let (csrf, cookie) = match anonymous_csrf(headers) {
+        Ok(found) => found,
+        Err(error) => return error_page(app, area, None, error),
+    };
+    let title = match area.kind {
+        crate::core::policy::AccountKind::Admin => "Administrator Login",
+        crate::core::policy::AccountKind::Client => "Login",
+    };
+    let page = LoginPage {
+        layout: Layout::new(app, area, title, None),
+        error,
+        notice: None,
+        username,
+        csrf,
+    };
+    with_cookie(render(status, page), cookie)
+}
+
+pub async fn client_home(caller: MaybeCaller) -> Response {
+    match caller.require(Area::of::<false>(), SIGNED_IN) {
+        Ok(_) => see_other("/account"),
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+pub async fn login_page<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    headers: HeaderMap,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    if ADMIN && matches!(app.store.has_admin().await, Ok(false)) {
+        return see_other("/admin/setup");
+    }
+    if caller.0.as_ref().is_some_and(|c| c.account.kind == area.kind) {
+        // Already (half-)logged in: go on from where the login stands.
+        if let Err(next_page) = caller.require(area, &[]) {
+            return next_page.into_response();
+        }
+    }
+    login_form(&app, area, &headers, StatusCode::OK, String::new(), None)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+pub async fn login<const ADMIN: bool>(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    if let Err(error) = check_anonymous_csrf(&headers, &form.csrf) {
+        return login_form(
+            &app,
+            area,
+            &headers,
+            StatusCode::FORBIDDEN,
+            form.username,
+            Some(error.public_message()),
+        );
+    }
+    match app
+        .login(area.kind, &form.username, &form.password, remote.as_deref())
+        .await
+    {
+        Ok(outcome) => {
+            let next = match outcome.next {
+                NextStep::Authenticated => area.home().to_string(),
+                NextStep::SecondFactor(_) => area.path("/login/code"),
+                NextStep::Enrolment(_) => area.path("/account"),
+            };
+            let mut response = see_other(&next);
+            response
+                .headers_mut()
+                .extend(session_cookie(&app, Some(&outcome.session_token)));
+            response
+        }
+        Err(error) => {
+            let (status, _) = error.status_and_code();
+            login_form(
+                &app,
+                area,
+                &headers,
+                status,
+                form.username,
+                Some(error.public_message()),
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct CodePage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    digits: u32,
+}
+
+async fn code_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
+    let digits = match app.login_challenge(&caller.account).await {
+        Ok(Some(Challenge::TypedCode { length })) => length,
+        Ok(_) => 6,
+        Err(error) => return error_page(app, area, Some(caller), error),
+    };
+    let page = CodePage {
+        layout: Layout::new(app, area, "Two-Factor Authentication", Some(caller)),
+        error,
+        notice: None,
+        digits,
+    };
+    render(status, page)
+}
+
+pub async fn code_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+    let area = Area::of::<ADMIN>();
+    match caller.require(area, &[Stage::SecondFactor]) {
+        Ok(caller) => code_form(&app, area, &caller, StatusCode::OK, None).await,
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+pub async fn code<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.require(area, &[Stage::SecondFactor]) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = match check_csrf(&caller, &form.csrf) {
+        Ok(()) => {
+            app.verify_second_factor(
+                &caller.session,
+                &caller.account,
+                &Answer::Code(form.code),
+                caller.remote(),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(crate::services::Verdict::Accepted) => see_other(area.home()),
+        Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, StatusCode::OK, None).await,
+        Err(Error::Unauthenticated) => see_other(&area.path("/login")),
+        Err(error) => {
+            let (status, _) = error.status_and_code();
+            code_form(&app, area, &caller, status, Some(error.public_message())).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backup_login.html")]
+struct BackupLoginPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+pub async fn backup_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+    let area = Area::of::<ADMIN>();
+    match caller.require(area, &[Stage::SecondFactor]) {
+        Ok(caller) => render(
+            StatusCode::OK,
+            BackupLoginPage {
+                layout: Layout::new(&app, area, "Login using Backup Code", Some(&caller)),
+                error: None,
+                notice: None,
+            },
+        ),
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BackupForm {
+    csrf: String,
+    backup_code: String,
+}
+
+#[derive(Template)]
+#[template(path = "backup_code.html")]
+pub struct BackupCodePage {
+    pub layout: Layout,
+    pub heading: &'static str,
+    pub explanation: &'static str,
+    pub backup_code: String,
+    pub continue_url: &'static str,
+}
+
+pub async fn backup<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<BackupForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.require(area, &[Stage::SecondFactor]) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let result = match check_csrf(&caller, &form.csrf) {
+        Ok(()) => {
+            app.login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(next) => render(
+            StatusCode::OK,
+            BackupCodePage {
+                layout: Layout::new(&app, area, "Your new Backup Code", None),
+                heading: "Your new Backup Code",
+                explanation:
+                    "You logged in with your backup code, which cannot be used again. This is your new backup code.",
+                backup_code: next.display(),
+                continue_url: area.home(),
+            },
+        ),
+        Err(Error::Unauthenticated) => see_other(&area.path("/login")),
+        Err(error) => {
+            let (status, _) = error.status_and_code();
+            let layout = Layout::new(&app, area, "Login using Backup Code", Some(&caller));
+            render(
+                status,
+                BackupLoginPage {
+                    layout,
+                    error: Some(error.public_message()),
+                    notice: None,
+                },
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    if let Some(caller) = caller.0 {
+        if let Err(error) = check_csrf(&caller, &form.csrf) {
+            return error_page(&app, area, Some(&caller), error);
+        }
+        if let Err(error) = app.logout(&caller.session, caller.remote()).await {
+            return error_page(&app, area, Some(&caller), error);
+        }
+    }
+    let mut response = see_other(&area.path("/login"));
+    response.headers_mut().extend(session_cookie(&app, None));
+    response
+}

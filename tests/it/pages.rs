@@ -1,0 +1,353 @@
+//! The admin and client areas as HTML forms, over HTTP (the browser walk is issue 7's).
+
+use reqwest::StatusCode;
+
+use crate::support::*;
+
+/// A browser-like client for forms: it keeps cookies and does not follow redirects, so
+/// each test can check where a page sends the user.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    html: String,
+}
+
+impl Page {
+    /// The value of the hidden CSRF field of the page's first form.
+    fn csrf(&self) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = self.html.find(marker).expect("a CSRF field") + marker.len();
+        self.html[start..].split('"').next().unwrap().to_string()
+    }
+
+    fn img_data(&self) -> Vec<u8> {
+        let marker = "data:image/png;base64,";
+        let start = self.html.find(marker).expect("an inline PNG") + marker.len();
+        data_encoding::BASE64
+            .decode(self.html[start..].split('"').next().unwrap().as_bytes())
+            .unwrap()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            base: server.base.clone(),
+        }
+    }
+
+    async fn page(&self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        Page {
+            status,
+            location,
+            html: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.page(self.http.get(format!("{}{path}", self.base)).send().await.unwrap())
+            .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("sec-fetch-site", "same-origin")
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.page(response).await
+    }
+
+    async fn login(&self, prefix: &str, username: &str) -> Page {
+        let form = self.get(&format!("{prefix}/login")).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.csrf();
+        self.post(
+            &format!("{prefix}/login"),
+            &[("csrf", &csrf), ("username", username), ("password", PASSWORD)],
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn first_start_leads_to_setup_and_the_first_administrator() {
+    let server = TestServer::start().await;
+    let token = std::fs::read_to_string(server.app.prepare_setup_token().await.unwrap().unwrap()).unwrap();
+    let browser = Browser::new(&server);
+    assert_eq!(
+        browser.get("/admin/login").await.location.as_deref(),
+        Some("/admin/setup")
+    );
+    let setup = browser.get("/admin/setup").await;
+    assert!(setup.html.contains("setup-token"));
+    let csrf = setup.csrf();
+    let wrong = browser
+        .post(
+            "/admin/setup",
+            &[
+                ("csrf", &csrf),
+                ("setup_token", "nope"),
+                ("username", "boss"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.html.contains("That setup token is not valid") && wrong.html.contains(r#"value="boss""#));
+    let done = browser
+        .post(
+            "/admin/setup",
+            &[
+                ("csrf", &csrf),
+                ("setup_token", &token),
+                ("username", "boss"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/admin/login"));
+    assert_eq!(
+        browser.login("/admin", "boss").await.location.as_deref(),
+        Some("/admin")
+    );
+    let settings = browser.get("/admin/settings/two-factor").await;
+    assert!(settings.html.contains("Enable for use by Clients") && settings.html.contains("Server time"));
+}
+
+#[tokio::test]
+async fn client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_backup_code() {
+    let server = TestServer::start().await;
+    server.client_account("wes").await;
+    let browser = Browser::new(&server);
+    assert_eq!(browser.get("/account").await.location.as_deref(), Some("/login"));
+    assert_eq!(browser.login("", "wes").await.location.as_deref(), Some("/account"));
+
+    let account = browser.get("/account").await;
+    assert!(account.html.contains("Security Settings") && account.html.contains("Get Started"));
+    let csrf = account.csrf();
+    let untoggled = browser
+        .post("/account/two-factor/start", &[("csrf", &csrf), ("service", "totp")])
+        .await;
+    assert!(untoggled.html.contains("Toggle Two-Factor Authentication on"));
+    let started = browser
+        .post(
+            "/account/two-factor/start",
+            &[("csrf", &csrf), ("enable", "on"), ("service", "totp")],
+        )
+        .await;
+    assert_eq!(started.location.as_deref(), Some("/account/two-factor/totp"));
+    let enrol = browser.get("/account/two-factor/totp").await;
+    assert!(enrol.html.contains("Scan the QR code with an authenticator app"));
+    assert!(enrol.html.contains(r#"autocomplete="one-time-code""#) && enrol.html.contains(r#"inputmode="numeric""#));
+    assert_eq!(&enrol.img_data()[..4], b"\x89PNG");
+    let secret: String = {
+        let start = enrol.html.find(r#"<p class="secret" id="secret"><code>"#).unwrap() + 36;
+        enrol.html[start..].split('<').next().unwrap().replace(' ', "")
+    };
+
+    let wrong = browser
+        .post("/account/two-factor/confirm", &[("csrf", &csrf), ("code", "000000")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.html.contains("incorrect") && wrong.html.contains("data:image/png"),
+        "the form and QR code stay"
+    );
+    let code = server.code(&secret, 0);
+    let done = browser
+        .post("/account/two-factor/confirm", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.html.contains("Record the Backup Code in a safe place"));
+    let backup_start = done.html.find(r#"id="backup-code">"#).unwrap() + 17;
+    let backup = done.html[backup_start..].split('<').next().unwrap().to_string();
+    assert_eq!(backup.len(), 19);
+
+    // Log out; log in: password, then the code page.
+    let logout = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(logout.location.as_deref(), Some("/login"));
+    assert_eq!(browser.login("", "wes").await.location.as_deref(), Some("/login/code"));
+    assert_eq!(
+        browser.get("/account").await.location.as_deref(),
+        Some("/login/code"),
+        "half-logged-in"
+    );
+    let prompt = browser.get("/login/code").await;
+    assert!(prompt
+        .html
+        .contains("Enter the 6-digit code from your authenticator app"));
+    assert!(prompt.html.contains("Login using Backup Code"));
+    let replay = browser
+        .post("/login/code", &[("csrf", &prompt.csrf()), ("code", &code)])
+        .await;
+    assert!(replay.html.contains("already been used") && replay.html.contains(r#"name="code""#));
+
+    let backup_page = browser.get("/login/backup").await;
+    let used = browser
+        .post(
+            "/login/backup",
+            &[("csrf", &backup_page.csrf()), ("backup_code", &backup)],
+        )
+        .await;
+    assert!(used.html.contains("Your new Backup Code"));
+    assert!(!used.html.contains(&backup));
+    assert_eq!(browser.get("/account").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forced_admin_lands_on_enrolment_and_every_page_sends_it_back() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    let mut settings = server.app.two_factor_settings().await.unwrap();
+    settings.force_admins = true;
+    server
+        .app
+        .save_two_factor_settings(
+            &server
+                .app
+                .store
+                .find_account(twofold::core::policy::AccountKind::Admin, "root")
+                .await
+                .unwrap()
+                .unwrap(),
+            &settings,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let browser = Browser::new(&server);
+    assert_eq!(
+        browser.login("/admin", "root").await.location.as_deref(),
+        Some("/admin/account")
+    );
+    for path in [
+        "/admin",
+        "/admin/settings/two-factor",
+        "/admin/clients",
+        "/admin/administrators",
+    ] {
+        assert_eq!(
+            browser.get(path).await.location.as_deref(),
+            Some("/admin/account"),
+            "{path}"
+        );
+    }
+    let account = browser.get("/admin/account").await;
+    assert!(account.html.contains("You must set up Two-Factor Authentication"));
+    assert!(
+        !account.html.contains("System Settings"),
+        "no navigation while enrolling"
+    );
+}
+
+#[tokio::test]
+async fn staff_do_not_get_the_settings_page_and_forms_need_their_token() {
+    let server = TestServer::start().await;
+    server
+        .create_account(
+            twofold::core::policy::AccountKind::Admin,
+            Some(twofold::core::policy::Role::Staff),
+            "stan",
+        )
+        .await;
+    let browser = Browser::new(&server);
+    browser.login("/admin", "stan").await;
+    let home = browser.get("/admin").await;
+    assert!(!home.html.contains("System Settings"));
+    assert_eq!(
+        browser.get("/admin/settings/two-factor").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let forged = browser
+        .post(
+            "/admin/settings/two-factor",
+            &[("csrf", &home.csrf()), ("totp_window", "0")],
+        )
+        .await;
+    assert_ne!(forged.status, StatusCode::OK);
+
+    // A login form posted without its CSRF cookie pair is refused and shown again.
+    let stranger = Browser::new(&server);
+    let refused = stranger
+        .post(
+            "/admin/login",
+            &[("csrf", "made-up"), ("username", "stan"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.html.contains("This form has expired"));
+    let cross = stranger
+        .http
+        .post(format!("{}/admin/login", stranger.base))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", "x"), ("username", "stan"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn full_admin_disables_a_clients_two_factor_from_the_clients_page() {
+    let server = TestServer::start().await;
+    server.full_admin("root").await;
+    enrolled_client(&server, "xena").await;
+    let browser = Browser::new(&server);
+    browser.login("/admin", "root").await;
+    let list = browser.get("/admin/clients").await;
+    assert!(list.html.contains("xena") && list.html.contains("On (totp)"));
+    let id = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "xena")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let done = browser
+        .post(
+            &format!("/admin/accounts/{id}/two-factor/disable"),
+            &[("csrf", &list.csrf())],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/admin/clients?done=disabled"));
+    let list = browser.get("/admin/clients?done=disabled").await;
+    assert!(list.html.contains("was disabled") && list.html.contains("<td>Off</td>"));
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(format!("{}/login", server.base)).await.unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline")
+    );
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let css = reqwest::get(format!("{}/static/style.css", server.base)).await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
