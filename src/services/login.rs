@@ -155,8 +155,16 @@ impl App {
             .await;
 
         let settings = self.two_factor_settings().await?;
-        let enrolled = self.store.two_factor(account.id).await?;
-        let enrolled_service = enrolled.as_ref().and_then(|e| ServiceId::parse(&e.service));
+        // Fail closed: a second factor this build does not know still blocks the login.
+        let enrolled_service = match self.store.two_factor(account.id).await? {
+            Some(enrolled) => Some(ServiceId::parse(&enrolled.service).ok_or_else(|| {
+                Error::Internal(format!(
+                    "account {} uses unknown service {}",
+                    account.id, enrolled.service
+                ))
+            })?),
+            None => None,
+        };
         let next = settings.next_step(account.kind, enrolled_service);
         let challenge = match next {
             NextStep::SecondFactor(_) => self.login_challenge(&account).await?,

@@ -136,7 +136,10 @@ pub struct Layout {
     pub is_admin: bool,
     pub is_full_admin: bool,
     pub csrf: String,
+    /// RFC 3339, for `<time datetime>`.
     pub server_time: String,
+    /// `2026-11-25 08:55:19 UTC`, for people.
+    pub server_time_text: String,
 }
 
 impl Layout {
@@ -153,6 +156,7 @@ impl Layout {
             is_full_admin: signed_in.is_some_and(|c| c.account.role == Some(Role::Full)),
             csrf: caller.map(|c| c.session.csrf_token.clone()).unwrap_or_default(),
             server_time: utc_text(app.now()),
+            server_time_text: utc_text(app.now()).replace('T', " ").replace('Z', " UTC"),
         }
     }
 }

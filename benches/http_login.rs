@@ -1,0 +1,217 @@
+//! Load on the login steps over HTTP on loopback: requests/s and latency percentiles.
+//! Run: `cargo bench --bench http_login` (prints a table; takes about a minute).
+//!
+//! The server runs in this process on its own runtime (two workers) with a manual clock;
+//! the load comes from a separate runtime over real TCP connections. Accounts, enrolments
+//! and half-logged-in sessions are prepared through the store and services directly (a
+//! password login per account would measure argon2, not the second-factor step); what is
+//! measured is only HTTP requests to the running server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Wall-clock time is what a benchmark measures.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use twofold::app::App;
+use twofold::clock::{Clock, ManualClock};
+use twofold::config::Config;
+use twofold::core::policy::{AccountKind, ServiceId};
+use twofold::core::totp::{code_at, step_at, TotpParams};
+use twofold::services::login::session_token_hash;
+use twofold::services::{Answer, EnrolmentSetup};
+use twofold::store::{NewAccount, Session, Stage};
+
+const ACCOUNTS: usize = 2000;
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Prepared {
+    cookie: String,
+    secret: Vec<u8>,
+    username: String,
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_800_000_010));
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let (app, base) = server_runtime.block_on(async {
+        let app = App::start(config, clock.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(twofold::web::serve(app.clone(), listener, std::future::pending()));
+        (app, base)
+    });
+    let prepared = server_runtime.block_on(prepare(&app));
+    clock.advance(30);
+
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("{ACCOUNTS} accounts; server: 2 worker threads; load: 2 worker threads; loopback HTTP/1.1");
+    println!(
+        "{:<44} {:>8} {:>10} {:>9} {:>9} {:>9}",
+        "step", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
+    );
+    let now = clock.now();
+    let right: Vec<_> = prepared
+        .iter()
+        .map(|p| {
+            let code = code_at(&p.secret, TotpParams::default(), step_at(now, 30)).unwrap();
+            (p.cookie.clone(), "/api/v1/login/second-factor", json!({ "code": code }))
+        })
+        .collect();
+    load.block_on(run("second factor, right code (accepted)", &base, right, 32));
+
+    // Fresh half-logged-in sessions for the failing path.
+    let sessions = server_runtime.block_on(half_logged_in_sessions(&app, &prepared));
+    let wrong: Vec<_> = sessions
+        .into_iter()
+        .map(|cookie| (cookie, "/api/v1/login/second-factor", json!({ "code": "000000" })))
+        .collect();
+    load.block_on(run("second factor, wrong code (refused, audited)", &base, wrong, 32));
+
+    let passwords: Vec<_> = prepared
+        .iter()
+        .take(200)
+        .map(|p| {
+            let body = json!({ "username": p.username, "password": PASSWORD, "area": "client" });
+            (String::new(), "/api/v1/login", body)
+        })
+        .collect();
+    load.block_on(run("password step (argon2id 19 MiB, t=2)", &base, passwords, 8));
+}
+
+async fn prepare(app: &App) -> Vec<Prepared> {
+    let hash = app.hash_password(PASSWORD).await.unwrap();
+    let mut prepared = Vec::with_capacity(ACCOUNTS);
+    for i in 0..ACCOUNTS {
+        let username = format!("user{i}");
+        let new = NewAccount {
+            kind: AccountKind::Client,
+            role: None,
+            username: &username,
+            email: None,
+            password_hash: &hash,
+        };
+        let id = app.store.create_account(new, app.now()).await.unwrap();
+        let account = app.store.account(id).await.unwrap().unwrap();
+        let (session, _) = new_session(app, id, Stage::Authenticated).await;
+        let EnrolmentSetup::Totp { secret, .. } = app
+            .begin_enrolment(&session, &account, ServiceId::Totp, None)
+            .await
+            .unwrap();
+        let secret = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+        let code = code_at(&secret, TotpParams::default(), step_at(app.now(), 30)).unwrap();
+        app.confirm_enrolment(&session, &account, ServiceId::Totp, &Answer::Code(code), None)
+            .await
+            .unwrap();
+        let (_, cookie) = new_session(app, id, Stage::SecondFactor).await;
+        prepared.push(Prepared {
+            cookie,
+            secret,
+            username,
+        });
+    }
+    prepared
+}
+
+async fn new_session(app: &App, account_id: i64, stage: Stage) -> (Session, String) {
+    let token = twofold::random::token().unwrap();
+    let session = Session {
+        token_hash: session_token_hash(&token),
+        account_id,
+        stage,
+        csrf_token: String::new(),
+        expires_at: app.now() + 3600,
+    };
+    app.store.create_session(&session, app.now()).await.unwrap();
+    (session, format!("twofold_session={token}"))
+}
+
+async fn half_logged_in_sessions(app: &App, prepared: &[Prepared]) -> Vec<String> {
+    let mut cookies = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let account = app
+            .store
+            .find_account(AccountKind::Client, &p.username)
+            .await
+            .unwrap()
+            .unwrap();
+        cookies.push(new_session(app, account.id, Stage::SecondFactor).await.1);
+    }
+    cookies
+}
+
+/// Sends every request once, `concurrency` at a time, and prints the figures.
+async fn run(name: &str, base: &str, requests: Vec<(String, &'static str, serde_json::Value)>, concurrency: usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, requests, next, base) = (client.clone(), requests.clone(), next.clone(), base.to_string());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut statuses = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((cookie, path, body)) = requests.get(i) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let mut request = client.post(format!("{base}{path}")).json(body);
+                    if !cookie.is_empty() {
+                        request = request.header("cookie", cookie);
+                    }
+                    let response = request.send().await.unwrap();
+                    statuses.push(response.status().as_u16());
+                    response.bytes().await.unwrap();
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, statuses)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut statuses = Vec::new();
+    for worker in workers {
+        let (l, s) = worker.await.unwrap();
+        latencies.extend(l);
+        statuses.extend(s);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    statuses.sort();
+    statuses.dedup();
+    println!(
+        "{:<44} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2}   (status {:?}, {} concurrent)",
+        name,
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*latencies.last().unwrap()),
+        statuses,
+        concurrency
+    );
+}
