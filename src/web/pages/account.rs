@@ -9,7 +9,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::login::BackupCodePage;
-use super::{check_csrf, error_page, render, see_other, Area, Layout, MaybeCaller, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
+use super::{error_page, render, see_other, Area, Layout, MaybeCaller, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
 use crate::core::policy::{AccountKind, ServiceId};
@@ -91,12 +91,11 @@ pub async fn start<const ADMIN: bool>(
     Form(form): Form<StartForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+    let caller = match caller.posting(&app, area, SIGNED_IN_OR_ENROLLING, &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
     let result = async {
-        check_csrf(&caller, &form.csrf)?;
         if form.enable.is_none() {
             return Err(Error::Validation(
                 "Toggle Two-Factor Authentication on, then choose a service.".into(),
@@ -178,22 +177,19 @@ pub async fn confirm<const ADMIN: bool>(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.require(area, SIGNED_IN_OR_ENROLLING) {
+    let caller = match caller.posting(&app, area, SIGNED_IN_OR_ENROLLING, &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
-    let result = match check_csrf(&caller, &form.csrf) {
-        Ok(()) => {
-            app.confirm_enrolment(
-                &caller.session,
-                &caller.account,
-                ServiceId::Totp,
-                &Answer::Code(form.code),
-                caller.remote(),
-            )
-            .await
-        }
-        Err(error) => Err(error),
+    let result = {
+        app.confirm_enrolment(
+            &caller.session,
+            &caller.account,
+            ServiceId::Totp,
+            &Answer::Code(form.code),
+            caller.remote(),
+        )
+        .await
     };
     match result {
         Ok(backup_code) => render(
@@ -229,16 +225,13 @@ pub async fn disable<const ADMIN: bool>(
     Form(form): Form<DisableForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.require(area, SIGNED_IN) {
+    let caller = match caller.posting(&app, area, SIGNED_IN, &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
-    let result = match check_csrf(&caller, &form.csrf) {
-        Ok(()) => {
-            app.disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
-                .await
-        }
-        Err(error) => Err(error),
+    let result = {
+        app.disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
+            .await
     };
     match result {
         Ok(()) => {

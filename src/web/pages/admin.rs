@@ -9,13 +9,13 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::{
-    anonymous_csrf, check_anonymous_csrf, check_csrf, error_page, message_page, render, see_other, with_cookie, Area,
-    Layout, MaybeCaller, SIGNED_IN,
+    anonymous_csrf, check_anonymous_csrf, error_page, message_page, render, see_other, with_cookie, Area, Layout,
+    MaybeCaller, SIGNED_IN,
 };
 use crate::app::App;
 use crate::core::hotp::Algorithm;
 use crate::core::policy::{AccountKind, ServiceSwitches, TotpSettings, TwoFactorSettings};
-use crate::services::admin::{require_admin, require_full_admin};
+use crate::services::admin::require_full_admin;
 use crate::services::Error;
 use crate::store::AccountSummary;
 use crate::web::session::Caller;
@@ -211,11 +211,11 @@ impl SettingsForm {
 }
 
 pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(form): Form<SettingsForm>) -> Response {
-    let caller = match signed_in_admin(caller) {
+    let caller = match caller.posting(&app, ADMIN, SIGNED_IN, &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
-    if let Err(error) = require_full_admin(&caller.account).and_then(|()| check_csrf(&caller, &form.csrf)) {
+    if let Err(error) = require_full_admin(&caller.account) {
         return error_page(&app, ADMIN, Some(&caller), error);
     }
     let result = match form.settings() {
@@ -320,13 +320,11 @@ impl AccountAction {
 
 /// Runs an action on an account from a list, then shows that list again.
 async fn account_action(app: &App, caller: MaybeCaller, id: i64, csrf: &str, action: AccountAction) -> Response {
-    let caller = match signed_in_admin(caller) {
+    let caller = match caller.posting(app, ADMIN, SIGNED_IN, csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
     let result = async {
-        require_admin(&caller.account)?;
-        check_csrf(&caller, csrf)?;
         let account = app
             .store
             .account(id)

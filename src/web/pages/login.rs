@@ -8,8 +8,8 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::{
-    anonymous_csrf, check_anonymous_csrf, check_csrf, error_page, render, see_other, with_cookie, Area, Layout,
-    MaybeCaller, SIGNED_IN,
+    anonymous_csrf, check_anonymous_csrf, error_page, render, see_other, with_cookie, Area, Layout, MaybeCaller,
+    ANY_STAGE, SIGNED_IN,
 };
 use crate::app::App;
 use crate::core::policy::NextStep;
@@ -177,21 +177,18 @@ pub async fn code<const ADMIN: bool>(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.require(area, &[Stage::SecondFactor]) {
+    let caller = match caller.posting(&app, area, &[Stage::SecondFactor], &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
-    let result = match check_csrf(&caller, &form.csrf) {
-        Ok(()) => {
-            app.verify_second_factor(
-                &caller.session,
-                &caller.account,
-                &Answer::Code(form.code),
-                caller.remote(),
-            )
-            .await
-        }
-        Err(error) => Err(error),
+    let result = {
+        app.verify_second_factor(
+            &caller.session,
+            &caller.account,
+            &Answer::Code(form.code),
+            caller.remote(),
+        )
+        .await
     };
     match result {
         Ok(crate::services::Verdict::Accepted) => see_other(area.home()),
@@ -249,16 +246,13 @@ pub async fn backup<const ADMIN: bool>(
     Form(form): Form<BackupForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.require(area, &[Stage::SecondFactor]) {
+    let caller = match caller.posting(&app, area, &[Stage::SecondFactor], &form.csrf) {
         Ok(caller) => caller,
-        Err(redirect) => return redirect.into_response(),
+        Err(page) => return page,
     };
-    let result = match check_csrf(&caller, &form.csrf) {
-        Ok(()) => {
-            app.login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
-                .await
-        }
-        Err(error) => Err(error),
+    let result = {
+        app.login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
+            .await
     };
     match result {
         Ok(next) => render(
@@ -299,10 +293,11 @@ pub async fn logout<const ADMIN: bool>(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    if let Some(caller) = caller.0 {
-        if let Err(error) = check_csrf(&caller, &form.csrf) {
-            return error_page(&app, area, Some(&caller), error);
-        }
+    if caller.0.is_some() {
+        let caller = match caller.posting(&app, area, ANY_STAGE, &form.csrf) {
+            Ok(caller) => caller,
+            Err(page) => return page,
+        };
         if let Err(error) = app.logout(&caller.session, caller.remote()).await {
             return error_page(&app, area, Some(&caller), error);
         }

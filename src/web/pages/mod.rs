@@ -253,11 +253,24 @@ impl MaybeCaller {
     }
 }
 
+impl MaybeCaller {
+    /// A form post: the caller must be at one of `stages`, and the form must carry its
+    /// session's CSRF token (otherwise the answer is an error page).
+    pub fn posting(self, app: &App, area: Area, stages: &[Stage], csrf: &str) -> Result<Caller, Response> {
+        let caller = self.require(area, stages).map_err(IntoResponse::into_response)?;
+        match check_csrf(&caller, csrf) {
+            Ok(()) => Ok(caller),
+            Err(error) => Err(error_page(app, area, Some(&caller), error)),
+        }
+    }
+}
+
 pub const SIGNED_IN: &[Stage] = &[Stage::Authenticated];
 pub const SIGNED_IN_OR_ENROLLING: &[Stage] = &[Stage::Authenticated, Stage::Enrolment];
+pub const ANY_STAGE: &[Stage] = &[Stage::Authenticated, Stage::Enrolment, Stage::SecondFactor];
 
 /// Checks a signed-in form's CSRF token against the session's.
-pub fn check_csrf(caller: &Caller, submitted: &str) -> Result<(), Error> {
+fn check_csrf(caller: &Caller, submitted: &str) -> Result<(), Error> {
     if bool::from(caller.session.csrf_token.as_bytes().ct_eq(submitted.as_bytes())) {
         Ok(())
     } else {
