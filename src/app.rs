@@ -56,7 +56,7 @@ impl App {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
         create_private_dir(&config.data_dir)?;
         let master_key = load_master_key(&config)?;
-        let store = Store::open_sqlite(&config.sqlite_path()?).await?;
+        let store = Store::open(&config.database()?, config.pool_settings()).await?;
         if let Some((account_id, service, sealed)) = store.any_sealed_credential().await? {
             match master_key.open(&sealed, &crate::services::sealing_context(&service, account_id)) {
                 Err(OpenError::WrongKey) => {

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::core::lockout::LockoutPolicy;
+use crate::store::{Database, PoolSettings};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,8 +21,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the SQLite database, the generated master key and the setup token live.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/twofold.db`.
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; empty means `sqlite://<data_dir>/twofold.db`.
     pub database_url: Option<String>,
+    /// Most connections a node opens to the database.
+    pub database_max_connections: u32,
+    /// Longest a request waits for a database connection before it is answered 503.
+    pub database_acquire_timeout_secs: u64,
     /// The master key (base64 of 32 bytes) that seals secrets at rest. Prefer
     /// `master_key_file`; when neither is set, one is generated in `<data_dir>/master.key`.
     #[serde(skip_serializing)]
@@ -45,6 +50,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            database_max_connections: 10,
+            database_acquire_timeout_secs: 5,
             master_key: None,
             master_key_file: None,
             public_url: None,
@@ -116,20 +123,33 @@ impl Config {
                 return fail("public_url must be an absolute http:// or https:// URL");
             }
         }
-        self.sqlite_path()?;
+        if self.database_max_connections == 0 || self.database_acquire_timeout_secs == 0 {
+            return fail("database_max_connections and database_acquire_timeout_secs must be at least 1");
+        }
+        self.database()?;
         Ok(())
     }
 
-    /// The SQLite database file.
-    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
-        match self.database_url.as_deref().filter(|url| !url.is_empty()) {
-            None => Ok(self.data_dir.join("twofold.db")),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-                _ => Err(ConfigError(
-                    "database_url must be sqlite://PATH (PostgreSQL support is not built yet)".into(),
-                )),
-            },
+    /// The database to use, from `database_url`.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let Some(url) = self.database_url.as_deref().filter(|url| !url.is_empty()) else {
+            return Ok(Database::Sqlite(self.data_dir.join("twofold.db")));
+        };
+        if let Some(path) = url.strip_prefix("sqlite://").filter(|path| !path.is_empty()) {
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_string()));
+        }
+        Err(ConfigError(
+            "database_url must be sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
+        ))
+    }
+
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.database_acquire_timeout_secs),
         }
     }
 

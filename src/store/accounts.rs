@@ -66,7 +66,7 @@ pub fn login_key(name: &str) -> String {
 impl Store {
     /// Creates an account; `Conflict` when the username or e-mail is taken for that kind.
     pub async fn create_account(&self, new: NewAccount<'_>, now: i64) -> Result<i64> {
-        let id = sqlx::query_scalar(
+        let id = with_pool!(self, pool => sqlx::query_scalar(
             "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -78,58 +78,75 @@ impl Store {
         .bind(new.email.map(login_key))
         .bind(new.password_hash)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         Ok(id)
     }
 
     /// Creates the first full administrator, only while there is no administrator at all;
-    /// `None` when one already exists (two setups racing: one wins).
+    /// `None` when one already exists. Concurrent setups (on any node) are serialised by
+    /// claiming the `setup` settings row in the same transaction: one wins.
     pub async fn create_first_admin(&self, new: NewAccount<'_>, now: i64) -> Result<Option<i64>> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
-             SELECT 'admin', 'full', $1, $2, $3, $4, $5, $6
-             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = 'admin')
-             RETURNING id",
-        )
-        .bind(new.username)
-        .bind(login_key(new.username))
-        .bind(new.email)
-        .bind(new.email.map(login_key))
-        .bind(new.password_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let id = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO settings (name, value, updated_at) VALUES ('setup', 'done', $1) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+                 SELECT 'admin', 'full', $1, $2, $3, $4, $5, $6
+                 WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = 'admin')
+                 RETURNING id",
+            )
+            .bind(new.username)
+            .bind(login_key(new.username))
+            .bind(new.email)
+            .bind(new.email.map(login_key))
+            .bind(new.password_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if id.is_some() {
+                tx.commit().await?;
+            }
+            id
+        });
         Ok(id)
     }
 
     pub async fn has_admin(&self) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'admin' LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i64> = with_pool!(self, pool => sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'admin' LIMIT 1")
+            .fetch_optional(pool)
+            .await?);
         Ok(found.is_some())
     }
 
     /// Finds the account a login names: its username or its e-mail, in any case.
     pub async fn find_account(&self, kind: AccountKind, name: &str) -> Result<Option<Account>> {
         let key = login_key(name);
-        let row: Option<AccountRow> = sqlx::query_as(&format!(
+        let row: Option<AccountRow> = with_pool!(self, pool => sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts
              WHERE kind = $1 AND (username_key = $2 OR email_key = $2)
              ORDER BY username_key = $2 DESC LIMIT 1"
         ))
         .bind(kind.as_str())
         .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(row.and_then(account_from_row))
     }
 
     pub async fn account(&self, id: i64) -> Result<Option<Account>> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
+        let row: Option<AccountRow> = with_pool!(self, pool => sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
         Ok(row.and_then(account_from_row))
     }
 
@@ -142,7 +159,7 @@ impl Store {
         window_secs: i64,
         max_attempts: i64,
     ) -> Result<Vec<AccountSummary>> {
-        let rows: Vec<SummaryRow> = sqlx::query_as(
+        let rows: Vec<SummaryRow> = with_pool!(self, pool => sqlx::query_as(
             "SELECT a.id, a.username, a.email, a.role, t.service,
                     EXISTS (SELECT 1 FROM attempts x WHERE x.account_id = a.id
                             AND x.window_start + $2 > $3 AND x.attempts > $4) AS locked
@@ -153,8 +170,8 @@ impl Store {
         .bind(window_secs)
         .bind(now)
         .bind(max_attempts)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(rows
             .into_iter()
             .map(|row| AccountSummary {
@@ -170,11 +187,12 @@ impl Store {
     }
 
     pub async fn set_password_hash(&self, account_id: i64, password_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
+        with_pool!(self, pool => sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
             .bind(account_id)
             .bind(password_hash)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ pub struct AuditEvent {
 
 impl Store {
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<()> {
-        sqlx::query(
+        with_pool!(self, pool => sqlx::query(
             "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -24,21 +24,22 @@ impl Store {
         .bind(&event.outcome)
         .bind(&event.remote_addr)
         .bind(&event.detail)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// The newest events first.
     pub async fn audit_events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<AuditEvent>> {
-        let events = sqlx::query_as(
+        let events = with_pool!(self, pool => sqlx::query_as(
             "SELECT at, account_id, event, outcome, remote_addr, detail FROM audit_events
              WHERE ($1 IS NULL OR account_id = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(account_id)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(events)
     }
 }

@@ -5,8 +5,19 @@
 //! counting (one upsert), backup-code consumption (compare-and-set on the old hash),
 //! enrolment confirmation (one transaction), session stage changes (compare-and-set).
 //!
-//! Queries use `$n` placeholders and portable SQL so that the PostgreSQL backend can run
-//! the same statements.
+//! Two backends, one set of statements: SQLite (the embedded default) and PostgreSQL
+//! (several nodes on one database). Queries use `$n` placeholders and SQL both accept;
+//! [`with_pool!`] compiles each body once per backend, so no method branches on the backend.
+
+/// Runs `$body` with `$pool` bound to this store's pool, whichever backend it is.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
 
 mod accounts;
 mod audit;
@@ -17,8 +28,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
@@ -47,6 +59,15 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(error.to_string())
             }
+            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+            // intervention such as a shutdown (57).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class))) =>
+            {
+                StoreError::Unavailable(error.to_string())
+            }
             _ => StoreError::Internal(error.to_string()),
         }
     }
@@ -54,54 +75,111 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+/// Connection pool settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating it if needed) the SQLite database at `path`, in WAL mode, and
-    /// applies the migrations.
-    pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(StoreError::from)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|error| StoreError::Internal(format!("migration failed: {error}")))?;
-        Ok(Store { pool })
+    /// Connects to the database and applies the migrations. On PostgreSQL the migrator
+    /// holds an advisory lock, so nodes starting together migrate once.
+    pub async fn open(database: &Database, pool: PoolSettings) -> Result<Store> {
+        let backend = match database {
+            Database::Sqlite(path) => Backend::Sqlite(open_sqlite(path, pool).await?),
+            Database::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pg = PgPoolOptions::new()
+                    .max_connections(pool.max_connections)
+                    .acquire_timeout(pool.acquire_timeout)
+                    .connect_with(options)
+                    .await?;
+                Backend::Postgres(pg)
+            }
+        };
+        let store = Store { backend };
+        store.migrate().await?;
+        Ok(store)
     }
 
+    async fn migrate(&self) -> Result<()> {
+        let migrated = match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        };
+        migrated.map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(error) => StoreError::from(error),
+            other => StoreError::Internal(format!("migration failed: {other}")),
+        })
+    }
+
+    /// Which backend this is, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// SQLite in WAL mode: readers never block the writer; the busy timeout queues writers.
+async fn open_sqlite(path: &Path, pool: PoolSettings) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(pool.max_connections)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect_with(options)
+        .await?)
+}
+
+impl Store {
     /// Reads a setting's JSON value.
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        let value = with_pool!(self, pool => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
         Ok(value)
     }
 
     pub async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<()> {
-        sqlx::query(
+        with_pool!(self, pool => sqlx::query(
             "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(name)
         .bind(value)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -110,7 +188,7 @@ impl Store {
     /// `window_secs` is replaced by a new one starting now. One statement, so concurrent
     /// attempts each get their own count.
     pub async fn count_attempt(&self, account_id: i64, factor: &str, now: i64, window_secs: i64) -> Result<(i64, i64)> {
-        let row = sqlx::query_as(
+        let row = with_pool!(self, pool => sqlx::query_as(
             "INSERT INTO attempts (account_id, factor, window_start, attempts) VALUES ($1, $2, $3, 1)
              ON CONFLICT (account_id, factor) DO UPDATE SET
                attempts = CASE WHEN attempts.window_start + $4 <= $3 THEN 1 ELSE attempts.attempts + 1 END,
@@ -121,18 +199,19 @@ impl Store {
         .bind(factor)
         .bind(now)
         .bind(window_secs)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?);
         Ok(row)
     }
 
     /// Clears the count for one factor (after a success) or all (an administrator's unlock).
     pub async fn clear_attempts(&self, account_id: i64, factor: Option<&str>) -> Result<()> {
-        sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND ($2 IS NULL OR factor = $2)")
+        with_pool!(self, pool => sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND ($2 IS NULL OR factor = $2)")
             .bind(account_id)
             .bind(factor)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 }

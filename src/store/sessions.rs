@@ -38,7 +38,7 @@ pub struct Session {
 
 impl Store {
     pub async fn create_session(&self, session: &Session, now: i64) -> Result<()> {
-        sqlx::query(
+        with_pool!(self, pool => sqlx::query(
             "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -48,21 +48,22 @@ impl Store {
         .bind(&session.csrf_token)
         .bind(now)
         .bind(session.expires_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// The live session with this token hash, if it has not expired.
     pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>> {
-        let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+        let row: Option<(i64, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(
             "SELECT account_id, stage, csrf_token, expires_at FROM sessions
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(row.and_then(|(account_id, stage, csrf_token, expires_at)| {
             Some(Session {
                 token_hash: token_hash.to_vec(),
@@ -77,39 +78,43 @@ impl Store {
     /// Moves a session from one stage to the next; false if it was not in `from` any more
     /// (logged out, expired, or already moved by a racing request).
     pub async fn advance_session(&self, token_hash: &[u8], from: Stage, to: Stage, expires_at: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE sessions SET stage = $3, expires_at = $4 WHERE token_hash = $1 AND stage = $2")
+        let done = with_pool!(self, pool => sqlx::query("UPDATE sessions SET stage = $3, expires_at = $4 WHERE token_hash = $1 AND stage = $2")
             .bind(token_hash)
             .bind(from.as_str())
             .bind(to.as_str())
             .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
     /// Ends every session of an account but one (after a password change, say).
     pub async fn delete_other_sessions(&self, account_id: i64, keep: &[u8]) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2")
+        with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2")
             .bind(account_id)
             .bind(keep)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
     pub async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        let done = with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(done)
     }
 }

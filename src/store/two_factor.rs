@@ -29,12 +29,12 @@ pub struct Enrolment<'a> {
 
 impl Store {
     pub async fn two_factor(&self, account_id: i64) -> Result<Option<TwoFactor>> {
-        let row: Option<(String, Vec<u8>, Option<i64>, i64)> = sqlx::query_as(
+        let row: Option<(String, Vec<u8>, Option<i64>, i64)> = with_pool!(self, pool => sqlx::query_as(
             "SELECT service, credential, last_used_step, clock_offset FROM two_factor WHERE account_id = $1",
         )
         .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(
             row.map(|(service, credential, last_used_step, clock_offset)| TwoFactor {
                 service,
@@ -48,16 +48,17 @@ impl Store {
     /// Records an accepted TOTP step, only if it is later than the last one (RFC 6238 §5.2).
     /// False means another request accepted this step, or a later one, first.
     pub async fn record_used_step(&self, account_id: i64, step: i64, clock_offset: i64) -> Result<bool> {
-        let done = sqlx::query(
+        let done = with_pool!(self, pool => sqlx::query(
             "UPDATE two_factor SET last_used_step = $2, clock_offset = $3
              WHERE account_id = $1 AND (last_used_step IS NULL OR last_used_step < $2)",
         )
         .bind(account_id)
         .bind(step)
         .bind(clock_offset)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Starts (or restarts) an enrolment; an earlier unconfirmed one is replaced.
@@ -68,7 +69,7 @@ impl Store {
         credential: &[u8],
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        with_pool!(self, pool => sqlx::query(
             "INSERT INTO pending_enrolments (account_id, service, credential, started_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id) DO UPDATE SET service = excluded.service,
                credential = excluded.credential, started_at = excluded.started_at",
@@ -77,17 +78,17 @@ impl Store {
         .bind(service)
         .bind(credential)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     pub async fn pending_enrolment(&self, account_id: i64) -> Result<Option<PendingEnrolment>> {
-        let row: Option<(String, Vec<u8>, i64)> =
-            sqlx::query_as("SELECT service, credential, started_at FROM pending_enrolments WHERE account_id = $1")
+        let row: Option<(String, Vec<u8>, i64)> = with_pool!(self, pool => sqlx::query_as("SELECT service, credential, started_at FROM pending_enrolments WHERE account_id = $1")
                 .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?);
         Ok(row.map(|(service, credential, started_at)| PendingEnrolment {
             service,
             credential,
@@ -100,93 +101,101 @@ impl Store {
     /// are written together. False when the pending enrolment was already consumed or the
     /// account already has a second factor.
     pub async fn confirm_enrolment(&self, enrolment: &Enrolment<'_>, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let consumed =
-            sqlx::query("DELETE FROM pending_enrolments WHERE account_id = $1 AND service = $2 AND credential = $3")
-                .bind(enrolment.account_id)
-                .bind(enrolment.service)
-                .bind(enrolment.credential)
-                .execute(&mut *tx)
-                .await?;
-        if consumed.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO two_factor (account_id, service, credential, last_used_step, clock_offset, enrolled_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id) DO NOTHING",
-        )
-        .bind(enrolment.account_id)
-        .bind(enrolment.service)
-        .bind(enrolment.credential)
-        .bind(enrolment.last_used_step)
-        .bind(enrolment.clock_offset)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO backup_codes (account_id, code_hash, issued_at) VALUES ($1, $2, $3)
-             ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, issued_at = excluded.issued_at",
-        )
-        .bind(enrolment.account_id)
-        .bind(enrolment.backup_code_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let consumed = sqlx::query(
+                "DELETE FROM pending_enrolments WHERE account_id = $1 AND service = $2 AND credential = $3",
+            )
+            .bind(enrolment.account_id)
+            .bind(enrolment.service)
+            .bind(enrolment.credential)
+            .execute(&mut *tx)
+            .await?;
+            if consumed.rows_affected() != 1 {
+                return Ok(false);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO two_factor (account_id, service, credential, last_used_step, clock_offset, enrolled_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id) DO NOTHING",
+            )
+            .bind(enrolment.account_id)
+            .bind(enrolment.service)
+            .bind(enrolment.credential)
+            .bind(enrolment.last_used_step)
+            .bind(enrolment.clock_offset)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() != 1 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO backup_codes (account_id, code_hash, issued_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, issued_at = excluded.issued_at",
+            )
+            .bind(enrolment.account_id)
+            .bind(enrolment.backup_code_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(true)
     }
 
     /// Removes the second factor, its backup code and any enrolment in progress.
     /// False when the account had no second factor.
     pub async fn remove_two_factor(&self, account_id: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let removed = sqlx::query("DELETE FROM two_factor WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        for table in ["backup_codes", "pending_enrolments"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+        let removed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query("DELETE FROM two_factor WHERE account_id = $1")
                 .bind(account_id)
                 .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(removed.rows_affected() == 1)
+                .await?
+                .rows_affected();
+            for table in ["backup_codes", "pending_enrolments"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            removed
+        });
+        Ok(removed == 1)
     }
 
     pub async fn backup_code_hash(&self, account_id: i64) -> Result<Option<Vec<u8>>> {
-        let hash = sqlx::query_scalar("SELECT code_hash FROM backup_codes WHERE account_id = $1")
+        let hash = with_pool!(self, pool => sqlx::query_scalar("SELECT code_hash FROM backup_codes WHERE account_id = $1")
             .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
         Ok(hash)
     }
 
     /// Consumes the backup code whose hash is `used` and stores the next one, in one
     /// statement: of two requests using the same code, exactly one gets true.
     pub async fn replace_backup_code(&self, account_id: i64, used: &[u8], next: &[u8], now: i64) -> Result<bool> {
-        let done = sqlx::query(
+        let done = with_pool!(self, pool => sqlx::query(
             "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
         )
         .bind(account_id)
         .bind(used)
         .bind(next)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 }
 
 impl Store {
     /// Any one stored credential, to check at start-up that the master key opens it.
     pub async fn any_sealed_credential(&self) -> Result<Option<(i64, String, Vec<u8>)>> {
-        let row = sqlx::query_as("SELECT account_id, service, credential FROM two_factor ORDER BY account_id LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = with_pool!(self, pool => sqlx::query_as("SELECT account_id, service, credential FROM two_factor ORDER BY account_id LIMIT 1")
+            .fetch_optional(pool)
+            .await?);
         Ok(row)
     }
 }

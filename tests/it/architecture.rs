@@ -25,3 +25,23 @@ fn core_does_no_io_and_reads_no_clock() {
     }
     assert!(checked >= 8, "expected the core modules, found {checked}");
 }
+
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let versions = |backend: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(backend))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = versions("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite,
+        versions("postgres"),
+        "every migration exists for both backends, with the same name"
+    );
+}

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::support::PASSWORD;
+use crate::support::{fresh_postgres_url, Backend, PASSWORD};
 
 fn twofold(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_twofold"));
@@ -14,6 +14,22 @@ fn twofold(data_dir: &std::path::Path) -> Command {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("TWOFOLD_DATA_DIR", data_dir);
     command
+}
+
+/// The binary with its data directory, on the test's database.
+async fn twofold_on(backend: Backend, data_dir: &std::path::Path) -> impl Fn() -> Command {
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_postgres_url().await),
+    };
+    let data_dir = data_dir.to_path_buf();
+    move || {
+        let mut command = twofold(&data_dir);
+        if let Some(url) = &database_url {
+            command.env("TWOFOLD_DATABASE_URL", url);
+        }
+        command
+    }
 }
 
 fn run(command: &mut Command) -> (bool, String, String) {
@@ -50,30 +66,29 @@ fn help_is_complete() {
     assert!(help.contains("reset-2fa"));
 }
 
-#[test]
-fn accounts_are_created_listed_and_reset_from_the_command_line() {
+async fn accounts_are_created_listed_and_reset_from_the_command_line(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let data = dir.path().join("data");
+    let twofold = twofold_on(backend, &dir.path().join("data")).await;
 
-    let (ok, out, err) = run(twofold(&data)
+    let (ok, out, err) = run(twofold()
         .args(["admin", "create", "--username", "root"])
         .arg("--password-file")
         .arg(&password_file));
     assert!(ok, "{err}");
     assert!(out.contains("created administrator root (full)"));
-    let (ok, _, err) = run(twofold(&data)
+    let (ok, _, err) = run(twofold()
         .args(["client", "create", "--username", "vic", "--email", "vic@example.com"])
         .arg("--password-file")
         .arg(&password_file));
     assert!(ok, "{err}");
-    let (ok, _, err) = run(twofold(&data)
+    let (ok, _, err) = run(twofold()
         .args(["client", "create", "--username", "VIC", "--email", "x@example.com"])
         .arg("--password-file")
         .arg(&password_file));
     assert!(!ok && err.contains("already in use"), "{err}");
-    let (ok, _, err) = run(twofold(&data).args([
+    let (ok, _, err) = run(twofold().args([
         "client",
         "create",
         "--username",
@@ -85,20 +100,20 @@ fn accounts_are_created_listed_and_reset_from_the_command_line() {
     ]));
     assert!(!ok && err.contains("cannot read /nonexistent"), "{err}");
 
-    let (_, admins, _) = run(twofold(&data).args(["admin", "list"]));
+    let (_, admins, _) = run(twofold().args(["admin", "list"]));
     assert!(
         admins
             .lines()
             .any(|l| l.contains("root") && l.contains("full") && l.contains("off")),
         "{admins}"
     );
-    let (_, clients, _) = run(twofold(&data).args(["client", "list"]));
+    let (_, clients, _) = run(twofold().args(["client", "list"]));
     assert!(clients.contains("vic@example.com"), "{clients}");
 
-    let (ok, out, _) = run(twofold(&data).args(["user", "reset-2fa", "root"]));
+    let (ok, out, _) = run(twofold().args(["user", "reset-2fa", "root"]));
     assert!(ok);
     assert!(out.contains("had no two-factor authentication"));
-    let (ok, _, err) = run(twofold(&data).args(["user", "reset-2fa", "ghost"]));
+    let (ok, _, err) = run(twofold().args(["user", "reset-2fa", "ghost"]));
     assert!(!ok && err.contains("No admin account named ghost"), "{err}");
 }
 
@@ -121,10 +136,9 @@ fn a_bad_configuration_is_refused_with_its_key_named() {
     assert!(!ok && err.contains("issuer"), "{err}");
 }
 
-#[tokio::test]
-async fn serve_writes_a_setup_token_and_never_logs_it() {
+async fn serve_writes_a_setup_token_and_never_logs_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = twofold(dir.path())
+    let mut child = (twofold_on(backend, dir.path()).await)()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
@@ -144,7 +158,7 @@ async fn serve_writes_a_setup_token_and_never_logs_it() {
     assert!(log.contains("setup-token"), "the log names the file: {log}");
     assert!(!log.contains(token.trim()), "the log never shows the token");
     assert!(dir.path().join("master.key").exists());
-    assert!(dir.path().join("twofold.db").exists());
+    assert_eq!(dir.path().join("twofold.db").exists(), backend == Backend::Sqlite);
 
     let http = reqwest::Client::new();
     let created = http
@@ -164,3 +178,8 @@ async fn serve_writes_a_setup_token_and_never_logs_it() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+on_both_backends!(
+    accounts_are_created_listed_and_reset_from_the_command_line,
+    serve_writes_a_setup_token_and_never_logs_it
+);

@@ -6,9 +6,8 @@ use twofold::core::otpauth::KeyUri;
 
 use crate::support::*;
 
-#[tokio::test]
-async fn admin_enrols_in_totp_and_then_needs_both_factors() {
-    let server = TestServer::start().await;
+async fn admin_enrols_in_totp_and_then_needs_both_factors(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("alice").await;
     let admin = server.client();
 
@@ -83,9 +82,8 @@ async fn admin_enrols_in_totp_and_then_needs_both_factors() {
     assert_eq!(admin.get("/api/v1/me").await.1["username"], "alice");
 }
 
-#[tokio::test]
-async fn codes_are_single_use_and_old_codes_are_out_of_sync() {
-    let server = TestServer::start().await;
+async fn codes_are_single_use_and_old_codes_are_out_of_sync(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (secret, _) = enrolled_client(&server, "carol").await;
     let client = server.client();
 
@@ -169,9 +167,8 @@ pub fn wrong_code(server: &TestServer, secret: &str) -> String {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_drifting_phone_keeps_working_within_the_bound() {
-    let server = TestServer::start().await;
+async fn a_drifting_phone_keeps_working_within_the_bound(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (secret, _) = enrolled_client(&server, "dora").await;
     let client = server.client();
     // The phone runs one step fast, then two: each login teaches the server the offset.
@@ -195,9 +192,8 @@ async fn a_drifting_phone_keeps_working_within_the_bound() {
     assert_eq!(error_code(&far), "code_out_of_sync");
 }
 
-#[tokio::test]
-async fn backup_code_logs_in_once_and_is_replaced() {
-    let server = TestServer::start().await;
+async fn backup_code_logs_in_once_and_is_replaced(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (_, backup) = enrolled_client(&server, "erin").await;
     let client = server.client();
     client.login("client", "erin").await;
@@ -237,9 +233,8 @@ async fn backup_code_logs_in_once_and_is_replaced() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn forced_client_must_enrol_before_anything_else() {
-    let server = TestServer::start().await;
+async fn forced_client_must_enrol_before_anything_else(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     server.client_account("fred").await;
     let admin = server.client();
@@ -287,9 +282,8 @@ async fn forced_client_must_enrol_before_anything_else() {
     assert_eq!(server.client().login("admin", "ivy").await.1["status"], "authenticated");
 }
 
-#[tokio::test]
-async fn disabling_own_two_factor_needs_the_password() {
-    let server = TestServer::start().await;
+async fn disabling_own_two_factor_needs_the_password(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.client_account("gina").await;
     let client = server.client();
     client.login("client", "gina").await;
@@ -312,9 +306,8 @@ async fn disabling_own_two_factor_needs_the_password() {
     );
 }
 
-#[tokio::test]
-async fn full_admin_disables_a_clients_two_factor_from_the_list() {
-    let server = TestServer::start().await;
+async fn full_admin_disables_a_clients_two_factor_from_the_list(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let client_id = server.client_account("hank").await;
     {
@@ -345,9 +338,8 @@ async fn full_admin_disables_a_clients_two_factor_from_the_list() {
     );
 }
 
-#[tokio::test]
-async fn settings_are_validated_and_show_the_server_time() {
-    let server = TestServer::start().await;
+async fn settings_are_validated_and_show_the_server_time(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let admin = server.client();
     admin.login("admin", "root").await;
@@ -376,9 +368,8 @@ async fn settings_are_validated_and_show_the_server_time() {
     );
 }
 
-#[tokio::test]
-async fn window_zero_accepts_only_the_current_step() {
-    let server = TestServer::start().await;
+async fn window_zero_accepts_only_the_current_step(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let (secret, _) = enrolled_client(&server, "ida").await;
     let admin = server.client();
@@ -405,9 +396,8 @@ async fn window_zero_accepts_only_the_current_step() {
     assert_eq!(now.0, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn password_change_checks_the_current_one_and_ends_other_sessions() {
-    let server = TestServer::start().await;
+async fn password_change_checks_the_current_one_and_ends_other_sessions(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.client_account("jane").await;
     let (first, second) = (server.client(), server.client());
     first.login("client", "jane").await;
@@ -451,9 +441,8 @@ async fn password_change_checks_the_current_one_and_ends_other_sessions() {
     assert_eq!(login["status"], "authenticated");
 }
 
-#[tokio::test]
-async fn first_start_setup_takes_the_one_time_token() {
-    let server = TestServer::start().await;
+async fn first_start_setup_takes_the_one_time_token(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let path = server.app.prepare_setup_token().await.unwrap().unwrap();
     let token = std::fs::read_to_string(&path).unwrap();
     #[cfg(unix)]
@@ -481,9 +470,8 @@ async fn first_start_setup_takes_the_one_time_token() {
     assert_eq!(server.app.prepare_setup_token().await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn openapi_document_describes_the_contract() {
-    let server = TestServer::start().await;
+async fn openapi_document_describes_the_contract(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (status, doc) = server.client().get("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     for path in [
@@ -509,3 +497,18 @@ async fn openapi_document_describes_the_contract() {
     }
     assert!(doc["paths"]["/api/v1/admin/two-factor/settings"]["put"].is_object());
 }
+
+on_both_backends!(
+    admin_enrols_in_totp_and_then_needs_both_factors,
+    codes_are_single_use_and_old_codes_are_out_of_sync,
+    a_drifting_phone_keeps_working_within_the_bound,
+    backup_code_logs_in_once_and_is_replaced,
+    forced_client_must_enrol_before_anything_else,
+    disabling_own_two_factor_needs_the_password,
+    full_admin_disables_a_clients_two_factor_from_the_list,
+    settings_are_validated_and_show_the_server_time,
+    window_zero_accepts_only_the_current_step,
+    password_change_checks_the_current_one_and_ends_other_sessions,
+    first_start_setup_takes_the_one_time_token,
+    openapi_document_describes_the_contract,
+);

@@ -21,9 +21,8 @@ mod futures_like {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thousand_wrong_codes_never_succeed_and_lock_the_account() {
-    let server = TestServer::start().await;
+async fn a_thousand_wrong_codes_never_succeed_and_lock_the_account(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (secret, _) = enrolled_client(&server, "kim").await;
     let attacker = server.client();
     attacker.login("client", "kim").await;
@@ -80,9 +79,8 @@ async fn a_thousand_wrong_codes_never_succeed_and_lock_the_account() {
     assert_eq!(owner.0, StatusCode::OK, "{}", owner.1);
 }
 
-#[tokio::test]
-async fn locked_out_answers_say_when_to_retry_and_never_say_already_used() {
-    let server = TestServer::start().await;
+async fn locked_out_answers_say_when_to_retry_and_never_say_already_used(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let (secret, _) = enrolled_client(&server, "lee").await;
     let client = server.client();
     client.login("client", "lee").await;
@@ -117,9 +115,8 @@ async fn locked_out_answers_say_when_to_retry_and_never_say_already_used() {
     assert_eq!(body["error"]["code"], "locked_out");
 }
 
-#[tokio::test]
-async fn password_failures_count_per_account_whatever_name_was_typed() {
-    let server = TestServer::start().await;
+async fn password_failures_count_per_account_whatever_name_was_typed(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.client_account("bob").await;
     let attacker = server.client();
     for name in ["Bob", "bob", "BOB", "bob@example.com", "Bob@Example.com"] {
@@ -154,9 +151,8 @@ async fn password_failures_count_per_account_whatever_name_was_typed() {
     );
 }
 
-#[tokio::test]
-async fn second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it() {
-    let server = TestServer::start().await;
+async fn second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let (secret, _) = enrolled_client(&server, "max").await;
     let attacker = server.client();
@@ -197,3 +193,10 @@ async fn second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it() {
     assert!(audit.iter().any(|e| e.event == "login_totp" && e.outcome == "failure"));
     assert!(audit.iter().any(|e| e.event == "login_totp" && e.outcome == "success"));
 }
+
+on_both_backends!(
+    a_thousand_wrong_codes_never_succeed_and_lock_the_account,
+    locked_out_answers_say_when_to_retry_and_never_say_already_used,
+    password_failures_count_per_account_whatever_name_was_typed,
+    second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it,
+);

@@ -1,11 +1,13 @@
 //! Twofold's one integration-test binary: the real server on a random port, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
+#[macro_use]
+mod support;
+
 mod architecture;
 mod cli;
 mod flows;
 mod lockout;
 mod pages;
 mod security;
-mod support;
 mod third_party;

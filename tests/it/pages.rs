@@ -89,9 +89,8 @@ impl Browser {
     }
 }
 
-#[tokio::test]
-async fn first_start_leads_to_setup_and_the_first_administrator() {
-    let server = TestServer::start().await;
+async fn first_start_leads_to_setup_and_the_first_administrator(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let token = std::fs::read_to_string(server.app.prepare_setup_token().await.unwrap().unwrap()).unwrap();
     let browser = Browser::new(&server);
     assert_eq!(
@@ -134,9 +133,8 @@ async fn first_start_leads_to_setup_and_the_first_administrator() {
     assert!(settings.html.contains("Enable for use by Clients") && settings.html.contains("Server time"));
 }
 
-#[tokio::test]
-async fn client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_backup_code() {
-    let server = TestServer::start().await;
+async fn client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_backup_code(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.client_account("wes").await;
     let browser = Browser::new(&server);
     assert_eq!(browser.get("/account").await.location.as_deref(), Some("/login"));
@@ -214,9 +212,8 @@ async fn client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_bac
     assert_eq!(browser.get("/account").await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn forced_admin_lands_on_enrolment_and_every_page_sends_it_back() {
-    let server = TestServer::start().await;
+async fn forced_admin_lands_on_enrolment_and_every_page_sends_it_back(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let mut settings = server.app.two_factor_settings().await.unwrap();
     settings.force_admins = true;
@@ -261,9 +258,8 @@ async fn forced_admin_lands_on_enrolment_and_every_page_sends_it_back() {
     );
 }
 
-#[tokio::test]
-async fn staff_do_not_get_the_settings_page_and_forms_need_their_token() {
-    let server = TestServer::start().await;
+async fn staff_do_not_get_the_settings_page_and_forms_need_their_token(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server
         .create_account(
             twofold::core::policy::AccountKind::Admin,
@@ -308,9 +304,8 @@ async fn staff_do_not_get_the_settings_page_and_forms_need_their_token() {
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn full_admin_disables_a_clients_two_factor_from_the_clients_page() {
-    let server = TestServer::start().await;
+async fn full_admin_disables_a_clients_two_factor_from_the_clients_page(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     enrolled_client(&server, "xena").await;
     let browser = Browser::new(&server);
@@ -336,9 +331,8 @@ async fn full_admin_disables_a_clients_two_factor_from_the_clients_page() {
     assert!(list.html.contains("was disabled") && list.html.contains("<td>Off</td>"));
 }
 
-#[tokio::test]
-async fn pages_carry_the_security_headers() {
-    let server = TestServer::start().await;
+async fn pages_carry_the_security_headers(backend: Backend) {
+    let server = TestServer::start(backend).await;
     let response = reqwest::get(format!("{}/login", server.base)).await.unwrap();
     let csp = response.headers()["content-security-policy"]
         .to_str()
@@ -351,3 +345,12 @@ async fn pages_carry_the_security_headers() {
     let css = reqwest::get(format!("{}/static/style.css", server.base)).await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
+
+on_both_backends!(
+    first_start_leads_to_setup_and_the_first_administrator,
+    client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_backup_code,
+    forced_admin_lands_on_enrolment_and_every_page_sends_it_back,
+    staff_do_not_get_the_settings_page_and_forms_need_their_token,
+    full_admin_disables_a_clients_two_factor_from_the_clients_page,
+    pages_carry_the_security_headers,
+);

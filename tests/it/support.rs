@@ -38,15 +38,87 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// The database a test runs on. Every test body runs on both (see `on_both_backends!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Registers each named `async fn(Backend)` as two tests, `NAME::sqlite` and
+/// `NAME::postgres`: one test body, two databases.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// The PostgreSQL database the tests use (`TWOFOLD_TEST_POSTGRES_URL`, created by `.ci/run`
+/// for each run; by default `twofold_test` on the local server, created if missing). Each
+/// test gets its own schema in it.
+pub fn postgres_base_url() -> String {
+    std::env::var("TWOFOLD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into())
+}
+
+/// A fresh, empty schema for one test, as a `database_url`.
+pub async fn fresh_postgres_url() -> String {
+    use sqlx::Connection;
+    let base = postgres_base_url();
+    let mut connection = match sqlx::PgConnection::connect(&base).await {
+        Ok(connection) => connection,
+        Err(_) => {
+            // The database may not exist yet on a developer's machine: create it.
+            let (server, name) = base.rsplit_once('/').unwrap();
+            let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL is not reachable at {server} ({e}); set TWOFOLD_TEST_POSTGRES_URL")
+                });
+            let _ = sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await;
+            sqlx::PgConnection::connect(&base).await.unwrap()
+        }
+    };
+    let schema = format!(
+        "t_{}",
+        data_encoding::HEXLOWER.encode(&twofold::random::bytes::<8>().unwrap())
+    );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options[search_path]={schema}")
+}
+
 impl TestServer {
-    pub async fn start() -> TestServer {
-        TestServer::start_with(|_| {}).await
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, |_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_url().await),
+        };
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
+            database_url,
             ..Config::default()
         };
         adjust(&mut config);

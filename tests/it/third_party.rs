@@ -59,9 +59,8 @@ fn zbarimg(png: &[u8]) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn an_authenticator_app_scanning_the_qr_code_can_log_in() {
-    let server = TestServer::start().await;
+async fn an_authenticator_app_scanning_the_qr_code_can_log_in(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.client_account("uma@example.org").await;
     let client = server.client();
     client.login("client", "uma@example.org").await;
@@ -110,9 +109,8 @@ async fn an_authenticator_app_scanning_the_qr_code_can_log_in() {
     assert_eq!(error_code(&stale), "code_already_used", "older than the last used step");
 }
 
-#[tokio::test]
-async fn eight_digit_sha256_enrolments_work_with_oathtool() {
-    let server = TestServer::start().await;
+async fn eight_digit_sha256_enrolments_work_with_oathtool(backend: Backend) {
+    let server = TestServer::start(backend).await;
     server.full_admin("root").await;
     let admin = server.client();
     admin.login("admin", "root").await;
@@ -151,3 +149,8 @@ async fn eight_digit_sha256_enrolments_work_with_oathtool() {
         StatusCode::OK
     );
 }
+
+on_both_backends!(
+    an_authenticator_app_scanning_the_qr_code_can_log_in,
+    eight_digit_sha256_enrolments_work_with_oathtool,
+);
