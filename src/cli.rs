@@ -62,6 +62,25 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Database operations
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Copy everything from the configured database to another, in one transaction (for
+    /// example from the default SQLite to PostgreSQL before running several nodes)
+    Copy {
+        /// The target: postgres://USER@HOST/DB or sqlite://PATH (migrated if needed)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Delete what the target already holds instead of refusing a non-empty target
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,6 +171,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = App::start(config, Arc::new(SystemClock)).await?;
     match cli.command {
         Command::Serve { .. } => serve(app).await,
+        Command::Db {
+            command: DbCommand::Copy { to, replace },
+        } => copy_database(&app, &to, replace).await,
         Command::Migrate => {
             println!("the database is up to date");
             Ok(())
@@ -241,6 +263,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn copy_database(app: &App, to: &str, replace: bool) -> anyhow::Result<()> {
+    let target_config = Config {
+        database_url: Some(to.to_string()),
+        ..app.config.clone()
+    };
+    let target = target_config.database()?;
+    if target == app.config.database()? {
+        anyhow::bail!("the target is the configured database itself");
+    }
+    let snapshot = app.store.export().await?;
+    let target = crate::store::Store::open(&target, app.config.pool_settings()).await?;
+    target.import(&snapshot, replace).await.map_err(|error| match error {
+        crate::store::StoreError::NotEmpty => {
+            anyhow::anyhow!("the target database is not empty; use --replace to overwrite what it holds")
+        }
+        other => other.into(),
+    })?;
+    for (table, rows) in snapshot.counts() {
+        println!("{table:>20}: {rows} rows copied");
+    }
+    println!(
+        "copied to the {} database; use the same master key there",
+        target.backend_name()
+    );
+    Ok(())
 }
 
 async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {

@@ -42,6 +42,7 @@ impl From<StoreError> for Error {
         match error {
             StoreError::Unavailable(detail) => Error::Unavailable(detail),
             StoreError::Conflict => Error::Conflict("That already exists.".into()),
+            StoreError::NotEmpty => Error::Conflict("The target database is not empty.".into()),
             StoreError::Internal(detail) => Error::Internal(detail),
         }
     }

@@ -21,6 +21,7 @@ macro_rules! with_pool {
 
 mod accounts;
 mod audit;
+mod copy;
 mod sessions;
 mod two_factor;
 
@@ -34,6 +35,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
+pub use copy::Snapshot;
 pub use sessions::{Session, Stage};
 pub use two_factor::{Enrolment, PendingEnrolment, TwoFactor};
 
@@ -43,6 +45,8 @@ pub enum StoreError {
     Unavailable(String),
     #[error("already exists")]
     Conflict,
+    #[error("the target database is not empty")]
+    NotEmpty,
     #[error("database error: {0}")]
     Internal(String),
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::support::{fresh_postgres_url, Backend, PASSWORD};
+use crate::support::{enrolled_client, error_code, fresh_postgres_url, Backend, TestServer, PASSWORD};
 
 fn twofold(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_twofold"));
@@ -183,3 +183,81 @@ on_both_backends!(
     accounts_are_created_listed_and_reset_from_the_command_line,
     serve_writes_a_setup_token_and_never_logs_it
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_enrolled_on_sqlite_logs_in_on_postgres_after_db_copy() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    server.full_admin("root").await;
+    let (secret, backup) = enrolled_client(&server, "yuri").await;
+    let admin = server.client();
+    admin.login("admin", "root").await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["force_admins"] = json!(true);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        reqwest::StatusCode::OK
+    );
+    // A used step and a lockout count that must survive the move.
+    let used = server.client();
+    used.login("client", "yuri").await;
+    let used_code = server.code(&secret, 0);
+    assert_eq!(
+        used.post("/api/v1/login/second-factor", json!({"code": used_code}))
+            .await
+            .0,
+        reqwest::StatusCode::OK
+    );
+    let audit_before = server.app.store.audit_events(None, 10_000).await.unwrap().len();
+
+    let target = fresh_postgres_url().await;
+    let copy = || {
+        let mut command = twofold(server.dir.path());
+        command.args(["db", "copy", "--to", &target]);
+        command
+    };
+    let (ok, out, err) = run(&mut copy());
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("accounts: 2 rows copied") && out.contains("backup_codes: 1 rows copied"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&mut copy());
+    assert!(!ok && err.contains("not empty"), "a second copy is refused: {err}");
+    let (ok, _, err) = run(copy().arg("--replace"));
+    assert!(ok, "{err}");
+
+    let server = server.moved_to(target).await;
+    assert!(
+        server.app.two_factor_settings().await.unwrap().force_admins,
+        "settings copied"
+    );
+    let client = server.client();
+    assert_eq!(
+        client.login("client", "yuri").await.1["status"],
+        "second_factor_required"
+    );
+    let replay = client
+        .post("/api/v1/login/second-factor", json!({"code": used_code}))
+        .await;
+    assert_eq!(
+        error_code(&replay),
+        "code_already_used",
+        "the last used step came along"
+    );
+    server.next_step();
+    let next = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(next.0, reqwest::StatusCode::OK, "{}", next.1);
+    let by_backup = server.client();
+    by_backup.login("client", "yuri").await;
+    let (status, _) = by_backup
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    // New rows get fresh ids after the copied ones.
+    server.client_account("zed").await;
+    let audit_after = server.app.store.audit_events(None, 10_000).await.unwrap();
+    assert!(audit_after.len() > audit_before);
+}

@@ -163,6 +163,21 @@ impl TestServer {
         TestServer::launch(dir, config, clock).await
     }
 
+    /// Stops this server and starts one on the same data directory (so the same master key)
+    /// and clock, on another database.
+    pub async fn moved_to(self, database_url: String) -> TestServer {
+        let TestServer {
+            dir,
+            mut config,
+            clock,
+            stop,
+            ..
+        } = self;
+        drop(stop);
+        config.database_url = Some(database_url);
+        TestServer::launch(dir, config, clock).await
+    }
+
     pub fn client(&self) -> Client {
         Client {
             http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
