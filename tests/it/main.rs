@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod flows;
 mod lockout;
+mod nodes;
 mod pages;
 mod security;
 mod third_party;

@@ -1,0 +1,531 @@
+//! Several real `twofold serve` processes on one PostgreSQL database behave as one node.
+//!
+//! These nodes read the real clock (they are real processes), so the codes here come from
+//! the real clock too.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use twofold::core::totp::{code_at, step_at, TotpParams};
+
+use crate::support::{error_code, fresh_postgres_url, Client, PASSWORD};
+
+/// Unix time from the real clock: these servers are real processes reading it.
+#[allow(clippy::disallowed_methods)]
+fn real_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn code(secret: &str, steps: i64) -> String {
+    let secret = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+    code_at(&secret, TotpParams::default(), step_at(real_now(), 30) + steps).unwrap()
+}
+
+/// A cluster's shared configuration: one database, one master key.
+pub struct Cluster {
+    pub database_url: String,
+    master_key: String,
+    dir: tempfile::TempDir,
+    extra_env: Vec<(String, String)>,
+}
+
+/// A running `twofold serve` process, killed when dropped.
+pub struct Node {
+    pub base: String,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// `kill -9`: no shutdown, no cleanup.
+    fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+            base: self.base.clone(),
+        }
+    }
+}
+
+impl Cluster {
+    pub async fn new(extra_env: &[(&str, &str)]) -> Cluster {
+        Cluster::on(fresh_postgres_url().await, extra_env)
+    }
+
+    pub fn on(database_url: String, extra_env: &[(&str, &str)]) -> Cluster {
+        Cluster {
+            database_url,
+            master_key: data_encoding::BASE64.encode(&twofold::random::bytes::<32>().unwrap()),
+            dir: tempfile::tempdir().unwrap(),
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn command(&self, node: &str) -> Command {
+        let data_dir = self.dir.path().join(node);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_twofold"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TWOFOLD_DATA_DIR", data_dir)
+            .env("TWOFOLD_DATABASE_URL", &self.database_url)
+            .env("TWOFOLD_MASTER_KEY", &self.master_key)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Starts a node and waits until it listens.
+    pub fn node(&self, name: &str) -> Node {
+        let child = self
+            .command(name)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn();
+        // Owned by a Node from the start, so it is killed even if this fails.
+        let mut node = Node {
+            base: String::new(),
+            child: child.unwrap(),
+        };
+        let mut stderr = BufReader::new(node.child.stderr.take().unwrap());
+        let mut log = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "node {name} exited: {log}");
+            log.push_str(&line);
+            if let Some(at) = line.find("listening on http://") {
+                node.base = line[at + "listening on ".len()..].trim().to_string();
+                // Keep draining the log so the node never blocks on a full pipe.
+                std::thread::spawn(move || for _ in stderr.lines() {});
+                return node;
+            }
+        }
+    }
+
+    /// Runs a `twofold` subcommand against the cluster's database.
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let output = self.command("cli").args(args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
+    pub fn create_client(&self, username: &str) {
+        let password_file = self.dir.path().join("password");
+        std::fs::write(&password_file, PASSWORD).unwrap();
+        let (ok, out) = self.run(&[
+            "client",
+            "create",
+            "--username",
+            username,
+            "--email",
+            &format!("{username}@example.com"),
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+    }
+}
+
+/// Enrols `username` through `node`; returns the secret and the backup code.
+async fn enrol(node: &Node, username: &str) -> (String, String) {
+    let client = node.client();
+    assert_eq!(client.login("client", username).await.1["status"], "authenticated");
+    let (_, enrolment) = client.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+    let secret = enrolment["secret"].as_str().unwrap().to_string();
+    let (status, confirmed) = client
+        .post(
+            "/api/v1/me/two-factor/totp/enrollment/confirm",
+            json!({"code": code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    (secret, confirmed["backup_code"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_code_raced_across_two_nodes_succeeds_once() {
+    // Lockout is raised so all twenty reach the code check: this is about the used step.
+    let cluster = Cluster::new(&[("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000")]).await;
+    cluster.create_client("ana");
+    let nodes = [cluster.node("a"), cluster.node("b")];
+    let (secret, _) = enrol(&nodes[0], "ana").await;
+
+    let mut sessions = Vec::new();
+    for i in 0..20 {
+        let client = nodes[i % 2].client();
+        assert_eq!(
+            client.login("client", "ana").await.1["status"],
+            "second_factor_required"
+        );
+        sessions.push(client);
+    }
+    let code = code(&secret, 1);
+    let barrier = Arc::new(tokio::sync::Barrier::new(sessions.len()));
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|client| {
+            let (code, barrier) = (code.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client.post("/api/v1/login/second-factor", json!({"code": code})).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(
+        answers.iter().filter(|a| a.0 == StatusCode::OK).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(answers
+        .iter()
+        .filter(|a| a.0 != StatusCode::OK)
+        .all(|a| error_code(a) == "code_already_used"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_codes_spread_across_nodes_lock_at_the_same_count_and_sessions_move() {
+    let cluster = Cluster::new(&[]).await;
+    cluster.create_client("ben");
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+    let (secret, _) = enrol(&a, "ben").await;
+
+    // A session started on A is valid on B (same cookie), and logging out on B ends it on A.
+    let on_a = a.client();
+    on_a.login("client", "ben").await;
+    let cookie_jar_moves = Client {
+        http: on_a.http.clone(),
+        base: b.base.clone(),
+    };
+    assert_eq!(
+        error_code(&cookie_jar_moves.get("/api/v1/me").await),
+        "second_factor_required",
+        "same stage on B"
+    );
+    let done = cookie_jar_moves
+        .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+        .await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    assert_eq!(on_a.get("/api/v1/me").await.1["username"], "ben");
+    assert_eq!(
+        cookie_jar_moves.post_empty("/api/v1/logout").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(error_code(&on_a.get("/api/v1/me").await), "unauthenticated");
+
+    // Five wrong codes, alternating nodes, then both refuse even the right one.
+    let attacker_a = a.client();
+    attacker_a.login("client", "ben").await;
+    let attacker_b = Client {
+        http: attacker_a.http.clone(),
+        base: b.base.clone(),
+    };
+    let wrong = (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| (-25..=25).all(|d| *c != code(&secret, d)))
+        .unwrap();
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &attacker_a } else { &attacker_b };
+        assert_eq!(
+            error_code(&node.post("/api/v1/login/second-factor", json!({"code": wrong})).await),
+            "invalid_code"
+        );
+    }
+    for node in [&attacker_a, &attacker_b] {
+        let refused = node
+            .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+            .await;
+        assert_eq!(error_code(&refused), "locked_out");
+    }
+}
+
+/// A TCP relay between the nodes and PostgreSQL that the test can cut: PostgreSQL
+/// "stopping" as the nodes see it (refused and reset connections), without stopping the
+/// machine's server that other tests share.
+struct Relay {
+    port: u16,
+    down: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (target, flag, open) = (target.to_string(), down.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                if flag.load(Ordering::SeqCst) {
+                    let _ = inbound.shutdown().await;
+                    continue;
+                }
+                let target = target.clone();
+                open.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Relay {
+            port,
+            down,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_answers_503_and_the_nodes_recover_by_themselves() {
+    let relay = Relay::start("127.0.0.1:5432").await;
+    let url = fresh_postgres_url()
+        .await
+        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port), 1);
+    let cluster = Cluster::on(url, &[("TWOFOLD_DATABASE_ACQUIRE_TIMEOUT_SECS", "2")]);
+    cluster.create_client("cy");
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+    let (secret, backup) = enrol(&a, "cy").await;
+    let signed_in = b.client();
+    signed_in.login("client", "cy").await;
+    let done = signed_in
+        .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+        .await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    let half = a.client();
+    half.login("client", "cy").await;
+
+    relay.cut();
+    for (client, request) in [
+        (&signed_in, "me"),
+        (&half, "code"),
+        (&a.client(), "login"),
+        (&b.client(), "login"),
+    ] {
+        let answer = match request {
+            "me" => client.get("/api/v1/me").await,
+            "code" => {
+                client
+                    .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+                    .await
+            }
+            _ => client.login("client", "cy").await,
+        };
+        assert_eq!(
+            (answer.0, error_code(&answer)),
+            (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            "{request}: {}",
+            answer.1
+        );
+    }
+
+    relay.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if signed_in.get("/api/v1/me").await.0 == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "node B recovered without a restart");
+    let answer = half
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup}))
+        .await;
+    assert_eq!(answer.0, StatusCode::OK, "node A recovered: {}", answer.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_load_leaves_no_half_enrolment_and_no_twice_used_backup_code() {
+    let cluster = Cluster::new(&[("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000")]).await;
+    let names: Vec<String> = (0..24).map(|i| format!("user{i}")).collect();
+    for name in &names {
+        cluster.create_client(name);
+    }
+    let mut doomed = cluster.node("doomed");
+    // Half the accounts are mid-enrolment (QR shown), half are enrolled and at the code step.
+    let (enrolling, enrolled) = names.split_at(12);
+    let mut confirmations = Vec::new();
+    for name in enrolling {
+        let client = doomed.client();
+        client.login("client", name).await;
+        let (_, enrolment) = client.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+        confirmations.push((client, enrolment["secret"].as_str().unwrap().to_string()));
+    }
+    let mut backup_logins = Vec::new();
+    for name in enrolled {
+        let (_, backup) = enrol(&doomed, name).await;
+        let (first, second) = (doomed.client(), doomed.client());
+        first.login("client", name).await;
+        second.login("client", name).await;
+        backup_logins.push((name.clone(), backup, first, second));
+    }
+
+    // Fire everything at once; kill the node when a third of the answers are back.
+    let total = confirmations.len() + 2 * backup_logins.len();
+    let (answered, third_answered) = (
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let mut tasks = Vec::new();
+    let post = |client: Client, path: &'static str, body: serde_json::Value, name: Option<String>| {
+        let (answered, third_answered) = (answered.clone(), third_answered.clone());
+        tokio::spawn(async move {
+            let answer = client
+                .http
+                .post(format!("{}{path}", client.base))
+                .json(&body)
+                .send()
+                .await;
+            if answered.fetch_add(1, Ordering::SeqCst) + 1 == total / 3 {
+                third_answered.notify_one();
+            }
+            (name, answer.map(|r| r.status()).ok())
+        })
+    };
+    for (client, secret) in confirmations {
+        let body = json!({"code": code(&secret, 0)});
+        tasks.push(post(
+            client,
+            "/api/v1/me/two-factor/totp/enrollment/confirm",
+            body,
+            None,
+        ));
+    }
+    for (name, backup, first, second) in &backup_logins {
+        for client in [first, second] {
+            let body = json!({"backup_code": backup});
+            tasks.push(post(
+                client.clone(),
+                "/api/v1/login/backup-code",
+                body,
+                Some(name.clone()),
+            ));
+        }
+    }
+    third_answered.notified().await;
+    doomed.kill_hard();
+    let mut accepted_before: std::collections::HashMap<String, usize> = Default::default();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (name, status) = task.await.unwrap();
+        if let (Some(name), Some(StatusCode::OK)) = (name, status) {
+            *accepted_before.entry(name).or_default() += 1;
+        }
+        statuses.push(status.map(|s| s.as_u16()));
+    }
+
+    eprintln!("answers before the kill (None: cut off): {statuses:?}");
+    // What the database holds: every account fully enrolled (credential and backup code)
+    // or not at all.
+    let store = twofold::store::Store::open(
+        &twofold::store::Database::Postgres(cluster.database_url.clone()),
+        twofold::store::PoolSettings {
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap();
+    for name in &names {
+        let account = store
+            .find_account(twofold::core::policy::AccountKind::Client, name)
+            .await
+            .unwrap()
+            .unwrap();
+        let credential = store.two_factor(account.id).await.unwrap().is_some();
+        let backup = store.backup_code_hash(account.id).await.unwrap().is_some();
+        assert_eq!(credential, backup, "{name}: half enrolled");
+    }
+
+    // No backup code is accepted twice: not by the two racing requests before the kill,
+    // nor once more on another node after it.
+    let survivor = cluster.node("survivor");
+    for (name, backup, _, _) in &backup_logins {
+        let client = survivor.client();
+        client.login("client", name).await;
+        let after = client
+            .post("/api/v1/login/backup-code", json!({"backup_code": backup}))
+            .await;
+        let accepted = accepted_before.get(name).copied().unwrap_or(0) + usize::from(after.0 == StatusCode::OK);
+        assert!(accepted <= 1, "{name}'s backup code was accepted {accepted} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_master_key_cannot_open_the_secrets_refuses_to_start() {
+    let cluster = Cluster::new(&[]).await;
+    cluster.create_client("dee");
+    enrol(&cluster.node("a"), "dee").await;
+
+    let stranger = Cluster::on(cluster.database_url.clone(), &[]);
+    let child = stranger
+        .command("b")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut node = Node {
+        base: String::new(),
+        child: child.unwrap(),
+    };
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            waited < 200,
+            "the node started with a master key that cannot open the stored secrets"
+        );
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut node.child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success());
+    assert!(
+        log.contains("master key") && log.contains("not the one the stored secrets were sealed with"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&stranger.master_key) && !log.contains(&cluster.master_key),
+        "keys never appear in logs"
+    );
+}
