@@ -1,7 +1,10 @@
 //! Load on the login steps over HTTP on loopback: requests/s and latency percentiles.
 //! Run: `cargo bench --bench http_login` (prints a table; takes about a minute).
 //!
-//! The server runs in this process on its own runtime (two workers) with a manual clock;
+//! Three scenarios: SQLite with one node, PostgreSQL with one node, and PostgreSQL with two
+//! nodes sharing the database and master key, the load split evenly between them
+//! (`TWOFOLD_BENCH_POSTGRES_URL`, default the tests' database; each run makes a schema).
+//! The servers run in this process on their own runtime (two workers) with a manual clock;
 //! the load comes from a separate runtime over real TCP connections. Accounts, enrolments
 //! and half-logged-in sessions are prepared through the store and services directly (a
 //! password login per account would measure argon2, not the second-factor step); what is
@@ -35,6 +38,20 @@ struct Prepared {
 }
 
 fn main() {
+    println!("{ACCOUNTS} accounts per scenario; servers: 2 worker threads per node; load: 2 worker threads; loopback HTTP/1.1");
+    println!(
+        "{:<52} {:>8} {:>10} {:>9} {:>9} {:>9}",
+        "scenario / step", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
+    );
+    scenario("SQLite, 1 node", None, 1);
+    let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
+    scenario("PostgreSQL, 1 node", Some(&postgres), 1);
+    scenario("PostgreSQL, 2 nodes (load split evenly)", Some(&postgres), 2);
+}
+
+/// Starts `nodes` servers on one database, prepares the accounts, and measures each step.
+fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_800_000_010));
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -42,18 +59,29 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let (app, base) = server_runtime.block_on(async {
-        let app = App::start(config, clock.clone()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(twofold::web::serve(app.clone(), listener, std::future::pending()));
-        (app, base)
-    });
-    let prepared = server_runtime.block_on(prepare(&app));
+    let database_url = postgres.map(|url| server_runtime.block_on(fresh_schema(url)));
+    let master_key = data_encoding::BASE64.encode(&twofold::random::bytes::<32>().unwrap());
+    let mut apps = Vec::new();
+    let mut bases = Vec::new();
+    for node in 0..nodes {
+        let config = Config {
+            data_dir: dir.path().join(format!("node{node}")),
+            database_url: database_url.clone(),
+            master_key: Some(master_key.clone().into()),
+            ..Config::default()
+        };
+        let (app, base) = server_runtime.block_on(async {
+            let app = App::start(config, clock.clone()).await.unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(twofold::web::serve(app.clone(), listener, std::future::pending()));
+            (app, base)
+        });
+        apps.push(app);
+        bases.push(base);
+    }
+    let app = &apps[0];
+    let prepared = server_runtime.block_on(prepare(app));
     clock.advance(30);
 
     let load = tokio::runtime::Builder::new_multi_thread()
@@ -61,11 +89,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("{ACCOUNTS} accounts; server: 2 worker threads; load: 2 worker threads; loopback HTTP/1.1");
-    println!(
-        "{:<44} {:>8} {:>10} {:>9} {:>9} {:>9}",
-        "step", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
-    );
+    println!("{name}");
     let now = clock.now();
     let right: Vec<_> = prepared
         .iter()
@@ -74,15 +98,15 @@ fn main() {
             (p.cookie.clone(), "/api/v1/login/second-factor", json!({ "code": code }))
         })
         .collect();
-    load.block_on(run("second factor, right code (accepted)", &base, right, 32));
+    load.block_on(run("  second factor, right code (accepted)", &bases, right, 32));
 
     // Fresh half-logged-in sessions for the failing path.
-    let sessions = server_runtime.block_on(half_logged_in_sessions(&app, &prepared));
+    let sessions = server_runtime.block_on(half_logged_in_sessions(app, &prepared));
     let wrong: Vec<_> = sessions
         .into_iter()
         .map(|cookie| (cookie, "/api/v1/login/second-factor", json!({ "code": "000000" })))
         .collect();
-    load.block_on(run("second factor, wrong code (refused, audited)", &base, wrong, 32));
+    load.block_on(run("  second factor, wrong code (refused, audited)", &bases, wrong, 32));
 
     let passwords: Vec<_> = prepared
         .iter()
@@ -92,7 +116,28 @@ fn main() {
             (String::new(), "/api/v1/login", body)
         })
         .collect();
-    load.block_on(run("password step (argon2id 19 MiB, t=2)", &base, passwords, 8));
+    load.block_on(run("  password step (argon2id 19 MiB, t=2)", &bases, passwords, 8));
+    drop(load);
+    drop(apps);
+    server_runtime.shutdown_background();
+}
+
+/// A fresh schema in the PostgreSQL database at `url`, as a `database_url`.
+async fn fresh_schema(url: &str) -> String {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .expect("PostgreSQL for the benchmark");
+    let schema = format!(
+        "bench_{}",
+        data_encoding::HEXLOWER.encode(&twofold::random::bytes::<6>().unwrap())
+    );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options[search_path]={schema}")
 }
 
 async fn prepare(app: &App) -> Vec<Prepared> {
@@ -157,7 +202,13 @@ async fn half_logged_in_sessions(app: &App, prepared: &[Prepared]) -> Vec<String
 }
 
 /// Sends every request once, `concurrency` at a time, and prints the figures.
-async fn run(name: &str, base: &str, requests: Vec<(String, &'static str, serde_json::Value)>, concurrency: usize) {
+/// Request `i` goes to node `i % nodes`: the load split evenly, as a load balancer would.
+async fn run(
+    name: &str,
+    bases: &[String],
+    requests: Vec<(String, &'static str, serde_json::Value)>,
+    concurrency: usize,
+) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -167,7 +218,7 @@ async fn run(name: &str, base: &str, requests: Vec<(String, &'static str, serde_
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, requests, next, base) = (client.clone(), requests.clone(), next.clone(), base.to_string());
+            let (client, requests, next, bases) = (client.clone(), requests.clone(), next.clone(), bases.to_vec());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut statuses = Vec::new();
@@ -177,6 +228,7 @@ async fn run(name: &str, base: &str, requests: Vec<(String, &'static str, serde_
                         break;
                     };
                     let sent = Instant::now();
+                    let base = &bases[i % bases.len()];
                     let mut request = client.post(format!("{base}{path}")).json(body);
                     if !cookie.is_empty() {
                         request = request.header("cookie", cookie);
@@ -204,7 +256,7 @@ async fn run(name: &str, base: &str, requests: Vec<(String, &'static str, serde_
     statuses.sort();
     statuses.dedup();
     println!(
-        "{:<44} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2}   (status {:?}, {} concurrent)",
+        "{:<52} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2}   (status {:?}, {} concurrent)",
         name,
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),

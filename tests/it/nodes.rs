@@ -529,3 +529,35 @@ async fn a_node_whose_master_key_cannot_open_the_secrets_refuses_to_start() {
         "keys never appear in logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settings_saved_on_one_node_apply_on_the_other_at_once() {
+    let cluster = Cluster::new(&[]).await;
+    cluster.create_client("eve");
+    let password_file = cluster.dir.path().join("admin-password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let (ok, out) = cluster.run(&[
+        "admin",
+        "create",
+        "--username",
+        "root",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+
+    let admin = a.client();
+    admin.login("admin", "root").await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["force_clients"] = json!(true);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        b.client().login("client", "eve").await.1["status"],
+        "enrollment_required"
+    );
+}
