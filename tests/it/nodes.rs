@@ -561,3 +561,158 @@ async fn settings_saved_on_one_node_apply_on_the_other_at_once() {
         "enrollment_required"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_starting_together_on_an_empty_database_migrate_it_once() {
+    let cluster = Cluster::new(&[]).await;
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| cluster.node("a"));
+        let b = scope.spawn(|| cluster.node("b"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for node in [&a, &b] {
+        assert_eq!(
+            reqwest::get(format!("{}/healthz", node.base)).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&cluster.database_url).await.unwrap();
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(applied.len(), files, "each migration applied exactly once: {applied:?}");
+}
+
+/// The README's nginx example, without TLS: two nodes behind one address.
+fn nginx_config(dir: &std::path::Path, port: u16, nodes: [&Node; 2]) -> String {
+    let upstream = |node: &Node| node.base.trim_start_matches("http://").to_string();
+    let d = dir.display();
+    format!(
+        "daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    upstream twofold {{
+        server {a} max_fails=2 fail_timeout=5s;
+        server {b} max_fails=2 fail_timeout=5s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://twofold;
+            proxy_set_header Host $http_host;
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+",
+        a = upstream(nodes[0]),
+        b = upstream(nodes[1]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_behind_nginx_serve_logins_and_survive_losing_one() {
+    let cluster = Cluster::new(&[]).await;
+    cluster.create_client("fay");
+    let (mut a, b) = (cluster.node("a"), cluster.node("b"));
+    let (secret, _) = enrol(&a, "fay").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("nginx.conf");
+    std::fs::write(&config, nginx_config(dir.path(), port, [&a, &b])).unwrap();
+    let nginx = Command::new("nginx")
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx is installed (Debian package nginx-light)");
+    let nginx = Nginx {
+        base: format!("http://127.0.0.1:{port}"),
+        child: nginx,
+    };
+    let mut ready = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/healthz", nginx.base))
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        ready,
+        "nginx did not come up: {}",
+        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+    );
+
+    // A browser-like login through the proxy: requests alternate between the nodes.
+    let browser = Client {
+        http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+        base: nginx.base.clone(),
+    };
+    let login = browser
+        .send(
+            browser
+                .http
+                .post(format!("{}/api/v1/login", nginx.base))
+                .header("origin", &nginx.base)
+                .json(&json!({"username": "fay", "password": PASSWORD, "area": "client"})),
+        )
+        .await;
+    assert_eq!(
+        login.1["status"], "second_factor_required",
+        "the Origin matches the forwarded Host"
+    );
+    let done = browser
+        .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+        .await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    for _ in 0..4 {
+        assert_eq!(browser.get("/api/v1/me").await.1["username"], "fay");
+    }
+
+    // One node dies: the proxy sends everything to the other; the session lives on.
+    a.kill_hard();
+    for _ in 0..4 {
+        assert_eq!(browser.get("/api/v1/me").await.1["username"], "fay");
+    }
+    assert_eq!(browser.post_empty("/api/v1/logout").await.0, StatusCode::NO_CONTENT);
+    drop(b);
+}
+
+/// nginx, stopped gracefully (SIGTERM) so that its workers go with it.
+struct Nginx {
+    base: String,
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
