@@ -159,6 +159,8 @@ async fn serve_writes_a_setup_token_and_never_logs_it(backend: Backend) {
     assert!(!log.contains(token.trim()), "the log never shows the token");
     assert!(dir.path().join("master.key").exists());
     assert_eq!(dir.path().join("twofold.db").exists(), backend == Backend::Sqlite);
+    // SQLite runs in WAL mode: readers never wait for the writer.
+    assert_eq!(dir.path().join("twofold.db-wal").exists(), backend == Backend::Sqlite);
 
     let http = reqwest::Client::new();
     let created = http

@@ -194,7 +194,32 @@ async fn second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it(back
     assert!(audit.iter().any(|e| e.event == "login_totp" && e.outcome == "success"));
 }
 
+async fn wrong_codes_at_enrolment_count_towards_the_same_lockout(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.client_account("ned").await;
+    let client = server.client();
+    client.login("client", "ned").await;
+    let (_, enrolment) = client.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+    let secret = enrolment["secret"].as_str().unwrap().to_string();
+    let wrong = wrong_code(&server, &secret);
+    for _ in 0..5 {
+        let answer = client
+            .post("/api/v1/me/two-factor/totp/enrollment/confirm", json!({"code": wrong}))
+            .await;
+        assert_eq!(error_code(&answer), "invalid_code");
+    }
+    let right = client
+        .post(
+            "/api/v1/me/two-factor/totp/enrollment/confirm",
+            json!({"code": server.code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(error_code(&right), "locked_out");
+    assert_eq!(client.get("/api/v1/me").await.1["two_factor"]["enabled"], false);
+}
+
 on_both_backends!(
+    wrong_codes_at_enrolment_count_towards_the_same_lockout,
     a_thousand_wrong_codes_never_succeed_and_lock_the_account,
     locked_out_answers_say_when_to_retry_and_never_say_already_used,
     password_failures_count_per_account_whatever_name_was_typed,

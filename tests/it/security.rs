@@ -274,6 +274,34 @@ async fn the_api_takes_only_same_origin_json(backend: Backend) {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
+async fn behind_tls_cookies_are_secure_and_only_the_public_origin_may_post(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.public_url = Some("https://2fa.example.com".into())
+    })
+    .await;
+    server.client_account("uli").await;
+    let raw = reqwest::Client::new();
+    let login = |origin: &'static str| {
+        raw.post(format!("{}/api/v1/login", server.base))
+            .header("origin", origin)
+            .json(&json!({"username": "uli", "password": PASSWORD, "area": "client"}))
+            .send()
+    };
+    let refused = login("http://2fa.example.com").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "same host, other scheme: another origin"
+    );
+    let accepted = login("https://2fa.example.com").await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let cookie = accepted.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
 async fn unknown_users_and_wrong_passwords_look_the_same(backend: Backend) {
     let server = TestServer::start(backend).await;
     server.client_account("sara").await;
@@ -328,5 +356,6 @@ on_both_backends!(
     staff_administrators_cannot_change_settings_or_others_two_factor,
     the_api_takes_only_same_origin_json,
     unknown_users_and_wrong_passwords_look_the_same,
+    behind_tls_cookies_are_secure_and_only_the_public_origin_may_post,
     secrets_are_sealed_at_rest_and_never_logged_in_the_audit,
 );
