@@ -5,6 +5,7 @@
 mod support;
 
 mod architecture;
+mod browser;
 mod cli;
 mod flows;
 mod lockout;

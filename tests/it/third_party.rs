@@ -10,7 +10,8 @@ use twofold::core::otpauth::KeyUri;
 
 use crate::support::*;
 
-fn oathtool(key: &KeyUri, at: i64) -> String {
+/// The code an authenticator app shows for `key` at `at`, computed by `oathtool`.
+pub fn oathtool(key: &KeyUri, at: i64) -> String {
     let secret = data_encoding::BASE32_NOPAD.encode(&key.secret);
     let output = Command::new("oathtool")
         .args([
@@ -39,7 +40,8 @@ fn oathtool(key: &KeyUri, at: i64) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-fn zbarimg(png: &[u8]) -> String {
+/// What a phone's camera reads in the image: the QR code's text, decoded by `zbarimg`.
+pub fn zbarimg(png: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qr.png");
     std::fs::write(&path, png).unwrap();
