@@ -4,7 +4,7 @@
 //! credential and the first backup code are written in one transaction, and the backup code
 //! is shown once. Disabling one's own 2FA takes the password.
 
-use super::login::{error_kind, require_stage};
+use super::login::require_stage;
 use super::{Answer, Context, EnrolmentSetup, Error};
 use crate::app::App;
 use crate::core::backup_codes::{self, BackupCode};
@@ -135,7 +135,7 @@ impl App {
                     "enrolment_confirm",
                     "failure",
                     remote,
-                    Some(&error_kind(&error)),
+                    Some(error.code()),
                 )
                 .await;
                 return Err(error);

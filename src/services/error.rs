@@ -37,6 +37,30 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// The stable, machine-readable name of the error: what API clients match on, and what
+    /// the audit log records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidCode | Error::InvalidBackupCode => "invalid_code",
+            Error::CodeAlreadyUsed => "code_already_used",
+            Error::CodeOutOfSync => "code_out_of_sync",
+            Error::MalformedCode(_) => "invalid_code_format",
+            Error::LockedOut { .. } => "locked_out",
+            Error::Unauthenticated => "unauthenticated",
+            Error::SecondFactorRequired => "second_factor_required",
+            Error::EnrollmentRequired => "enrollment_required",
+            Error::Forbidden => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Validation(_) => "validation_error",
+            Error::Unavailable(_) => "service_unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         match error {

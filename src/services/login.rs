@@ -278,7 +278,7 @@ impl App {
             }
             Ok(Verdict::Pending) => Ok(Verdict::Pending),
             Err(error) => {
-                self.audit(Some(account.id), &event, "failure", remote, Some(&error_kind(&error)))
+                self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
                     .await;
                 Err(error)
             }
@@ -339,12 +339,6 @@ pub(crate) fn require_stage(session: &Session, stage: Stage) -> Result<(), Error
     } else {
         Err(Error::Forbidden)
     }
-}
-
-/// A short, secret-free name of a failure for the audit log.
-pub(crate) fn error_kind(error: &Error) -> String {
-    let text = format!("{error:?}");
-    text.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
 }
 
 /// A real argon2id hash of a random password, verified when the account does not exist so

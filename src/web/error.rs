@@ -25,23 +25,23 @@ pub struct ErrorDetail {
 }
 
 impl Error {
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status of each error.
+    pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            Error::InvalidCode | Error::InvalidBackupCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
-            Error::CodeAlreadyUsed => (StatusCode::UNAUTHORIZED, "code_already_used"),
-            Error::CodeOutOfSync => (StatusCode::UNAUTHORIZED, "code_out_of_sync"),
-            Error::MalformedCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code_format"),
-            Error::LockedOut { .. } => (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
-            Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Error::SecondFactorRequired => (StatusCode::UNAUTHORIZED, "second_factor_required"),
-            Error::EnrollmentRequired => (StatusCode::FORBIDDEN, "enrollment_required"),
-            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
-            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
-            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            Error::InvalidCredentials
+            | Error::InvalidCode
+            | Error::InvalidBackupCode
+            | Error::CodeAlreadyUsed
+            | Error::CodeOutOfSync
+            | Error::Unauthenticated
+            | Error::SecondFactorRequired => StatusCode::UNAUTHORIZED,
+            Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::EnrollmentRequired | Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -73,8 +73,7 @@ pub fn error_response(status: StatusCode, code: &'static str, message: String) -
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let mut response = error_response(status, code, self.public_message());
+        let mut response = error_response(self.status(), self.code(), self.public_message());
         if let Error::LockedOut { retry_after_secs } = self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

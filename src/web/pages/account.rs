@@ -66,7 +66,7 @@ async fn account_form(
 }
 
 fn failure(error: &Error) -> (StatusCode, Option<String>) {
-    (error.status_and_code().0, Some(error.public_message()))
+    (error.status(), Some(error.public_message()))
 }
 
 pub async fn account_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {

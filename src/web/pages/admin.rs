@@ -113,7 +113,7 @@ pub async fn setup(
             )
         }
         Err(error) => {
-            let (status, _) = error.status_and_code();
+            let status = error.status();
             setup_form(&app, &headers, status, form.username, Some(error.public_message()))
         }
     }
@@ -236,7 +236,7 @@ pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(for
         ),
         Err(error) => match app.two_factor_settings().await {
             Ok(saved) => {
-                let (status, _) = error.status_and_code();
+                let status = error.status();
                 settings_form(&app, &caller, saved, status, Some(error.public_message()), None)
             }
             Err(error) => error_page(&app, ADMIN, Some(&caller), error),

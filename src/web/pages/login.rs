@@ -120,7 +120,7 @@ pub async fn login<const ADMIN: bool>(
             response
         }
         Err(error) => {
-            let (status, _) = error.status_and_code();
+            let status = error.status();
             login_form(
                 &app,
                 area,
@@ -195,7 +195,7 @@ pub async fn code<const ADMIN: bool>(
         Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, StatusCode::OK, None).await,
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
-            let (status, _) = error.status_and_code();
+            let status = error.status();
             code_form(&app, area, &caller, status, Some(error.public_message())).await
         }
     }
@@ -268,7 +268,7 @@ pub async fn backup<const ADMIN: bool>(
         ),
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
-            let (status, _) = error.status_and_code();
+            let status = error.status();
             let layout = Layout::new(&app, area, "Login using Backup Code", Some(&caller));
             render(
                 status,

@@ -209,7 +209,7 @@ pub fn error_page(app: &App, area: Area, caller: Option<&Caller>, error: Error) 
     if matches!(error, Error::Unauthenticated) {
         return see_other(&area.path("/login"));
     }
-    let (status, _) = error.status_and_code();
+    let status = error.status();
     message_page(app, area, caller, status, "Sorry", Some(error.public_message()), None)
 }
 
