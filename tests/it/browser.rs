@@ -175,6 +175,17 @@ impl Browser {
             .to_string()
     }
 
+    /// The text of the element with this id.
+    async fn text_of(&self, id: &str) -> String {
+        self.driver
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|_| panic!("no #{id}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn focused_id(&self) -> String {
         self.driver
             .active_element()
@@ -267,14 +278,7 @@ impl Browser {
         let key = self.scan_qr_code().await;
         self.type_into("#code", &oathtool(&key, server.now())).await;
         self.submit("main form button[type=submit]").await;
-        let backup = self
-            .driver
-            .find(Locator::Id("backup-code"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let backup = self.text_of("backup-code").await;
         assert!(self.text().await.contains("Record the Backup Code in a safe place"));
         self.check(screenshots.then_some("backup-code")).await;
         self.click_link("Close").await;
@@ -364,14 +368,7 @@ async fn first_start_setup_then_settings_and_an_admin_enrolment(backend: Backend
     browser.check(None).await;
     browser.type_into("#backup_code", &backup).await;
     browser.submit("main button[type=submit]").await;
-    let next = browser
-        .driver
-        .find(Locator::Id("backup-code"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let next = browser.text_of("backup-code").await;
     assert_ne!(next, backup);
     assert!(browser.text().await.contains("Your new Backup Code"));
     browser.click_link("Close").await;

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use twofold::core::totp::{code_at, step_at, TotpParams};
 
-use crate::support::{error_code, fresh_postgres_url, Client, PASSWORD};
+use crate::support::{error_code, fresh_postgres_url, race, Client, PASSWORD};
 
 /// Unix time from the real clock: these servers are real processes reading it.
 #[allow(clippy::disallowed_methods)]
@@ -181,21 +181,7 @@ async fn the_same_code_raced_across_two_nodes_succeeds_once() {
         sessions.push(client);
     }
     let code = code(&secret, 1);
-    let barrier = Arc::new(tokio::sync::Barrier::new(sessions.len()));
-    let tasks: Vec<_> = sessions
-        .into_iter()
-        .map(|client| {
-            let (code, barrier) = (code.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                client.post("/api/v1/login/second-factor", json!({"code": code})).await
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.unwrap());
-    }
+    let answers = race(sessions, "/api/v1/login/second-factor", json!({"code": code})).await;
     assert_eq!(
         answers.iter().filter(|a| a.0 == StatusCode::OK).count(),
         1,

@@ -111,21 +111,7 @@ async fn the_same_code_raced_twenty_times_succeeds_once(backend: Backend) {
         sessions.push(client);
     }
     let code = server.code(&secret, 0);
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
-    let tasks: Vec<_> = sessions
-        .into_iter()
-        .map(|client| {
-            let (code, barrier) = (code.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                client.post("/api/v1/login/second-factor", json!({"code": code})).await
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.unwrap());
-    }
+    let answers = race(sessions, "/api/v1/login/second-factor", json!({"code": code})).await;
     assert_eq!(
         answers.iter().filter(|a| a.0 == StatusCode::OK).count(),
         1,

@@ -304,3 +304,23 @@ pub async fn enrolled_client(server: &TestServer, username: &str) -> (String, St
     server.next_step();
     enrolled
 }
+
+/// Sends the same request from every client at the same instant and collects the answers.
+pub async fn race(clients: Vec<Client>, path: &'static str, body: Value) -> Vec<Answer> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(clients.len()));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let (barrier, body) = (barrier.clone(), body.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client.post(path, body).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
