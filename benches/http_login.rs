@@ -31,6 +31,8 @@ use twofold::store::{NewAccount, Session, Stage};
 const ACCOUNTS: usize = 2000;
 const PASSWORD: &str = "correct horse battery staple";
 
+type Request = (String, &'static str, Option<serde_json::Value>);
+
 struct Prepared {
     cookie: String,
     secret: Vec<u8>,
@@ -90,12 +92,23 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
         .build()
         .unwrap();
     println!("{name}");
+    let baseline: Vec<Request> = (0..ACCOUNTS).map(|_| (String::new(), "/healthz", None)).collect();
+    load.block_on(run(
+        "  GET /healthz (HTTP only: no database, no crypto)",
+        &bases,
+        baseline,
+        32,
+    ));
     let now = clock.now();
     let right: Vec<_> = prepared
         .iter()
         .map(|p| {
             let code = code_at(&p.secret, TotpParams::default(), step_at(now, 30)).unwrap();
-            (p.cookie.clone(), "/api/v1/login/second-factor", json!({ "code": code }))
+            (
+                p.cookie.clone(),
+                "/api/v1/login/second-factor",
+                Some(json!({ "code": code })),
+            )
         })
         .collect();
     load.block_on(run("  second factor, right code (accepted)", &bases, right, 32));
@@ -104,7 +117,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
     let sessions = server_runtime.block_on(half_logged_in_sessions(app, &prepared));
     let wrong: Vec<_> = sessions
         .into_iter()
-        .map(|cookie| (cookie, "/api/v1/login/second-factor", json!({ "code": "000000" })))
+        .map(|cookie| (cookie, "/api/v1/login/second-factor", Some(json!({ "code": "000000" }))))
         .collect();
     load.block_on(run("  second factor, wrong code (refused, audited)", &bases, wrong, 32));
 
@@ -113,7 +126,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
         .take(200)
         .map(|p| {
             let body = json!({ "username": p.username, "password": PASSWORD, "area": "client" });
-            (String::new(), "/api/v1/login", body)
+            (String::new(), "/api/v1/login", Some(body))
         })
         .collect();
     load.block_on(run("  password step (argon2id 19 MiB, t=2)", &bases, passwords, 8));
@@ -203,12 +216,7 @@ async fn half_logged_in_sessions(app: &App, prepared: &[Prepared]) -> Vec<String
 
 /// Sends every request once, `concurrency` at a time, and prints the figures.
 /// Request `i` goes to node `i % nodes`: the load split evenly, as a load balancer would.
-async fn run(
-    name: &str,
-    bases: &[String],
-    requests: Vec<(String, &'static str, serde_json::Value)>,
-    concurrency: usize,
-) {
+async fn run(name: &str, bases: &[String], requests: Vec<Request>, concurrency: usize) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -229,7 +237,10 @@ async fn run(
                     };
                     let sent = Instant::now();
                     let base = &bases[i % bases.len()];
-                    let mut request = client.post(format!("{base}{path}")).json(body);
+                    let mut request = match body {
+                        Some(body) => client.post(format!("{base}{path}")).json(body),
+                        None => client.get(format!("{base}{path}")),
+                    };
                     if !cookie.is_empty() {
                         request = request.header("cookie", cookie);
                     }

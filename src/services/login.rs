@@ -14,7 +14,7 @@ use crate::core::lockout::{Decision, Factor};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AuditEvent, Session, Stage};
+use crate::store::{Account, AuditEvent, Session, Stage, TwoFactor};
 
 const SETTINGS_KEY: &str = "two_factor";
 
@@ -155,20 +155,15 @@ impl App {
             .await;
 
         let settings = self.two_factor_settings().await?;
-        // Fail closed: a second factor this build does not know still blocks the login.
-        let enrolled_service = match self.store.two_factor(account.id).await? {
-            Some(enrolled) => Some(ServiceId::parse(&enrolled.service).ok_or_else(|| {
-                Error::Internal(format!(
-                    "account {} uses unknown service {}",
-                    account.id, enrolled.service
-                ))
-            })?),
-            None => None,
-        };
-        let next = settings.next_step(account.kind, enrolled_service);
-        let challenge = match next {
-            NextStep::SecondFactor(_) => self.login_challenge(&account).await?,
-            _ => None,
+        let enrolled = self.store.two_factor(account.id).await?;
+        let (next, challenge) = match &enrolled {
+            Some(enrolled) => {
+                // Fail closed: a second factor this build does not know still blocks the login.
+                let service = enrolled_service(&account, enrolled)?;
+                let challenge = self.challenge(&account, &settings, service, enrolled)?;
+                (settings.next_step(account.kind, Some(service)), Some(challenge))
+            }
+            None => (settings.next_step(account.kind, None), None),
         };
         let stage = match next {
             NextStep::Authenticated => Stage::Authenticated,
@@ -188,16 +183,24 @@ impl App {
         let Some(enrolled) = self.store.two_factor(account.id).await? else {
             return Ok(None);
         };
-        let Some(service) = ServiceId::parse(&enrolled.service) else {
-            return Ok(None);
-        };
         let settings = self.two_factor_settings().await?;
+        let service = enrolled_service(account, &enrolled)?;
+        Ok(Some(self.challenge(account, &settings, service, &enrolled)?))
+    }
+
+    fn challenge(
+        &self,
+        account: &Account,
+        settings: &TwoFactorSettings,
+        service: ServiceId,
+        enrolled: &TwoFactor,
+    ) -> Result<Challenge, Error> {
         let ctx = Context {
             account,
-            settings: &settings,
+            settings,
             now: self.now(),
         };
-        Ok(Some(self.service(service).challenge(self, &ctx, &enrolled)?))
+        self.service(service).challenge(self, &ctx, enrolled)
     }
 
     async fn create_session(&self, account_id: i64, stage: Stage) -> Result<String, Error> {
@@ -257,8 +260,7 @@ impl App {
     ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
         let enrolled = self.store.two_factor(account.id).await?.ok_or(Error::Unauthenticated)?;
-        let service = ServiceId::parse(&enrolled.service)
-            .ok_or_else(|| Error::Internal(format!("unknown service {}", enrolled.service)))?;
+        let service = enrolled_service(account, &enrolled)?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let settings = self.two_factor_settings().await?;
         let ctx = Context {
@@ -331,6 +333,16 @@ impl App {
             .await;
         Ok(())
     }
+}
+
+/// The service of an enrolled credential; an unknown one is an error, never "no 2FA".
+fn enrolled_service(account: &Account, enrolled: &TwoFactor) -> Result<ServiceId, Error> {
+    ServiceId::parse(&enrolled.service).ok_or_else(|| {
+        Error::Internal(format!(
+            "account {} uses unknown service {}",
+            account.id, enrolled.service
+        ))
+    })
 }
 
 pub(crate) fn require_stage(session: &Session, stage: Stage) -> Result<(), Error> {

@@ -6,6 +6,7 @@
 //! (`npm ci --prefix tests/browser`); `.ci/run` installs them. With
 //! `TWOFOLD_SCREENSHOTS=docs/screenshots`, the key pages are saved there for the README.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -31,8 +32,10 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver's whole process group: Chromium and its helpers go with it.
     fn drop(&mut self) {
-        let _ = self.chromedriver.kill();
+        let group = format!("-{}", self.chromedriver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.chromedriver.wait();
     }
 }
@@ -46,6 +49,7 @@ impl Browser {
             .port();
         let chromedriver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
