@@ -384,8 +384,14 @@ async fn client_enrols_from_security_settings_and_meets_every_error(backend: Bac
     server.client_account("cleo").await;
     let browser = Browser::open(&server, backend).await;
 
-    // 5. The client area: Security Settings enrolment and login.
-    browser.login("", "cleo").await;
+    // 5. The client area: Security Settings enrolment and login. The login with the
+    // keyboard only: the username field has the focus, Tab to the password, Enter.
+    browser.visit("/login").await;
+    assert_eq!(browser.focused_id().await, "username");
+    let focused = browser.driver.active_element().await.unwrap();
+    browser
+        .navigating(focused.send_keys(&format!("cleo\u{E004}{PASSWORD}\u{E007}")))
+        .await;
     assert_eq!(browser.path().await, "/account");
     let (key, _) = browser.enrol(&server, "/account", false).await;
     browser.logout().await;
