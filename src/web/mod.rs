@@ -15,7 +15,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -26,34 +26,8 @@ use error::error_response;
 
 /// The whole application's routes.
 pub fn router(app: App) -> Router {
-    let api = Router::new()
-        .route("/setup", post(api::setup))
-        .route("/login", post(api::login))
-        .route("/login/second-factor", post(api::second_factor))
-        .route("/login/backup-code", post(api::backup_code))
-        .route("/logout", post(api::logout))
-        .route("/me", get(api::me))
-        .route("/me/two-factor/services", get(api::my_services))
-        .route("/me/two-factor/totp/enrollment", post(api::totp_enrollment))
-        .route(
-            "/me/two-factor/totp/enrollment/confirm",
-            post(api::totp_enrollment_confirm),
-        )
-        .route("/me/two-factor/disable", post(api::disable_two_factor))
-        .route("/me/password", post(api::change_password))
-        .route(
-            "/admin/two-factor/settings",
-            get(api::get_settings).put(api::put_settings),
-        )
-        .route("/admin/accounts", get(api::list_accounts).post(api::create_account))
-        .route(
-            "/admin/accounts/{id}/two-factor/disable",
-            post(api::admin_disable_two_factor),
-        )
-        .route("/admin/accounts/{id}/unlock", post(api::unlock))
-        .fallback(api_not_found);
     Router::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", api::routes())
         .merge(pages::routes())
         .route("/api/openapi.json", get(api::openapi))
         .route("/healthz", get(|| async { "ok" }))
@@ -87,14 +61,6 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-async fn api_not_found() -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "There is no such API endpoint.".into(),
-    )
 }
 
 /// Refuses state-changing calls (API and forms) made by another site's page (CSRF): browsers send

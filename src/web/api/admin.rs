@@ -1,0 +1,124 @@
+//! Administration: the Two-Factor Authentication settings and the accounts.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{utc_text, Created};
+use crate::app::App;
+use crate::core::policy::{AccountKind, Role, TwoFactorSettings};
+use crate::services::admin::AccountRequest;
+use crate::services::Error;
+use crate::store::AccountSummary;
+use crate::web::error::ErrorBody;
+use crate::web::session::SignedIn;
+use crate::web::ApiJson;
+
+#[derive(Serialize, ToSchema)]
+pub struct SettingsResponse {
+    #[serde(flatten)]
+    settings: TwoFactorSettings,
+    /// The server's clock, in UTC: codes are checked against it.
+    server_time_utc: String,
+}
+
+/// System settings > Two-Factor Authentication (full administrators).
+#[utoipa::path(get, path = "/api/v1/admin/two-factor/settings",
+    responses((status = 200, body = SettingsResponse), (status = 403, body = ErrorBody)))]
+pub async fn get_settings(State(app): State<App>, SignedIn(caller): SignedIn) -> Result<Json<SettingsResponse>, Error> {
+    crate::services::admin::require_full_admin(&caller.account)?;
+    Ok(Json(SettingsResponse {
+        settings: app.two_factor_settings().await?,
+        server_time_utc: utc_text(app.now()),
+    }))
+}
+
+/// Saves System settings > Two-Factor Authentication (full administrators).
+#[utoipa::path(put, path = "/api/v1/admin/two-factor/settings", request_body = TwoFactorSettings,
+    responses((status = 200, body = SettingsResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_settings(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<TwoFactorSettings>,
+) -> Result<Json<SettingsResponse>, Error> {
+    app.save_two_factor_settings(&caller.account, &body, caller.remote())
+        .await?;
+    Ok(Json(SettingsResponse {
+        settings: body,
+        server_time_utc: utc_text(app.now()),
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct KindQuery {
+    kind: AccountKind,
+}
+
+/// The Administrators or Clients list, with each account's 2FA status.
+#[utoipa::path(get, path = "/api/v1/admin/accounts", params(KindQuery),
+    responses((status = 200, body = [AccountSummary]), (status = 403, body = ErrorBody)))]
+pub async fn list_accounts(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Query(query): Query<KindQuery>,
+) -> Result<Json<Vec<AccountSummary>>, Error> {
+    Ok(Json(app.list_accounts(&caller.account, query.kind).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewAccountRequest {
+    kind: AccountKind,
+    username: String,
+    email: Option<String>,
+    password: String,
+    /// Administrators only: `full` or `staff` (the default).
+    role: Option<Role>,
+}
+
+/// Creates an administrator or a client (full administrators).
+#[utoipa::path(post, path = "/api/v1/admin/accounts", request_body = NewAccountRequest,
+    responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_account(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<NewAccountRequest>,
+) -> Result<Response, Error> {
+    crate::services::admin::require_full_admin(&caller.account)?;
+    let request = AccountRequest {
+        kind: body.kind,
+        role: body.role,
+        username: &body.username,
+        email: body.email.as_deref(),
+        password: &body.password,
+    };
+    let id = app.create_account(&request).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
+}
+
+/// Turns off an account's 2FA (full administrators; 2FA cannot be turned on for someone).
+#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/two-factor/disable", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn admin_disable_two_factor(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Error> {
+    app.admin_disable_two_factor(&caller.account, id, caller.remote())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts an account's lockout (full administrators).
+#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/unlock", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unlock(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Error> {
+    app.unlock(&caller.account, id, caller.remote()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

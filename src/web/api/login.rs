@@ -1,0 +1,145 @@
+//! Logging in: the first-start setup, the password, the second factor, the backup code, logging out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{service_info, CodeRequest, Created, LoginStatus, ServiceInfo};
+use crate::app::App;
+use crate::core::policy::{AccountKind, NextStep};
+use crate::services::{Answer, Error, Verdict};
+use crate::web::error::ErrorBody;
+use crate::web::session::{session_cookie, AnySession, AwaitingSecondFactor};
+use crate::web::{ApiJson, Remote};
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetupRequest {
+    /// The contents of `<data_dir>/setup-token`.
+    setup_token: String,
+    username: String,
+    password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/setup", request_body = SetupRequest,
+    responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn setup(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    ApiJson(body): ApiJson<SetupRequest>,
+) -> Result<Response, Error> {
+    let id = app
+        .setup_first_admin(&body.setup_token, &body.username, &body.password, remote.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Username or e-mail address, in any case.
+    username: String,
+    password: String,
+    area: AccountKind,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    status: LoginStatus,
+    /// The enrolled service to answer (second factor), or the services to choose from
+    /// (enrolment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<ServiceInfo>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusResponse {
+    status: LoginStatus,
+}
+
+/// Step one of a login: the password. Sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(app): State<App>,
+    Remote(remote): Remote,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, Error> {
+    let outcome = app
+        .login(body.area, &body.username, &body.password, remote.as_deref())
+        .await?;
+    let response = match outcome.next {
+        NextStep::Authenticated => LoginResponse {
+            status: LoginStatus::Authenticated,
+            services: None,
+        },
+        NextStep::SecondFactor(service) => LoginResponse {
+            status: LoginStatus::SecondFactorRequired,
+            services: Some(vec![service_info(service, outcome.challenge)]),
+        },
+        NextStep::Enrolment(services) => LoginResponse {
+            status: LoginStatus::EnrollmentRequired,
+            services: Some(services.into_iter().map(|s| service_info(s, None)).collect()),
+        },
+    };
+    Ok((session_cookie(&app, Some(&outcome.session_token)), Json(response)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = CodeRequest,
+    responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn second_factor(
+    State(app): State<App>,
+    AwaitingSecondFactor(caller): AwaitingSecondFactor,
+    ApiJson(body): ApiJson<CodeRequest>,
+) -> Result<Response, Error> {
+    let verdict = app
+        .verify_second_factor(
+            &caller.session,
+            &caller.account,
+            &Answer::Code(body.code),
+            caller.remote(),
+        )
+        .await?;
+    let status = match verdict {
+        Verdict::Accepted => LoginStatus::Authenticated,
+        Verdict::Pending => LoginStatus::SecondFactorRequired,
+    };
+    Ok(Json(StatusResponse { status }).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BackupCodeRequest {
+    backup_code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BackupCodeLoginResponse {
+    status: LoginStatus,
+    /// The next backup code, shown this once: the one just used no longer works.
+    new_backup_code: String,
+}
+
+/// Step two with the backup code; answers with the next backup code.
+#[utoipa::path(post, path = "/api/v1/login/backup-code", request_body = BackupCodeRequest,
+    responses((status = 200, body = BackupCodeLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn backup_code(
+    State(app): State<App>,
+    AwaitingSecondFactor(caller): AwaitingSecondFactor,
+    ApiJson(body): ApiJson<BackupCodeRequest>,
+) -> Result<Json<BackupCodeLoginResponse>, Error> {
+    let next = app
+        .login_with_backup_code(&caller.session, &caller.account, &body.backup_code, caller.remote())
+        .await?;
+    Ok(Json(BackupCodeLoginResponse {
+        status: LoginStatus::Authenticated,
+        new_backup_code: next.display(),
+    }))
+}
+
+/// Ends the session, whatever its stage.
+#[utoipa::path(post, path = "/api/v1/logout", responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(State(app): State<App>, AnySession(caller): AnySession) -> Result<Response, Error> {
+    app.logout(&caller.session, caller.remote()).await?;
+    Ok((StatusCode::NO_CONTENT, session_cookie(&app, None)).into_response())
+}

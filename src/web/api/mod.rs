@@ -1,0 +1,148 @@
+//! The JSON API under `/api/v1`, described by the OpenAPI document at `/api/openapi.json`.
+//! Handlers only translate: JSON in, one service call, JSON out.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::error_response;
+use crate::app::App;
+
+use crate::core::policy::ServiceId;
+use crate::services::Challenge;
+
+pub mod account;
+pub mod admin;
+pub mod login;
+
+/// The API's routes, under `/api/v1`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/setup", post(login::setup))
+        .route("/login", post(login::login))
+        .route("/login/second-factor", post(login::second_factor))
+        .route("/login/backup-code", post(login::backup_code))
+        .route("/logout", post(login::logout))
+        .route("/me", get(account::me))
+        .route("/me/two-factor/services", get(account::my_services))
+        .route("/me/two-factor/totp/enrollment", post(account::totp_enrollment))
+        .route(
+            "/me/two-factor/totp/enrollment/confirm",
+            post(account::totp_enrollment_confirm),
+        )
+        .route("/me/two-factor/disable", post(account::disable_two_factor))
+        .route("/me/password", post(account::change_password))
+        .route(
+            "/admin/two-factor/settings",
+            get(admin::get_settings).put(admin::put_settings),
+        )
+        .route("/admin/accounts", get(admin::list_accounts).post(admin::create_account))
+        .route(
+            "/admin/accounts/{id}/two-factor/disable",
+            post(admin::admin_disable_two_factor),
+        )
+        .route("/admin/accounts/{id}/unlock", post(admin::unlock))
+        .fallback(not_found)
+}
+
+async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such API endpoint.".into(),
+    )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Twofold", description = "Two-factor authentication server: the JSON API."),
+    paths(
+        login::setup,
+        login::login,
+        login::second_factor,
+        login::backup_code,
+        login::logout,
+        account::me,
+        account::my_services,
+        account::totp_enrollment,
+        account::totp_enrollment_confirm,
+        account::disable_two_factor,
+        account::change_password,
+        admin::get_settings,
+        admin::put_settings,
+        admin::list_accounts,
+        admin::create_account,
+        admin::admin_disable_two_factor,
+        admin::unlock
+    )
+)]
+pub struct ApiDoc;
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginStatus {
+    Authenticated,
+    SecondFactorRequired,
+    EnrollmentRequired,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceInfo {
+    id: ServiceId,
+    name: &'static str,
+    /// What the service asks for at login (`code` with its length), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge: Option<ChallengeInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChallengeInfo {
+    Code { length: u32 },
+    Approval { transaction: String },
+    Redirect { url: String },
+    Browser { options: String },
+}
+
+impl From<Challenge> for ChallengeInfo {
+    fn from(challenge: Challenge) -> Self {
+        match challenge {
+            Challenge::TypedCode { length } => ChallengeInfo::Code { length },
+            Challenge::Approval { transaction } => ChallengeInfo::Approval { transaction },
+            Challenge::Redirect { url } => ChallengeInfo::Redirect { url },
+            Challenge::Browser { options } => ChallengeInfo::Browser { options },
+        }
+    }
+}
+
+fn service_info(id: ServiceId, challenge: Option<Challenge>) -> ServiceInfo {
+    ServiceInfo {
+        id,
+        name: id.display_name(),
+        challenge: challenge.map(Into::into),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CodeRequest {
+    code: String,
+}
+
+pub fn utc_text(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
