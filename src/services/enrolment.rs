@@ -222,7 +222,7 @@ impl App {
         if !self.check_password(password, &account.password_hash).await? {
             self.audit(Some(account.id), "password_check", "failure", remote, None)
                 .await;
-            return Err(Error::InvalidCredentials);
+            return Err(Error::WrongPassword);
         }
         self.store
             .clear_attempts(account.id, Some(Factor::Password.as_str()))

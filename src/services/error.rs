@@ -5,6 +5,9 @@ use crate::store::StoreError;
 pub enum Error {
     #[error("Invalid username or password.")]
     InvalidCredentials,
+    /// A signed-in user's password, asked again before a sensitive change, is wrong.
+    #[error("The password is incorrect.")]
+    WrongPassword,
     #[error("The code you entered is incorrect. Please try again.")]
     InvalidCode,
     #[error("That backup code is not valid. A backup code works once; the next one is shown when you use it.")]
@@ -42,7 +45,7 @@ impl Error {
     /// the audit log records.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidCredentials | Error::WrongPassword => "invalid_credentials",
             Error::InvalidCode | Error::InvalidBackupCode => "invalid_code",
             Error::CodeAlreadyUsed => "code_already_used",
             Error::CodeOutOfSync => "code_out_of_sync",

@@ -29,6 +29,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::InvalidCredentials
+            | Error::WrongPassword
             | Error::InvalidCode
             | Error::InvalidBackupCode
             | Error::CodeAlreadyUsed

@@ -293,6 +293,7 @@ async fn disabling_own_two_factor_needs_the_password(backend: Backend) {
         .post("/api/v1/me/two-factor/disable", json!({"password": "not the password"}))
         .await;
     assert_eq!(error_code(&wrong), "invalid_credentials");
+    assert_eq!(wrong.1["error"]["message"], "The password is incorrect.");
     assert_eq!(client.get("/api/v1/me").await.1["two_factor"]["enabled"], true);
     let (status, _) = client
         .post("/api/v1/me/two-factor/disable", json!({"password": PASSWORD}))
