@@ -226,14 +226,7 @@ impl App {
 
     /// The live session a cookie names, with its account.
     pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>, Error> {
-        let Some(session) = self.store.session(&session_token_hash(token), self.now()).await? else {
-            return Ok(None);
-        };
-        Ok(self
-            .store
-            .account(session.account_id)
-            .await?
-            .map(|account| (session, account)))
+        Ok(self.store.session(&session_token_hash(token), self.now()).await?)
     }
 
     /// Moves a half-logged-in session to `Authenticated`.

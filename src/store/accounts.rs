@@ -46,7 +46,7 @@ type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
 
 const ACCOUNT_COLUMNS: &str = "id, kind, role, username, email, password_hash";
 
-fn account_from_row(row: AccountRow) -> Option<Account> {
+pub(super) fn account_from_row(row: AccountRow) -> Option<Account> {
     let (id, kind, role, username, email, password_hash) = row;
     Some(Account {
         id,

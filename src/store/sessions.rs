@@ -1,4 +1,5 @@
-use super::{Result, Store};
+use super::accounts::account_from_row;
+use super::{Account, Result, Store};
 
 /// How far a login has come. Only `Authenticated` may use the product; the two others are
 /// "half-logged-in" and may only finish their step (or log out).
@@ -25,6 +26,19 @@ impl Stage {
             .into_iter()
             .find(|stage| stage.as_str() == text)
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    stage: String,
+    csrf_token: String,
+    expires_at: i64,
+    id: i64,
+    kind: String,
+    role: Option<String>,
+    username: String,
+    email: Option<String>,
+    password_hash: String,
 }
 
 #[derive(Clone, Debug)]
@@ -54,24 +68,29 @@ impl Store {
         Ok(())
     }
 
-    /// The live session with this token hash, if it has not expired.
-    pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>> {
-        let row: Option<(i64, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT account_id, stage, csrf_token, expires_at FROM sessions
-             WHERE token_hash = $1 AND expires_at > $2",
+    /// The live session with this token hash, if it has not expired, with its account
+    /// (one query: this runs on every request).
+    pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, Account)>> {
+        let row: Option<SessionRow> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT s.stage, s.csrf_token, s.expires_at,
+                    a.id, a.kind, a.role, a.username, a.email, a.password_hash
+             FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
         .fetch_optional(pool)
         .await?);
-        Ok(row.and_then(|(account_id, stage, csrf_token, expires_at)| {
-            Some(Session {
+        Ok(row.and_then(|row| {
+            let account = account_from_row((row.id, row.kind, row.role, row.username, row.email, row.password_hash))?;
+            let session = Session {
                 token_hash: token_hash.to_vec(),
-                account_id,
-                stage: Stage::parse(&stage)?,
-                csrf_token,
-                expires_at,
-            })
+                account_id: account.id,
+                stage: Stage::parse(&row.stage)?,
+                csrf_token: row.csrf_token,
+                expires_at: row.expires_at,
+            };
+            Some((session, account))
         }))
     }
 
