@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use twofold::core::totp::{code_at, step_at, TotpParams};
 
-use crate::support::{error_code, fresh_postgres_url, race, Client, PASSWORD};
+use crate::support::{assert_single_use, error_code, fresh_postgres_url, race, Client, PASSWORD};
 
 /// Unix time from the real clock: these servers are real processes reading it.
 #[allow(clippy::disallowed_methods)]
@@ -182,15 +182,7 @@ async fn the_same_code_raced_across_two_nodes_succeeds_once() {
     }
     let code = code(&secret, 1);
     let answers = race(sessions, "/api/v1/login/second-factor", json!({"code": code})).await;
-    assert_eq!(
-        answers.iter().filter(|a| a.0 == StatusCode::OK).count(),
-        1,
-        "{answers:?}"
-    );
-    assert!(answers
-        .iter()
-        .filter(|a| a.0 != StatusCode::OK)
-        .all(|a| error_code(a) == "code_already_used"));
+    assert_single_use(&answers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -324,3 +324,16 @@ pub async fn race(clients: Vec<Client>, path: &'static str, body: Value) -> Vec<
     }
     answers
 }
+
+/// Of answers to the same code, exactly one succeeded and every other says "already used".
+pub fn assert_single_use(answers: &[Answer]) {
+    let successes = answers.iter().filter(|a| a.0 == StatusCode::OK).count();
+    assert_eq!(successes, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.0 != StatusCode::OK)
+            .all(|a| error_code(a) == "code_already_used"),
+        "{answers:?}"
+    );
+}

@@ -181,16 +181,15 @@ pub async fn confirm<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = {
-        app.confirm_enrolment(
+    let result = app
+        .confirm_enrolment(
             &caller.session,
             &caller.account,
             ServiceId::Totp,
             &Answer::Code(form.code),
             caller.remote(),
         )
-        .await
-    };
+        .await;
     match result {
         Ok(backup_code) => render(
             StatusCode::OK,
@@ -229,10 +228,9 @@ pub async fn disable<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = {
-        app.disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
-            .await
-    };
+    let result = app
+        .disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
+        .await;
     match result {
         Ok(()) => {
             let notice = Some("Two-Factor Authentication is now off.".to_string());

@@ -181,15 +181,14 @@ pub async fn code<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = {
-        app.verify_second_factor(
+    let result = app
+        .verify_second_factor(
             &caller.session,
             &caller.account,
             &Answer::Code(form.code),
             caller.remote(),
         )
-        .await
-    };
+        .await;
     match result {
         Ok(crate::services::Verdict::Accepted) => see_other(area.home()),
         Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, StatusCode::OK, None).await,
@@ -250,10 +249,9 @@ pub async fn backup<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = {
-        app.login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
-            .await
-    };
+    let result = app
+        .login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
+        .await;
     match result {
         Ok(next) => render(
             StatusCode::OK,
