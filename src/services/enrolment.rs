@@ -11,7 +11,7 @@ use crate::core::backup_codes::{self, BackupCode};
 use crate::core::lockout::Factor;
 use crate::core::policy::ServiceId;
 use crate::random;
-use crate::store::{Account, Enrolment, Session, Stage};
+use crate::store::{Account, Enrolment, Session, SessionUpgrade, Stage};
 
 /// How long an unconfirmed enrolment stays valid.
 const PENDING_ENROLMENT_TTL_SECS: i64 = 3600;
@@ -142,6 +142,13 @@ impl App {
             }
         };
         let backup_code = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
+        // A forced user's login completes in the same transaction: the backup code is only
+        // shown if everything was written.
+        let session_upgrade = (session.stage == Stage::Enrolment).then(|| SessionUpgrade {
+            token_hash: &session.token_hash,
+            from: Stage::Enrolment,
+            expires_at: now + self.stage_ttl(Stage::Authenticated),
+        });
         let enrolment = Enrolment {
             account_id: account.id,
             service: service.as_str(),
@@ -149,17 +156,13 @@ impl App {
             last_used_step: replay.last_used_step,
             clock_offset: replay.clock_offset,
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
+            attempts_factor: Factor::SecondFactor.as_str(),
+            session: session_upgrade,
         };
         if !self.store.confirm_enrolment(&enrolment, now).await? {
             return Err(Error::Conflict(
                 "This enrolment was already completed or restarted.".into(),
             ));
-        }
-        self.store
-            .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
-            .await?;
-        if session.stage == Stage::Enrolment {
-            self.complete_login(session).await?;
         }
         self.audit(
             Some(account.id),

@@ -7,14 +7,14 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Answer, Challenge, Context, Error, SecondFactor, Verdict};
+use super::{Answer, Challenge, Consumed, Context, Error, Judgement, SecondFactor, Verdict};
 use crate::app::App;
 use crate::core::backup_codes::{self, BackupCode};
 use crate::core::lockout::{Decision, Factor};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AuditEvent, Session, Stage, TwoFactor};
+use crate::store::{Account, AuditEvent, Completion, Consumption, Session, SessionUpgrade, Stage, TwoFactor};
 
 const SETTINGS_KEY: &str = "two_factor";
 
@@ -217,7 +217,7 @@ impl App {
         Ok(token)
     }
 
-    fn stage_ttl(&self, stage: Stage) -> i64 {
+    pub(crate) fn stage_ttl(&self, stage: Stage) -> i64 {
         match stage {
             Stage::Authenticated => self.config.session_ttl_secs,
             Stage::SecondFactor | Stage::Enrolment => self.config.login_step_ttl_secs,
@@ -227,20 +227,6 @@ impl App {
     /// The live session a cookie names, with its account.
     pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>, Error> {
         Ok(self.store.session(&session_token_hash(token), self.now()).await?)
-    }
-
-    /// Moves a half-logged-in session to `Authenticated`.
-    pub(crate) async fn complete_login(&self, session: &Session) -> Result<(), Error> {
-        let expires_at = self.now() + self.stage_ttl(Stage::Authenticated);
-        if self
-            .store
-            .advance_session(&session.token_hash, session.stage, Stage::Authenticated, expires_at)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::Unauthenticated)
-        }
     }
 
     /// Step two: the code (or other answer) of the account's second factor.
@@ -262,21 +248,61 @@ impl App {
             now: self.now(),
         };
         let event = format!("login_{}", service.as_str());
-        match self.service(service).verify(self, &ctx, &enrolled, answer).await {
-            Ok(Verdict::Accepted) => {
-                self.store
-                    .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
-                    .await?;
-                self.complete_login(session).await?;
+        let judgement = self.service(service).verify(self, &ctx, &enrolled, answer).await;
+        let consumption = match judgement {
+            Ok(Judgement::Accepted(Consumed::TotpStep { step, clock_offset })) => {
+                Consumption::TotpStep { step, clock_offset }
+            }
+            Ok(Judgement::Pending) => return Ok(Verdict::Pending),
+            Err(error) => {
+                self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
+                    .await;
+                return Err(error);
+            }
+        };
+        match self.finish_second_step(session, account, consumption).await {
+            Ok(()) => {
                 self.audit(Some(account.id), &event, "success", remote, None).await;
                 Ok(Verdict::Accepted)
             }
-            Ok(Verdict::Pending) => Ok(Verdict::Pending),
             Err(error) => {
                 self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
                     .await;
                 Err(error)
             }
+        }
+    }
+
+    /// Records what the accepted answer used up, resets the attempts and completes the
+    /// login, in one transaction (see `store::completion`).
+    async fn finish_second_step(
+        &self,
+        session: &Session,
+        account: &Account,
+        consumption: Consumption<'_>,
+    ) -> Result<(), Error> {
+        let upgrade = SessionUpgrade {
+            token_hash: &session.token_hash,
+            from: session.stage,
+            expires_at: self.now() + self.stage_ttl(Stage::Authenticated),
+        };
+        let completion = self
+            .store
+            .complete_second_factor(
+                account.id,
+                consumption,
+                Factor::SecondFactor.as_str(),
+                upgrade,
+                self.now(),
+            )
+            .await?;
+        match completion {
+            Completion::Completed => Ok(()),
+            Completion::AlreadyUsed => Err(match consumption {
+                Consumption::TotpStep { .. } => Error::CodeAlreadyUsed,
+                Consumption::BackupCode { .. } => Error::InvalidBackupCode,
+            }),
+            Completion::SessionGone => Err(Error::Unauthenticated),
         }
     }
 
@@ -295,29 +321,35 @@ impl App {
         let stored = self.store.backup_code_hash(account.id).await?;
         let matches = stored.is_some_and(|stored| bool::from(stored.as_slice().ct_eq(&used)));
         let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
-        if !matches
-            || !self
-                .store
-                .replace_backup_code(account.id, &used, &next.hash(&self.backup_code_key), self.now())
-                .await?
-        {
-            self.audit(Some(account.id), "login_backup_code", "failure", remote, None)
+        let result = if matches {
+            let next_hash = next.hash(&self.backup_code_key);
+            let consumption = Consumption::BackupCode {
+                used: &used,
+                next: &next_hash,
+            };
+            self.finish_second_step(session, account, consumption).await
+        } else {
+            Err(Error::InvalidBackupCode)
+        };
+        match result {
+            Ok(()) => {
+                let detail = Some("new backup code issued");
+                self.audit(Some(account.id), "login_backup_code", "success", remote, detail)
+                    .await;
+                Ok(next)
+            }
+            Err(error) => {
+                self.audit(
+                    Some(account.id),
+                    "login_backup_code",
+                    "failure",
+                    remote,
+                    Some(error.code()),
+                )
                 .await;
-            return Err(Error::InvalidBackupCode);
+                Err(error)
+            }
         }
-        self.store
-            .clear_attempts(account.id, Some(Factor::SecondFactor.as_str()))
-            .await?;
-        self.complete_login(session).await?;
-        self.audit(
-            Some(account.id),
-            "login_backup_code",
-            "success",
-            remote,
-            Some("new backup code issued"),
-        )
-        .await;
-        Ok(next)
     }
 
     pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {

@@ -42,12 +42,29 @@ pub enum Answer {
     Browser { response: String },
 }
 
-/// How an answer ended.
+/// How a login's second step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accepted,
     /// Not decided yet (an approval still waiting): ask again later.
     Pending,
+}
+
+/// How a service judged an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Right: the login completes when what it `Consumed` is recorded, in the same
+    /// transaction as the session's upgrade (so it is accepted at most once).
+    Accepted(Consumed),
+    /// Not decided yet (an approval still waiting): ask again later.
+    Pending,
+}
+
+/// What an accepted answer uses up, so that it is never accepted again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumed {
+    /// A TOTP step, and the device's clock offset it showed.
+    TotpStep { step: i64, clock_offset: i64 },
 }
 
 /// An enrolment's new credential, sealed, and what the user must see to set it up.
@@ -103,15 +120,15 @@ pub trait SecondFactor: Send + Sync {
     /// What the login page asks for.
     fn challenge(&self, app: &crate::app::App, ctx: &Context<'_>, enrolled: &TwoFactor) -> Result<Challenge, Error>;
 
-    /// Checks a login answer against the enrolled credential, recording whatever makes it
-    /// single-use in the same atomic step.
+    /// Checks a login answer against the enrolled credential. It writes nothing: what the
+    /// answer uses up is returned, and recorded by the login with the session's upgrade.
     async fn verify(
         &self,
         app: &crate::app::App,
         ctx: &Context<'_>,
         enrolled: &TwoFactor,
         answer: &Answer,
-    ) -> Result<Verdict, Error>;
+    ) -> Result<Judgement, Error>;
 }
 
 /// What a credential remembers to refuse replays.

@@ -5,8 +5,8 @@ use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    sealing_context, Answer, Challenge, Context, EnrolmentSetup, Error, NewEnrolment, ReplayState, SecondFactor,
-    Verdict,
+    sealing_context, Answer, Challenge, Consumed, Context, EnrolmentSetup, Error, Judgement, NewEnrolment, ReplayState,
+    SecondFactor,
 };
 use crate::app::App;
 use crate::core::otpauth::KeyUri;
@@ -147,7 +147,7 @@ impl SecondFactor for TotpService {
         ctx: &Context<'_>,
         enrolled: &TwoFactor,
         answer: &Answer,
-    ) -> Result<Verdict, Error> {
+    ) -> Result<Judgement, Error> {
         let (secret, params) = Credential::open(app, ctx.account.id, &enrolled.credential)?;
         let policy = ctx.settings.services.totp.settings.verify_policy();
         let state = CredentialState {
@@ -155,15 +155,11 @@ impl SecondFactor for TotpService {
             clock_offset: enrolled.clock_offset,
         };
         let accepted = totp::verify(&secret, params, code_of(answer)?, ctx.now, policy, state)?;
-        // The compare-and-set is what makes the code single-use across racing requests.
-        if app
-            .store
-            .record_used_step(ctx.account.id, accepted.step, accepted.clock_offset)
-            .await?
-        {
-            Ok(Verdict::Accepted)
-        } else {
-            Err(Error::CodeAlreadyUsed)
-        }
+        // Racing requests may all get here with the same code: the login's compare-and-set
+        // on the used step lets exactly one of them through.
+        Ok(Judgement::Accepted(Consumed::TotpStep {
+            step: accepted.step,
+            clock_offset: accepted.clock_offset,
+        }))
     }
 }

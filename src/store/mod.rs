@@ -21,6 +21,7 @@ macro_rules! with_pool {
 
 mod accounts;
 mod audit;
+mod completion;
 mod copy;
 mod sessions;
 mod two_factor;
@@ -35,6 +36,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
+pub use completion::{Completion, Consumption, SessionUpgrade};
 pub use copy::Snapshot;
 pub use sessions::{Session, Stage};
 pub use two_factor::{Enrolment, PendingEnrolment, TwoFactor};

@@ -94,20 +94,6 @@ impl Store {
         }))
     }
 
-    /// Moves a session from one stage to the next; false if it was not in `from` any more
-    /// (logged out, expired, or already moved by a racing request).
-    pub async fn advance_session(&self, token_hash: &[u8], from: Stage, to: Stage, expires_at: i64) -> Result<bool> {
-        let done = with_pool!(self, pool => sqlx::query("UPDATE sessions SET stage = $3, expires_at = $4 WHERE token_hash = $1 AND stage = $2")
-            .bind(token_hash)
-            .bind(from.as_str())
-            .bind(to.as_str())
-            .bind(expires_at)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(done == 1)
-    }
-
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
         with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)

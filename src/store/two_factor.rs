@@ -1,3 +1,4 @@
+use super::completion::{SessionUpgrade, UPGRADE_SESSION};
 use super::{Result, Store};
 
 /// An account's active second factor. `credential` is sealed under the master key.
@@ -25,6 +26,10 @@ pub struct Enrolment<'a> {
     pub last_used_step: Option<i64>,
     pub clock_offset: i64,
     pub backup_code_hash: &'a [u8],
+    /// The second-factor attempts to reset (the confirmation was one).
+    pub attempts_factor: &'a str,
+    /// A forced user's session, which the enrolment completes.
+    pub session: Option<SessionUpgrade<'a>>,
 }
 
 impl Store {
@@ -43,22 +48,6 @@ impl Store {
                 clock_offset,
             }),
         )
-    }
-
-    /// Records an accepted TOTP step, only if it is later than the last one (RFC 6238 §5.2).
-    /// False means another request accepted this step, or a later one, first.
-    pub async fn record_used_step(&self, account_id: i64, step: i64, clock_offset: i64) -> Result<bool> {
-        let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE two_factor SET last_used_step = $2, clock_offset = $3
-             WHERE account_id = $1 AND (last_used_step IS NULL OR last_used_step < $2)",
-        )
-        .bind(account_id)
-        .bind(step)
-        .bind(clock_offset)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(done == 1)
     }
 
     /// Starts (or restarts) an enrolment; an earlier unconfirmed one is replaced.
@@ -98,8 +87,9 @@ impl Store {
 
     /// Activates a confirmed enrolment in one transaction: the pending enrolment is
     /// consumed (so two confirmations cannot both win), the credential and the backup code
-    /// are written together. False when the pending enrolment was already consumed or the
-    /// account already has a second factor.
+    /// are written together, the attempts are reset and a forced user's session completed.
+    /// False (and nothing written) when the pending enrolment was already consumed, the
+    /// account already has a second factor, or the session to complete is gone.
     pub async fn confirm_enrolment(&self, enrolment: &Enrolment<'_>, now: i64) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -138,6 +128,22 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND factor = $2")
+                .bind(enrolment.account_id)
+                .bind(enrolment.attempts_factor)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(session) = enrolment.session {
+                let upgraded = sqlx::query(UPGRADE_SESSION)
+                    .bind(session.token_hash)
+                    .bind(session.from.as_str())
+                    .bind(session.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                if upgraded.rows_affected() != 1 {
+                    return Ok(false);
+                }
+            }
             tx.commit().await?;
         });
         Ok(true)
@@ -171,22 +177,6 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(hash)
-    }
-
-    /// Consumes the backup code whose hash is `used` and stores the next one, in one
-    /// statement: of two requests using the same code, exactly one gets true.
-    pub async fn replace_backup_code(&self, account_id: i64, used: &[u8], next: &[u8], now: i64) -> Result<bool> {
-        let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
-        )
-        .bind(account_id)
-        .bind(used)
-        .bind(next)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(done == 1)
     }
 }
 

@@ -327,7 +327,50 @@ async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backe
     assert!(!text.contains(&secret) && !text.contains(&backup));
 }
 
+async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend) {
+    use twofold::core::backup_codes::BackupCode;
+    use twofold::store::{Completion, Consumption, SessionUpgrade, Stage};
+    let server = TestServer::start(backend).await;
+    let (_, backup) = enrolled_client(&server, "vera").await;
+    let account = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "vera")
+        .await
+        .unwrap()
+        .unwrap();
+    let used = BackupCode::parse(&backup).unwrap().hash(&server.app.backup_code_key);
+    // The session to complete has gone (logged out, expired) between the check and the write.
+    let gone = SessionUpgrade {
+        token_hash: b"a session that no longer exists",
+        from: Stage::SecondFactor,
+        expires_at: server.now() + 60,
+    };
+    let consumption = Consumption::BackupCode {
+        used: &used,
+        next: &[7; 32],
+    };
+    let completion = server
+        .app
+        .store
+        .complete_second_factor(account.id, consumption, "second_factor", gone, server.now())
+        .await
+        .unwrap();
+    assert_eq!(completion, Completion::SessionGone);
+    // Nothing was spent: the code still logs in once.
+    let client = server.client();
+    client.login("client", "vera").await;
+    assert_eq!(
+        client
+            .post("/api/v1/login/backup-code", json!({"backup_code": backup}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
 on_both_backends!(
+    a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,
     one_backup_code_raced_twice_logs_in_once,
