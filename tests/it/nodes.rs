@@ -94,18 +94,23 @@ impl Cluster {
         command
     }
 
-    /// Starts a node and waits until it listens.
-    pub fn node(&self, name: &str) -> Node {
+    /// Starts `twofold serve`, its log piped; the process is owned by a `Node` from the
+    /// start, so it is killed whatever happens next.
+    fn spawn(&self, name: &str) -> Node {
         let child = self
             .command(name)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stderr(Stdio::piped())
             .spawn();
-        // Owned by a Node from the start, so it is killed even if this fails.
-        let mut node = Node {
+        Node {
             base: String::new(),
             child: child.unwrap(),
-        };
+        }
+    }
+
+    /// Starts a node and waits until it listens.
+    pub fn node(&self, name: &str) -> Node {
+        let mut node = self.spawn(name);
         let mut stderr = BufReader::new(node.child.stderr.take().unwrap());
         let mut log = String::new();
         loop {
@@ -474,15 +479,7 @@ async fn a_node_whose_master_key_cannot_open_the_secrets_refuses_to_start() {
     enrol(&cluster.node("a"), "dee").await;
 
     let stranger = Cluster::on(cluster.database_url.clone(), &[]);
-    let child = stranger
-        .command("b")
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut node = Node {
-        base: String::new(),
-        child: child.unwrap(),
-    };
+    let mut node = stranger.spawn("b");
     let mut waited = 0;
     let status = loop {
         if let Some(status) = node.child.try_wait().unwrap() {
