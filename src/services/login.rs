@@ -248,29 +248,22 @@ impl App {
             now: self.now(),
         };
         let event = format!("login_{}", service.as_str());
-        let judgement = self.service(service).verify(self, &ctx, &enrolled, answer).await;
-        let consumption = match judgement {
+        let result = match self.service(service).verify(self, &ctx, &enrolled, answer).await {
             Ok(Judgement::Accepted(Consumed::TotpStep { step, clock_offset })) => {
-                Consumption::TotpStep { step, clock_offset }
+                let consumption = Consumption::TotpStep { step, clock_offset };
+                self.finish_second_step(session, account, consumption).await
             }
             Ok(Judgement::Pending) => return Ok(Verdict::Pending),
-            Err(error) => {
-                self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
-                    .await;
-                return Err(error);
-            }
+            Err(error) => Err(error),
         };
-        match self.finish_second_step(session, account, consumption).await {
-            Ok(()) => {
-                self.audit(Some(account.id), &event, "success", remote, None).await;
-                Ok(Verdict::Accepted)
-            }
+        match &result {
+            Ok(()) => self.audit(Some(account.id), &event, "success", remote, None).await,
             Err(error) => {
                 self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
-                    .await;
-                Err(error)
+                    .await
             }
         }
+        result.map(|()| Verdict::Accepted)
     }
 
     /// Records what the accepted answer used up, resets the attempts and completes the
@@ -331,25 +324,24 @@ impl App {
         } else {
             Err(Error::InvalidBackupCode)
         };
-        match result {
+        let event = "login_backup_code";
+        match &result {
             Ok(()) => {
-                let detail = Some("new backup code issued");
-                self.audit(Some(account.id), "login_backup_code", "success", remote, detail)
-                    .await;
-                Ok(next)
-            }
-            Err(error) => {
                 self.audit(
                     Some(account.id),
-                    "login_backup_code",
-                    "failure",
+                    event,
+                    "success",
                     remote,
-                    Some(error.code()),
+                    Some("new backup code issued"),
                 )
-                .await;
-                Err(error)
+                .await
+            }
+            Err(error) => {
+                self.audit(Some(account.id), event, "failure", remote, Some(error.code()))
+                    .await
             }
         }
+        result.map(|()| next)
     }
 
     pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {
