@@ -67,18 +67,7 @@ impl Store {
             if consumed.rows_affected() != 1 {
                 return Ok(Completion::AlreadyUsed);
             }
-            sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND factor = $2")
-                .bind(account_id)
-                .bind(attempts_factor)
-                .execute(&mut *tx)
-                .await?;
-            let upgraded = sqlx::query(UPGRADE_SESSION)
-                .bind(session.token_hash)
-                .bind(session.from.as_str())
-                .bind(session.expires_at)
-                .execute(&mut *tx)
-                .await?;
-            if upgraded.rows_affected() != 1 {
+            if !finish_login!(tx, account_id, attempts_factor, Some(session)) {
                 return Ok(Completion::SessionGone);
             }
             tx.commit().await?;
@@ -87,8 +76,3 @@ impl Store {
         Ok(completion)
     }
 }
-
-/// Moves a session to `Authenticated`, only from the stage it is expected at:
-/// `$1` token hash, `$2` that stage, `$3` the new expiry.
-pub(super) const UPGRADE_SESSION: &str =
-    "UPDATE sessions SET stage = 'authenticated', expires_at = $3 WHERE token_hash = $1 AND stage = $2";

@@ -1,4 +1,4 @@
-use super::completion::{SessionUpgrade, UPGRADE_SESSION};
+use super::completion::SessionUpgrade;
 use super::{Result, Store};
 
 /// An account's active second factor. `credential` is sealed under the master key.
@@ -128,21 +128,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND factor = $2")
-                .bind(enrolment.account_id)
-                .bind(enrolment.attempts_factor)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(session) = enrolment.session {
-                let upgraded = sqlx::query(UPGRADE_SESSION)
-                    .bind(session.token_hash)
-                    .bind(session.from.as_str())
-                    .bind(session.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                if upgraded.rows_affected() != 1 {
-                    return Ok(false);
-                }
+            if !finish_login!(tx, enrolment.account_id, enrolment.attempts_factor, enrolment.session) {
+                return Ok(false);
             }
             tx.commit().await?;
         });
