@@ -169,7 +169,7 @@ async fn prepare(app: &App) -> Vec<Prepared> {
         let account = app.store.account(id).await.unwrap().unwrap();
         let (session, _) = new_session(app, id, Stage::Authenticated).await;
         let EnrolmentSetup::Totp { secret, .. } = app
-            .begin_enrolment(&session, &account, ServiceId::Totp, None)
+            .begin_enrolment(&session, &account, ServiceId::Totp, None, None, None)
             .await
             .unwrap();
         let secret = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();

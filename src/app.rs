@@ -1,5 +1,5 @@
-//! `App`: the store, the clock, the keys, the second-factor services and the configuration,
-//! built once at start-up and shared by the web layer and the command line.
+//! `App`: builds the [`Services`] once at start-up (the store, the clock, the keys, the
+//! factors, the configuration), shared by the web layer and the command line.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,28 +12,17 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::secretbox::{MasterKey, OpenError};
 use crate::random;
-use crate::services::totp::TotpService;
-use crate::services::Error;
+use crate::services::factors::{sealing_context, Factors};
+use crate::services::{Error, Services};
 use crate::store::Store;
 
+/// The running server's one [`Services`], shared by the web layer and the command line.
 #[derive(Clone)]
-pub struct App(Arc<Inner>);
-
-pub struct Inner {
-    pub config: Config,
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
-    pub master_key: MasterKey,
-    /// Key of the HMAC that stores backup codes.
-    pub backup_code_key: [u8; 32],
-    pub totp: TotpService,
-    /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
-    pub password_slots: Semaphore,
-}
+pub struct App(Arc<Services>);
 
 impl std::ops::Deref for App {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
+    type Target = Services;
+    fn deref(&self) -> &Services {
         &self.0
     }
 }
@@ -58,7 +47,7 @@ impl App {
         let master_key = load_master_key(&config)?;
         let store = Store::open(&config.database()?, config.pool_settings()).await?;
         if let Some((account_id, service, sealed)) = store.any_sealed_credential().await? {
-            match master_key.open(&sealed, &crate::services::sealing_context(&service, account_id)) {
+            match master_key.open(&sealed, &sealing_context(&service, account_id)) {
                 Err(OpenError::WrongKey) => {
                     return Err(StartError::MasterKey(
                         "the configured master key is not the one the stored secrets were sealed with; \
@@ -71,19 +60,15 @@ impl App {
             }
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(App(Arc::new(Inner {
+        Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
-            totp: TotpService,
+            factors: Factors::new(),
             password_slots: Semaphore::new(cores * 2),
             config,
             store,
             clock,
             master_key,
         })))
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now()
     }
 
     /// Writes the one-time setup token when there is no administrator yet, and returns its

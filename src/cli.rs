@@ -309,7 +309,11 @@ async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {
             account.username,
             account.email.unwrap_or_default(),
             account.role.map_or("-", Role::as_str),
-            account.two_factor_service.unwrap_or_else(|| "off".into()),
+            if account.two_factor_services.is_empty() {
+                "off".to_string()
+            } else {
+                account.two_factor_services.join(",")
+            },
             if account.locked { "yes" } else { "no" },
         );
     }

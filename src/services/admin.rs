@@ -5,7 +5,7 @@
 use subtle::ConstantTimeEq;
 
 use super::Error;
-use crate::app::App;
+use super::Services;
 use crate::core::policy::{AccountKind, Role, TwoFactorSettings};
 use crate::store::{Account, AccountSummary, NewAccount};
 
@@ -63,7 +63,7 @@ fn validate_email(email: &str) -> Result<(), Error> {
     }
 }
 
-impl App {
+impl Services {
     pub async fn create_account(&self, request: &AccountRequest<'_>) -> Result<i64, Error> {
         let new = self.validated_account(request).await?;
         let id = self

@@ -1,20 +1,37 @@
-//! Enrolment in a second factor, and turning it off.
+//! Enrolment in a second factor, and turning 2FA off.
 //!
-//! Nothing is active until the user proves the credential works (a correct code); then the
-//! credential and the first backup code are written in one transaction, and the backup code
-//! is shown once. Disabling one's own 2FA takes the password.
+//! Nothing is active until the user proves the credential works (a correct code). What is
+//! being enrolled is kept for the session that started it (sealed, with an expiry), never
+//! for the account, so no other session can read or replace it. The proved credential is
+//! written in one transaction with, for a first credential, the backup code, which is shown
+//! once. Adding a credential to an account that already has one takes the password.
 
+use super::factors::{Answer, EnrolmentSetup, Progress};
 use super::login::require_stage;
-use super::{Answer, Context, EnrolmentSetup, Error};
-use crate::app::App;
+use super::{Error, Services};
 use crate::core::backup_codes::{self, BackupCode};
 use crate::core::lockout::Factor;
 use crate::core::policy::ServiceId;
 use crate::random;
-use crate::store::{Account, Enrolment, Session, SessionUpgrade, Stage};
+use crate::store::{Account, Added, Enrolment, Purpose, Session, SessionUpgrade, Stage, StoredChallenge};
 
 /// How long an unconfirmed enrolment stays valid.
 const PENDING_ENROLMENT_TTL_SECS: i64 = 3600;
+
+/// The most credentials one account may hold.
+pub const MAX_CREDENTIALS: usize = 10;
+
+/// What a confirmed enrolment gives.
+pub enum Enrolled {
+    /// The credential is active. `backup_code`: the account's first, shown this once
+    /// (adding a credential to an account that has one issues none).
+    Done {
+        credential_id: i64,
+        backup_code: Option<BackupCode>,
+    },
+    /// Not proved yet (an approval still waiting): ask again later.
+    Pending,
+}
 
 fn require_enrolment_allowed(session: &Session) -> Result<(), Error> {
     match session.stage {
@@ -23,26 +40,40 @@ fn require_enrolment_allowed(session: &Session) -> Result<(), Error> {
     }
 }
 
-impl App {
+/// A credential's label: what the user typed, trimmed, 1 to 64 characters, no control
+/// characters; the service's name when left empty.
+pub(crate) fn label_or_default(label: Option<&str>, service: ServiceId) -> Result<String, Error> {
+    let label = label.map(str::trim).unwrap_or_default();
+    if label.is_empty() {
+        return Ok(service.display_name().to_string());
+    }
+    if label.chars().count() > 64 || label.chars().any(char::is_control) {
+        return Err(Error::Validation(
+            "A name is at most 64 characters, without control characters.".into(),
+        ));
+    }
+    Ok(label.to_string())
+}
+
+impl Services {
     /// The services this account may enrol in.
     pub async fn services_for(&self, account: &Account) -> Result<Vec<ServiceId>, Error> {
         Ok(self.two_factor_settings().await?.enabled_for(account.kind))
     }
 
-    /// "Get Started": creates a credential, kept pending until confirmed.
+    /// "Get Started" (or "Add"): starts an enrolment for this session, kept until confirmed.
+    /// With 2FA already on, `password` must be the account's.
     pub async fn begin_enrolment(
         &self,
         session: &Session,
         account: &Account,
         service: ServiceId,
+        label: Option<&str>,
+        password: Option<&str>,
         remote: Option<&str>,
     ) -> Result<EnrolmentSetup, Error> {
         require_enrolment_allowed(session)?;
-        if self.store.two_factor(account.id).await?.is_some() {
-            return Err(Error::Conflict(
-                "Two-factor authentication is already enabled. Disable it before choosing another service.".into(),
-            ));
-        }
+        let label = label_or_default(label, service)?;
         let settings = self.two_factor_settings().await?;
         if !settings.enabled_for(account.kind).contains(&service) {
             return Err(Error::Validation(format!(
@@ -50,14 +81,34 @@ impl App {
                 service.display_name()
             )));
         }
-        let ctx = Context {
-            account,
-            settings: &settings,
-            now: self.now(),
+        let existing = self.store.credentials(account.id).await?.len();
+        if existing > 0 {
+            // ASVS 5.0 §7.5.1: adding an authentication factor takes the password again.
+            let password = password
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| Error::Validation("Enter your password to add another second factor.".into()))?;
+            self.confirm_password(account, password, remote).await?;
+        }
+        if existing >= MAX_CREDENTIALS {
+            return Err(too_many());
+        }
+        let cx = self.factor_cx(account, &settings, service);
+        let step = self.factor(service).begin_enrolment(&cx).await?;
+        let sealed = step
+            .state
+            .ok_or_else(|| Error::Internal(format!("{} kept no enrolment state", service.as_str())))?;
+        let kept = StoredChallenge {
+            service: service.as_str().into(),
+            label: Some(label),
+            sealed,
         };
-        let enrolment = self.service(service).begin_enrolment(self, &ctx).await?;
         self.store
-            .save_pending_enrolment(account.id, service.as_str(), &enrolment.sealed_credential, ctx.now)
+            .put_challenge(
+                &session.token_hash,
+                Purpose::Enrolment,
+                &kept,
+                cx.now + PENDING_ENROLMENT_TTL_SECS,
+            )
             .await?;
         self.audit(
             Some(account.id),
@@ -67,37 +118,35 @@ impl App {
             Some(service.as_str()),
         )
         .await;
-        Ok(enrolment.setup)
+        Ok(step.show)
     }
 
-    /// The enrolment in progress, shown again; `None` when there is none (or it expired).
+    /// The enrolment this session has in progress, shown again; `None` when there is none
+    /// (or it expired).
     pub async fn pending_enrolment_setup(
         &self,
+        session: &Session,
         account: &Account,
     ) -> Result<Option<(ServiceId, EnrolmentSetup)>, Error> {
-        let now = self.now();
-        let Some(pending) = self.store.pending_enrolment(account.id).await? else {
+        let Some(kept) = self
+            .store
+            .challenge(&session.token_hash, Purpose::Enrolment, self.now())
+            .await?
+        else {
             return Ok(None);
         };
-        let Some(service) = ServiceId::parse(&pending.service) else {
+        let Some(service) = ServiceId::parse(&kept.service) else {
             return Ok(None);
         };
-        if pending.started_at + PENDING_ENROLMENT_TTL_SECS <= now {
-            return Ok(None);
-        }
         let settings = self.two_factor_settings().await?;
-        let ctx = Context {
-            account,
-            settings: &settings,
-            now,
-        };
+        let cx = self.factor_cx(account, &settings, service);
         Ok(Some((
             service,
-            self.service(service).enrolment_setup(self, &ctx, &pending.credential)?,
+            self.factor(service).enrolment_setup(&cx, &kept.sealed)?,
         )))
     }
 
-    /// "Submit": checks the code and activates the credential; returns the backup code.
+    /// "Submit": checks the answer and activates the credential.
     pub async fn confirm_enrolment(
         &self,
         session: &Session,
@@ -105,30 +154,23 @@ impl App {
         service: ServiceId,
         answer: &Answer,
         remote: Option<&str>,
-    ) -> Result<BackupCode, Error> {
+    ) -> Result<Enrolled, Error> {
         require_enrolment_allowed(session)?;
         let now = self.now();
-        let pending = self
+        let kept = self
             .store
-            .pending_enrolment(account.id)
+            .challenge(&session.token_hash, Purpose::Enrolment, now)
             .await?
-            .filter(|p| p.service == service.as_str() && p.started_at + PENDING_ENROLMENT_TTL_SECS > now)
+            .filter(|kept| kept.service == service.as_str())
             .ok_or_else(|| {
                 Error::Conflict("No enrolment is in progress, or it expired: click Get Started again.".into())
             })?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let settings = self.two_factor_settings().await?;
-        let ctx = Context {
-            account,
-            settings: &settings,
-            now,
-        };
-        let replay = match self
-            .service(service)
-            .confirm_enrolment(self, &ctx, &pending.credential, answer)
-            .await
-        {
-            Ok(replay) => replay,
+        let cx = self.factor_cx(account, &settings, service);
+        let new = match self.factor(service).finish_enrolment(&cx, &kept.sealed, answer).await {
+            Ok(Progress::Done(new)) => new,
+            Ok(Progress::Pending) => return Ok(Enrolled::Pending),
             Err(error) => {
                 self.audit(
                     Some(account.id),
@@ -149,30 +191,41 @@ impl App {
             from: Stage::Enrolment,
             expires_at: now + self.stage_ttl(Stage::Authenticated),
         });
+        let label = kept.label.unwrap_or_else(|| service.display_name().to_string());
         let enrolment = Enrolment {
             account_id: account.id,
+            session_hash: &session.token_hash,
+            challenge: &kept.sealed,
             service: service.as_str(),
-            credential: &pending.credential,
-            last_used_step: replay.last_used_step,
-            clock_offset: replay.clock_offset,
+            label: &label,
+            secret: &new.secret,
+            counter: new.counter,
+            state: new.state.as_deref(),
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
+            max_credentials: MAX_CREDENTIALS as i64,
             attempts_factor: Factor::SecondFactor.as_str(),
             session: session_upgrade,
         };
-        if !self.store.confirm_enrolment(&enrolment, now).await? {
-            return Err(Error::Conflict(
+        match self.store.add_credential(&enrolment, now).await? {
+            Added::Added { id, first } => {
+                let event = if first {
+                    "two_factor_enabled"
+                } else {
+                    "credential_added"
+                };
+                let detail = credential_detail(service, id, &label);
+                self.audit(Some(account.id), event, "success", remote, Some(&detail))
+                    .await;
+                Ok(Enrolled::Done {
+                    credential_id: id,
+                    backup_code: first.then_some(backup_code),
+                })
+            }
+            Added::Gone => Err(Error::Conflict(
                 "This enrolment was already completed or restarted.".into(),
-            ));
+            )),
+            Added::Full => Err(too_many()),
         }
-        self.audit(
-            Some(account.id),
-            "two_factor_enabled",
-            "success",
-            remote,
-            Some(service.as_str()),
-        )
-        .await;
-        Ok(backup_code)
     }
 
     /// Turns off the account's own 2FA; the password is required.
@@ -218,18 +271,15 @@ impl App {
             .await;
         Ok(())
     }
+}
 
-    /// Re-checks the password of a logged-in user, under the same lockout as the login.
-    async fn confirm_password(&self, account: &Account, password: &str, remote: Option<&str>) -> Result<(), Error> {
-        self.count_attempt(account.id, Factor::Password, remote).await?;
-        if !self.check_password(password, &account.password_hash).await? {
-            self.audit(Some(account.id), "password_check", "failure", remote, None)
-                .await;
-            return Err(Error::WrongPassword);
-        }
-        self.store
-            .clear_attempts(account.id, Some(Factor::Password.as_str()))
-            .await?;
-        Ok(())
-    }
+fn too_many() -> Error {
+    Error::Conflict(format!(
+        "You already have {MAX_CREDENTIALS} second factors: remove one before adding another."
+    ))
+}
+
+/// How the audit log names a credential: its service, id and label.
+pub(crate) fn credential_detail(service: ServiceId, id: i64, label: &str) -> String {
+    format!("{} credential {id} \"{label}\"", service.as_str())
 }

@@ -1,4 +1,4 @@
-//! Logging in: the password, then the second factor or a backup code, then a session.
+//! Logging in: the password, then a second factor or a backup code, then a session.
 //!
 //! A session is only `Authenticated` after both factors. Until then it is half-logged-in:
 //! its stage allows the next step of the login and nothing else (the web layer refuses
@@ -7,23 +7,32 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Answer, Challenge, Consumed, Context, Error, Judgement, SecondFactor, Verdict};
-use crate::app::App;
+use super::factors::{Accepted, Answer, Challenge, Progress};
+use super::{Error, Services, Verdict};
 use crate::core::backup_codes::{self, BackupCode};
-use crate::core::lockout::{Decision, Factor};
-use crate::core::password::{self, SALT_BYTES};
+use crate::core::lockout::Factor;
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AuditEvent, Completion, Consumption, Session, SessionUpgrade, Stage, TwoFactor};
-
-const SETTINGS_KEY: &str = "two_factor";
+use crate::store::{
+    Account, Completion, Consumption, Credential, Purpose, Session, SessionUpgrade, Stage, StoredChallenge,
+};
 
 /// A new session and what the login must do next.
 pub struct LoginOutcome {
     pub session_token: String,
     pub next: NextStep,
-    /// For `NextStep::SecondFactor`: what the second-factor page asks for.
+    /// For `NextStep::SecondFactor`: every credential the account can answer with.
+    pub methods: Vec<Method>,
+    /// For `NextStep::SecondFactor`: what the first method asks for.
     pub challenge: Option<Challenge>,
+}
+
+/// A credential offered at the second step.
+#[derive(Clone, Debug)]
+pub struct Method {
+    pub service: ServiceId,
+    pub credential_id: i64,
+    pub label: String,
 }
 
 /// The hash under which a session token is stored; the token itself is only in the cookie.
@@ -31,103 +40,39 @@ pub fn session_token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-impl App {
-    pub fn service(&self, id: ServiceId) -> &dyn SecondFactor {
-        match id {
-            ServiceId::Totp => &self.totp,
-        }
-    }
+/// The service of a stored credential; an unknown one is an error, never "no 2FA".
+fn service_of(account: &Account, credential: &Credential) -> Result<ServiceId, Error> {
+    ServiceId::parse(&credential.service).ok_or_else(|| {
+        Error::Internal(format!(
+            "account {} uses unknown service {}",
+            account.id, credential.service
+        ))
+    })
+}
 
-    /// The Two-Factor Authentication settings, read fresh on every call so that a change
-    /// applies at once.
-    pub async fn two_factor_settings(&self) -> Result<TwoFactorSettings, Error> {
-        match self.store.setting(SETTINGS_KEY).await? {
-            None => Ok(TwoFactorSettings::default()),
-            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
-        }
-    }
+/// The account's credentials as login methods. Fails closed: a credential of a service this
+/// build does not know still blocks the login.
+fn methods_of(account: &Account, credentials: &[Credential]) -> Result<Vec<Method>, Error> {
+    credentials
+        .iter()
+        .map(|credential| {
+            Ok(Method {
+                service: service_of(account, credential)?,
+                credential_id: credential.id,
+                label: credential.label.clone(),
+            })
+        })
+        .collect()
+}
 
-    pub(crate) async fn store_two_factor_settings(&self, settings: &TwoFactorSettings) -> Result<(), Error> {
-        let json = serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(self.store.put_setting(SETTINGS_KEY, &json, self.now()).await?)
-    }
+fn of_service(credentials: Vec<Credential>, service: ServiceId) -> Vec<Credential> {
+    credentials
+        .into_iter()
+        .filter(|credential| credential.service == service.as_str())
+        .collect()
+}
 
-    /// Writes an audit event; a failure to write is logged, never shown to the user.
-    pub async fn audit(
-        &self,
-        account_id: Option<i64>,
-        event: &str,
-        outcome: &str,
-        remote: Option<&str>,
-        detail: Option<&str>,
-    ) {
-        let record = AuditEvent {
-            at: self.now(),
-            account_id,
-            event: event.into(),
-            outcome: outcome.into(),
-            remote_addr: remote.map(Into::into),
-            detail: detail.map(Into::into),
-        };
-        tracing::info!(account_id, event, outcome, remote, detail, "audit");
-        if let Err(error) = self.store.record_audit(&record).await {
-            tracing::error!(%error, event, "could not write the audit event");
-        }
-    }
-
-    /// Verifies a password on the blocking pool, a bounded number at a time.
-    pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
-        let _slot = self
-            .password_slots
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
-        tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(e.to_string()))
-    }
-
-    pub async fn hash_password(&self, new_password: &str) -> Result<String, Error> {
-        password::check_new(new_password).map_err(|e| Error::Validation(e.to_string()))?;
-        let _slot = self
-            .password_slots
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let salt = random::bytes::<SALT_BYTES>()?;
-        let new_password = new_password.to_owned();
-        tokio::task::spawn_blocking(move || password::hash(&new_password, salt))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(e.to_string()))
-    }
-
-    /// Counts an attempt on `factor` before it is checked; refuses it when the account is
-    /// locked out (see `core::lockout`).
-    pub(crate) async fn count_attempt(
-        &self,
-        account_id: i64,
-        factor: Factor,
-        remote: Option<&str>,
-    ) -> Result<(), Error> {
-        let policy = self.config.lockout;
-        let now = self.now();
-        let (window_start, attempts) = self
-            .store
-            .count_attempt(account_id, factor.as_str(), now, policy.window_secs)
-            .await?;
-        match policy.decide(window_start, attempts, now) {
-            Decision::Allowed => Ok(()),
-            Decision::Locked { retry_after_secs } => {
-                let event = format!("{}_attempt", factor.as_str());
-                self.audit(Some(account_id), &event, "locked_out", remote, None).await;
-                Err(Error::LockedOut { retry_after_secs })
-            }
-        }
-    }
-
+impl Services {
     /// Step one: the password. Unknown names cost the same time as known ones.
     pub async fn login(
         &self,
@@ -155,55 +100,84 @@ impl App {
             .await;
 
         let settings = self.two_factor_settings().await?;
-        let enrolled = self.store.two_factor(account.id).await?;
-        let (next, challenge) = match &enrolled {
-            Some(enrolled) => {
-                // Fail closed: a second factor this build does not know still blocks the login.
-                let service = enrolled_service(&account, enrolled)?;
-                let challenge = self.challenge(&account, &settings, service, enrolled)?;
-                (settings.next_step(account.kind, Some(service)), Some(challenge))
-            }
-            None => (settings.next_step(account.kind, None), None),
-        };
+        let credentials = self.store.credentials(account.id).await?;
+        let methods = methods_of(&account, &credentials)?;
+        let next = settings.next_step(account.kind, methods.first().map(|m| m.service));
         let stage = match next {
             NextStep::Authenticated => Stage::Authenticated,
             NextStep::SecondFactor(_) => Stage::SecondFactor,
             NextStep::Enrolment(_) => Stage::Enrolment,
         };
-        let session_token = self.create_session(account.id, stage).await?;
+        let (session_token, session_hash) = self.create_session(account.id, stage).await?;
+        let challenge = match next {
+            NextStep::SecondFactor(service) => Some(
+                self.start_second_factor(&session_hash, &account, &settings, service, credentials)
+                    .await?,
+            ),
+            _ => None,
+        };
         Ok(LoginOutcome {
             session_token,
             next,
+            methods,
             challenge,
         })
     }
 
-    /// What the second-factor page asks this account for; `None` without a second factor.
-    pub async fn login_challenge(&self, account: &Account) -> Result<Option<Challenge>, Error> {
-        let Some(enrolled) = self.store.two_factor(account.id).await? else {
-            return Ok(None);
-        };
-        let settings = self.two_factor_settings().await?;
-        let service = enrolled_service(account, &enrolled)?;
-        Ok(Some(self.challenge(account, &settings, service, &enrolled)?))
-    }
-
-    fn challenge(
+    /// Asks `service`'s factor what the second step needs, and keeps what it must remember
+    /// for this session.
+    async fn start_second_factor(
         &self,
+        session_hash: &[u8],
         account: &Account,
         settings: &TwoFactorSettings,
         service: ServiceId,
-        enrolled: &TwoFactor,
+        credentials: Vec<Credential>,
     ) -> Result<Challenge, Error> {
-        let ctx = Context {
-            account,
-            settings,
-            now: self.now(),
-        };
-        self.service(service).challenge(self, &ctx, enrolled)
+        let cx = self.factor_cx(account, settings, service);
+        let step = self
+            .factor(service)
+            .start_login(&cx, &of_service(credentials, service))
+            .await?;
+        if let Some(sealed) = step.state {
+            let kept = StoredChallenge {
+                service: service.as_str().into(),
+                label: None,
+                sealed,
+            };
+            let expires_at = cx.now + self.config.login_step_ttl_secs;
+            self.store
+                .put_challenge(session_hash, Purpose::Login, &kept, expires_at)
+                .await?;
+        }
+        Ok(step.show)
     }
 
-    async fn create_session(&self, account_id: i64, stage: Stage) -> Result<String, Error> {
+    /// The methods the second-factor page offers, and what `service` (by default the first
+    /// method's) asks for; no methods without a second factor.
+    pub async fn second_factor_methods(
+        &self,
+        session: &Session,
+        account: &Account,
+        service: Option<ServiceId>,
+    ) -> Result<(Vec<Method>, Option<Challenge>), Error> {
+        let credentials = self.store.credentials(account.id).await?;
+        let methods = methods_of(account, &credentials)?;
+        let Some(service) = service.or(methods.first().map(|m| m.service)) else {
+            return Ok((methods, None));
+        };
+        if !methods.iter().any(|m| m.service == service) {
+            return Err(not_a_method(service));
+        }
+        let settings = self.two_factor_settings().await?;
+        let challenge = self
+            .start_second_factor(&session.token_hash, account, &settings, service, credentials)
+            .await?;
+        Ok((methods, Some(challenge)))
+    }
+
+    /// Creates a session; returns its token (for the cookie) and the token's hash.
+    async fn create_session(&self, account_id: i64, stage: Stage) -> Result<(String, Vec<u8>), Error> {
         let token = random::token()?;
         let now = self.now();
         let session = Session {
@@ -214,7 +188,7 @@ impl App {
             expires_at: now + self.stage_ttl(stage),
         };
         self.store.create_session(&session, now).await?;
-        Ok(token)
+        Ok((token, session.token_hash))
     }
 
     pub(crate) fn stage_ttl(&self, stage: Stage) -> i64 {
@@ -229,33 +203,52 @@ impl App {
         Ok(self.store.session(&session_token_hash(token), self.now()).await?)
     }
 
-    /// Step two: the code (or other answer) of the account's second factor.
+    /// Step two: the answer to one of the account's second factors (`service`, or the first
+    /// one enrolled).
     pub async fn verify_second_factor(
         &self,
         session: &Session,
         account: &Account,
+        service: Option<ServiceId>,
         answer: &Answer,
         remote: Option<&str>,
     ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
-        let enrolled = self.store.two_factor(account.id).await?.ok_or(Error::Unauthenticated)?;
-        let service = enrolled_service(account, &enrolled)?;
+        let credentials = self.store.credentials(account.id).await?;
+        let methods = methods_of(account, &credentials)?;
+        let service = service
+            .or(methods.first().map(|m| m.service))
+            .ok_or(Error::Unauthenticated)?;
+        let credentials = of_service(credentials, service);
+        if credentials.is_empty() {
+            return Err(not_a_method(service));
+        }
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let settings = self.two_factor_settings().await?;
-        let ctx = Context {
-            account,
-            settings: &settings,
-            now: self.now(),
-        };
-        let event = format!("login_{}", service.as_str());
-        let result = match self.service(service).verify(self, &ctx, &enrolled, answer).await {
-            Ok(Judgement::Accepted(Consumed::TotpStep { step, clock_offset })) => {
-                let consumption = Consumption::TotpStep { step, clock_offset };
+        let cx = self.factor_cx(account, &settings, service);
+        let kept = self
+            .store
+            .challenge(&session.token_hash, Purpose::Login, cx.now)
+            .await?
+            .filter(|kept| kept.service == service.as_str());
+        let judged = self
+            .factor(service)
+            .finish_login(&cx, &credentials, kept.as_ref().map(|k| k.sealed.as_slice()), answer)
+            .await;
+        let result = match judged {
+            Ok(Progress::Done(Accepted { credential_id, guard })) => {
+                let consumption = Consumption::Credential {
+                    id: credential_id,
+                    service: service.as_str(),
+                    guard: &guard,
+                    challenge: kept.is_some(),
+                };
                 self.finish_second_step(session, account, consumption).await
             }
-            Ok(Judgement::Pending) => return Ok(Verdict::Pending),
+            Ok(Progress::Pending) => return Ok(Verdict::Pending),
             Err(error) => Err(error),
         };
+        let event = format!("login_{}", service.as_str());
         match &result {
             Ok(()) => self.audit(Some(account.id), &event, "success", remote, None).await,
             Err(error) => {
@@ -292,7 +285,7 @@ impl App {
         match completion {
             Completion::Completed => Ok(()),
             Completion::AlreadyUsed => Err(match consumption {
-                Consumption::TotpStep { .. } => Error::CodeAlreadyUsed,
+                Consumption::Credential { .. } => Error::CodeAlreadyUsed,
                 Consumption::BackupCode { .. } => Error::InvalidBackupCode,
             }),
             Completion::SessionGone => Err(Error::Unauthenticated),
@@ -311,8 +304,8 @@ impl App {
         let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
         let used = code.hash(&self.backup_code_key);
-        let stored = self.store.backup_code_hash(account.id).await?;
-        let matches = stored.is_some_and(|stored| bool::from(stored.as_slice().ct_eq(&used)));
+        let stored = self.store.backup_code(account.id).await?;
+        let matches = stored.is_some_and(|(stored, _)| bool::from(stored.as_slice().ct_eq(&used)));
         let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
         let result = if matches {
             let next_hash = next.hash(&self.backup_code_key);
@@ -352,14 +345,8 @@ impl App {
     }
 }
 
-/// The service of an enrolled credential; an unknown one is an error, never "no 2FA".
-fn enrolled_service(account: &Account, enrolled: &TwoFactor) -> Result<ServiceId, Error> {
-    ServiceId::parse(&enrolled.service).ok_or_else(|| {
-        Error::Internal(format!(
-            "account {} uses unknown service {}",
-            account.id, enrolled.service
-        ))
-    })
+fn not_a_method(service: ServiceId) -> Error {
+    Error::Validation(format!("{} is not one of your second factors.", service.display_name()))
 }
 
 pub(crate) fn require_stage(session: &Session, stage: Stage) -> Result<(), Error> {
@@ -379,6 +366,7 @@ fn dummy_password_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::password;
 
     #[test]
     fn the_dummy_hash_costs_a_real_verification_and_never_matches() {

@@ -20,7 +20,10 @@ pub struct AccountSummary {
     pub email: Option<String>,
     pub role: Option<Role>,
     pub two_factor_enabled: bool,
+    /// The first service the account enrolled in (kept for clients of earlier versions).
     pub two_factor_service: Option<String>,
+    /// Every service the account has a credential of.
+    pub two_factor_services: Vec<String>,
     pub locked: bool,
 }
 
@@ -38,7 +41,6 @@ struct SummaryRow {
     username: String,
     email: Option<String>,
     role: Option<String>,
-    service: Option<String>,
     locked: bool,
 }
 
@@ -160,11 +162,10 @@ impl Store {
         max_attempts: i64,
     ) -> Result<Vec<AccountSummary>> {
         let rows: Vec<SummaryRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT a.id, a.username, a.email, a.role, t.service,
+            "SELECT a.id, a.username, a.email, a.role,
                     EXISTS (SELECT 1 FROM attempts x WHERE x.account_id = a.id
                             AND x.window_start + $2 > $3 AND x.attempts > $4) AS locked
-             FROM accounts a LEFT JOIN two_factor t ON t.account_id = a.id
-             WHERE a.kind = $1 ORDER BY a.username_key",
+             FROM accounts a WHERE a.kind = $1 ORDER BY a.username_key",
         )
         .bind(kind.as_str())
         .bind(window_secs)
@@ -172,16 +173,32 @@ impl Store {
         .bind(max_attempts)
         .fetch_all(pool)
         .await?);
+        // Each account's services, in the order it first enrolled in them.
+        let services: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT c.account_id, c.service FROM credentials c JOIN accounts a ON a.id = c.account_id
+             WHERE a.kind = $1 GROUP BY c.account_id, c.service ORDER BY c.account_id, MIN(c.id)",
+        )
+        .bind(kind.as_str())
+        .fetch_all(pool)
+        .await?);
+        let mut by_account: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+        for (account_id, service) in services {
+            by_account.entry(account_id).or_default().push(service);
+        }
         Ok(rows
             .into_iter()
-            .map(|row| AccountSummary {
-                id: row.id,
-                username: row.username,
-                email: row.email,
-                role: row.role.as_deref().and_then(Role::parse),
-                two_factor_enabled: row.service.is_some(),
-                two_factor_service: row.service,
-                locked: row.locked,
+            .map(|row| {
+                let services = by_account.remove(&row.id).unwrap_or_default();
+                AccountSummary {
+                    id: row.id,
+                    username: row.username,
+                    email: row.email,
+                    role: row.role.as_deref().and_then(Role::parse),
+                    two_factor_enabled: !services.is_empty(),
+                    two_factor_service: services.first().cloned(),
+                    two_factor_services: services,
+                    locked: row.locked,
+                }
             })
             .collect())
     }

@@ -1,7 +1,8 @@
 //! Copying a whole database to another (`twofold db copy`), such as from the embedded
 //! SQLite to PostgreSQL when Twofold grows to several nodes. Every table is copied as is —
-//! account ids, sealed credentials, backup-code hashes, used steps, lockout counters,
-//! sessions, settings and the audit log — into the target in one transaction.
+//! account ids, sealed credentials with their replay counters, backup-code hashes, lockout
+//! counters, sessions and their challenges, used tokens, settings and the audit log — into
+//! the target in one transaction.
 
 use sqlx::Row;
 
@@ -31,23 +32,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
-        "two_factor",
+        "credentials",
         &[
+            ("id", Kind::Int),
             ("account_id", Kind::Int),
             ("service", Kind::Text),
-            ("credential", Kind::Bytes),
-            ("last_used_step", Kind::Int),
-            ("clock_offset", Kind::Int),
+            ("label", Kind::Text),
+            ("secret", Kind::Bytes),
+            ("counter", Kind::Int),
+            ("state", Kind::Text),
             ("enrolled_at", Kind::Int),
-        ],
-    ),
-    (
-        "pending_enrolments",
-        &[
-            ("account_id", Kind::Int),
-            ("service", Kind::Text),
-            ("credential", Kind::Bytes),
-            ("started_at", Kind::Int),
+            ("last_used_at", Kind::Int),
         ],
     ),
     (
@@ -79,6 +74,25 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "challenges",
+        &[
+            ("session_hash", Kind::Bytes),
+            ("purpose", Kind::Text),
+            ("service", Kind::Text),
+            ("label", Kind::Text),
+            ("sealed", Kind::Bytes),
+            ("expires_at", Kind::Int),
+        ],
+    ),
+    (
+        "used_tokens",
+        &[
+            ("service", Kind::Text),
+            ("token_hash", Kind::Bytes),
+            ("expires_at", Kind::Int),
+        ],
+    ),
+    (
         "settings",
         &[("name", Kind::Text), ("value", Kind::Text), ("updated_at", Kind::Int)],
     ),
@@ -106,6 +120,11 @@ enum Value {
 /// The contents of every table.
 pub struct Snapshot {
     tables: Vec<Vec<Vec<Value>>>,
+}
+
+/// The names of the tables copied, for a test that compares them with the schema.
+pub fn copied_tables() -> Vec<&'static str> {
+    TABLES.iter().map(|(name, _)| *name).collect()
 }
 
 impl Snapshot {
@@ -190,7 +209,7 @@ impl Store {
     /// move them past the copied rows so that new accounts and events get fresh ids.
     async fn continue_identities_after_copy(&self) -> Result<()> {
         if let Backend::Postgres(pool) = &self.backend {
-            for table in ["accounts", "audit_events"] {
+            for table in ["accounts", "credentials", "audit_events"] {
                 sqlx::query(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
                 ))

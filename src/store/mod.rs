@@ -1,9 +1,10 @@
 //! The repository: the only place with SQL.
 //!
 //! Every rule that must hold under concurrency is one statement or one transaction here,
-//! never a read-then-write in Rust: the last accepted TOTP step (compare-and-set), attempt
-//! counting (one upsert), backup-code consumption (compare-and-set on the old hash),
-//! enrolment confirmation (one transaction), session stage changes (compare-and-set).
+//! never a read-then-write in Rust: a credential's replay counter and single-use tokens
+//! (compare-and-set), attempt counting (one upsert), backup-code consumption
+//! (compare-and-set on the old hash), adding and removing credentials (one transaction under
+//! the account's row lock), session stage changes (compare-and-set).
 //!
 //! Two backends, one set of statements: SQLite (the embedded default) and PostgreSQL
 //! (several nodes on one database). Queries use `$n` placeholders and SQL both accept;
@@ -48,12 +49,24 @@ macro_rules! finish_login {
     }};
 }
 
+/// Inside a transaction `$tx`: ends every session of the account but `$keep` (after a
+/// change to its credentials, which a session opened before it must not outlive).
+macro_rules! end_other_sessions {
+    ($tx:ident, $account_id:expr, $keep:expr) => {
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2")
+            .bind($account_id)
+            .bind($keep)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 mod accounts;
 mod audit;
 mod completion;
 mod copy;
+mod credentials;
 mod sessions;
-mod two_factor;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -65,10 +78,10 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
-pub use completion::{Completion, Consumption, SessionUpgrade};
-pub use copy::Snapshot;
+pub use completion::{Completion, Consumption, ReplayGuard, SessionUpgrade};
+pub use copy::{copied_tables, Snapshot};
+pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
 pub use sessions::{Session, Stage};
-pub use two_factor::{Enrolment, PendingEnrolment, TwoFactor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

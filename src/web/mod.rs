@@ -143,6 +143,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no content type, no content): then `T`'s
+/// default. Anything sent is held to [`ApiJson`]'s rules.
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let headers = request.headers();
+        let empty = !headers.contains_key(header::CONTENT_TYPE)
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0");
+        if empty {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        ApiJson::from_request(request, state)
+            .await
+            .map(|ApiJson(value)| ApiJsonOrEmpty(value))
+    }
+}
+
 /// The caller's IP address, for the audit log.
 pub struct Remote(pub Option<String>);
 

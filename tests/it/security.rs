@@ -313,7 +313,7 @@ async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backe
         .await
         .unwrap()
         .unwrap();
-    let hash = server.app.store.backup_code_hash(account.id).await.unwrap().unwrap();
+    let (hash, _) = server.app.store.backup_code(account.id).await.unwrap().unwrap();
     assert!(!contains(&sealed) && !contains(&hash), "a secret is stored in clear");
     if backend == Backend::Sqlite {
         // And nowhere in the database files.

@@ -7,10 +7,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{service_info, CodeRequest, Created, LoginStatus, ServiceInfo};
+use super::{service_info, AnswerRequest, Created, LoginStatus, ServiceInfo};
 use crate::app::App;
-use crate::core::policy::{AccountKind, NextStep};
-use crate::services::{Answer, Error, Verdict};
+use crate::core::policy::{AccountKind, NextStep, ServiceId};
+use crate::services::login::Method;
+use crate::services::{Error, Verdict};
 use crate::web::error::ErrorBody;
 use crate::web::session::{session_cookie, AnySession, AwaitingSecondFactor};
 use crate::web::{ApiJson, Remote};
@@ -51,6 +52,26 @@ pub struct LoginResponse {
     /// (enrolment).
     #[serde(skip_serializing_if = "Option::is_none")]
     services: Option<Vec<ServiceInfo>>,
+    /// With `second_factor_required`: every credential the account can answer with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<Vec<MethodInfo>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MethodInfo {
+    service: ServiceId,
+    credential_id: i64,
+    label: String,
+}
+
+impl From<Method> for MethodInfo {
+    fn from(method: Method) -> Self {
+        MethodInfo {
+            service: method.service,
+            credential_id: method.credential_id,
+            label: method.label,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,31 +94,44 @@ pub async fn login(
         NextStep::Authenticated => LoginResponse {
             status: LoginStatus::Authenticated,
             services: None,
+            methods: None,
         },
         NextStep::SecondFactor(service) => LoginResponse {
             status: LoginStatus::SecondFactorRequired,
             services: Some(vec![service_info(service, outcome.challenge)]),
+            methods: Some(outcome.methods.into_iter().map(Into::into).collect()),
         },
         NextStep::Enrolment(services) => LoginResponse {
             status: LoginStatus::EnrollmentRequired,
             services: Some(services.into_iter().map(|s| service_info(s, None)).collect()),
+            methods: None,
         },
     };
     Ok((session_cookie(&app, Some(&outcome.session_token)), Json(response)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = CodeRequest,
+#[derive(Deserialize, ToSchema)]
+pub struct SecondFactorRequest {
+    /// Which of the account's services answers; the first one enrolled by default.
+    service: Option<ServiceId>,
+    #[serde(flatten)]
+    answer: AnswerRequest,
+}
+
+/// Step two of a login: the answer to one of the account's second factors.
+#[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = SecondFactorRequest,
     responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn second_factor(
     State(app): State<App>,
     AwaitingSecondFactor(caller): AwaitingSecondFactor,
-    ApiJson(body): ApiJson<CodeRequest>,
+    ApiJson(body): ApiJson<SecondFactorRequest>,
 ) -> Result<Response, Error> {
     let verdict = app
         .verify_second_factor(
             &caller.session,
             &caller.account,
-            &Answer::Code(body.code),
+            body.service,
+            &body.answer.into(),
             caller.remote(),
         )
         .await?;

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -12,7 +12,7 @@ use super::error::error_response;
 use crate::app::App;
 
 use crate::core::policy::ServiceId;
-use crate::services::Challenge;
+use crate::services::{Answer, Challenge};
 
 pub mod account;
 pub mod admin;
@@ -27,13 +27,19 @@ pub fn routes() -> Router<App> {
         .route("/login/backup-code", post(login::backup_code))
         .route("/logout", post(login::logout))
         .route("/me", get(account::me))
+        .route("/me/two-factor", get(account::two_factor))
         .route("/me/two-factor/services", get(account::my_services))
-        .route("/me/two-factor/totp/enrollment", post(account::totp_enrollment))
-        .route(
-            "/me/two-factor/totp/enrollment/confirm",
-            post(account::totp_enrollment_confirm),
-        )
         .route("/me/two-factor/disable", post(account::disable_two_factor))
+        .route("/me/two-factor/credentials/{id}", patch(account::rename_credential))
+        .route(
+            "/me/two-factor/credentials/{id}/remove",
+            post(account::remove_credential),
+        )
+        .route("/me/two-factor/{service}/enrollment", post(account::enrollment))
+        .route(
+            "/me/two-factor/{service}/enrollment/confirm",
+            post(account::enrollment_confirm),
+        )
         .route("/me/password", post(account::change_password))
         .route(
             "/admin/two-factor/settings",
@@ -66,9 +72,12 @@ async fn not_found() -> Response {
         login::backup_code,
         login::logout,
         account::me,
+        account::two_factor,
         account::my_services,
-        account::totp_enrollment,
-        account::totp_enrollment_confirm,
+        account::enrollment,
+        account::enrollment_confirm,
+        account::rename_credential,
+        account::remove_credential,
         account::disable_two_factor,
         account::change_password,
         admin::get_settings,
@@ -110,17 +119,24 @@ pub struct ServiceInfo {
 #[derive(Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChallengeInfo {
-    Code { length: u32 },
-    Approval { transaction: String },
-    Redirect { url: String },
-    Browser { options: String },
+    Code {
+        length: u32,
+    },
+    /// Approve on another device, then send `{"type": "poll"}` until it resolves.
+    Approval,
+    Redirect {
+        url: String,
+    },
+    Browser {
+        options: String,
+    },
 }
 
 impl From<Challenge> for ChallengeInfo {
     fn from(challenge: Challenge) -> Self {
         match challenge {
             Challenge::TypedCode { length } => ChallengeInfo::Code { length },
-            Challenge::Approval { transaction } => ChallengeInfo::Approval { transaction },
+            Challenge::Approval => ChallengeInfo::Approval,
             Challenge::Redirect { url } => ChallengeInfo::Redirect { url },
             Challenge::Browser { options } => ChallengeInfo::Browser { options },
         }
@@ -135,9 +151,34 @@ fn service_info(id: ServiceId, challenge: Option<Challenge>) -> ServiceInfo {
     }
 }
 
+/// An answer to a challenge: `{"type": "code", "code": "123456"}`, `{"type": "poll"}`,
+/// `{"type": "callback", ...}`, `{"type": "browser", ...}`; or, as earlier clients send it,
+/// just `{"code": "123456"}`.
 #[derive(Deserialize, ToSchema)]
-pub struct CodeRequest {
-    code: String,
+#[serde(untagged)]
+pub enum AnswerRequest {
+    Tagged(TaggedAnswer),
+    Code { code: String },
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaggedAnswer {
+    Code { code: String },
+    Poll,
+    Callback { state: String, code: String },
+    Browser { response: String },
+}
+
+impl From<AnswerRequest> for Answer {
+    fn from(request: AnswerRequest) -> Answer {
+        match request {
+            AnswerRequest::Code { code } | AnswerRequest::Tagged(TaggedAnswer::Code { code }) => Answer::Code(code),
+            AnswerRequest::Tagged(TaggedAnswer::Poll) => Answer::Poll,
+            AnswerRequest::Tagged(TaggedAnswer::Callback { state, code }) => Answer::Callback { state, code },
+            AnswerRequest::Tagged(TaggedAnswer::Browser { response }) => Answer::Browser { response },
+        }
+    }
 }
 
 pub fn utc_text(unix: i64) -> String {

@@ -13,6 +13,7 @@ use super::{error_page, render, see_other, Area, Layout, MaybeCaller, SIGNED_IN,
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
 use crate::core::policy::{AccountKind, ServiceId};
+use crate::services::enrolment::Enrolled;
 use crate::services::{Answer, EnrolmentSetup, Error};
 use crate::store::Stage;
 use crate::web::qr;
@@ -44,11 +45,9 @@ async fn account_form(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
-    let enrolled = match app.store.two_factor(caller.account.id).await {
-        Ok(enrolled) => enrolled
-            .and_then(|e| ServiceId::parse(&e.service))
-            .map(ServiceId::display_name),
-        Err(error) => return error_page(app, area, Some(caller), error.into()),
+    let enrolled = match app.two_factor_overview(&caller.account).await {
+        Ok(overview) => overview.credentials.first().map(|c| c.service.display_name()),
+        Err(error) => return error_page(app, area, Some(caller), error),
     };
     let services = match app.services_for(&caller.account).await {
         Ok(services) => services.into_iter().map(|s| (s.as_str(), s.display_name())).collect(),
@@ -106,7 +105,7 @@ pub async fn start<const ADMIN: bool>(
             .as_deref()
             .and_then(ServiceId::parse)
             .ok_or_else(|| Error::Validation("Choose a service.".into()))?;
-        app.begin_enrolment(&caller.session, &caller.account, service, caller.remote())
+        app.begin_enrolment(&caller.session, &caller.account, service, None, None, caller.remote())
             .await
     }
     .await;
@@ -131,7 +130,7 @@ struct TotpPage {
 }
 
 async fn totp_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
-    let setup = match app.pending_enrolment_setup(&caller.account).await {
+    let setup = match app.pending_enrolment_setup(&caller.session, &caller.account).await {
         Ok(Some((_, setup))) => setup,
         Ok(None) => return see_other(&area.path("/account")),
         Err(error) => return error_page(app, area, Some(caller), error),
@@ -191,7 +190,10 @@ pub async fn confirm<const ADMIN: bool>(
         )
         .await;
     match result {
-        Ok(backup_code) => render(
+        Ok(Enrolled::Done {
+            backup_code: Some(backup_code),
+            ..
+        }) => render(
             StatusCode::OK,
             BackupCodePage {
                 layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
@@ -201,6 +203,11 @@ pub async fn confirm<const ADMIN: bool>(
                 continue_url: area.home(),
             },
         ),
+        Ok(Enrolled::Done { backup_code: None, .. }) => {
+            let notice = Some("The new Time-Based Tokens credential is ready to use.".to_string());
+            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
+        }
+        Ok(Enrolled::Pending) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
         Err(error @ Error::Conflict(_)) => {
             let (status, message) = failure(&error);
             account_form(&app, area, &caller, status, message, None).await

@@ -143,8 +143,8 @@ struct CodePage {
 }
 
 async fn code_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
-    let digits = match app.login_challenge(&caller.account).await {
-        Ok(Some(Challenge::TypedCode { length })) => length,
+    let digits = match app.second_factor_methods(&caller.session, &caller.account, None).await {
+        Ok((_, Some(Challenge::TypedCode { length }))) => length,
         Ok(_) => 6,
         Err(error) => return error_page(app, area, Some(caller), error),
     };
@@ -185,6 +185,7 @@ pub async fn code<const ADMIN: bool>(
         .verify_second_factor(
             &caller.session,
             &caller.account,
+            None,
             &Answer::Code(form.code),
             caller.remote(),
         )

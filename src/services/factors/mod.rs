@@ -1,0 +1,185 @@
+//! The second factors, each behind [`SecondFactor`].
+//!
+//! A factor sees only what it uses: the account, the settings, the time, a [`Sealer`] bound
+//! to its own service and the account, and the account's credentials of its service. It
+//! has no store and no server: it cannot write anything, and it is unit-tested alone. State
+//! that must survive between two requests (a secret being enrolled, a Duo transaction, a
+//! WebAuthn challenge) is returned sealed in a [`Step`]; the services keep it in the
+//! database, bound to the session, and hand it back on the next request. Nothing the client
+//! sends back is trusted as state.
+//!
+//! Verification writes nothing either: an accepted answer says what it uses up (a
+//! [`ReplayGuard`]), and the login records it in the same transaction as the session's
+//! upgrade, so every answer is accepted at most once, whatever the factor.
+//!
+//! Adding a factor: a [`ServiceId`] variant, a module here implementing the trait, and one
+//! line in [`Factors::get`].
+
+pub mod totp;
+
+use async_trait::async_trait;
+
+use super::Error;
+use crate::core::policy::{ServiceId, TwoFactorSettings};
+use crate::core::secretbox::{MasterKey, NONCE_BYTES};
+use crate::random;
+pub use crate::store::ReplayGuard;
+use crate::store::{Account, Credential};
+
+/// Every factor this build knows.
+pub struct Factors {
+    totp: totp::TotpFactor,
+}
+
+impl Factors {
+    pub fn new() -> Factors {
+        Factors { totp: totp::TotpFactor }
+    }
+
+    pub fn get(&self, id: ServiceId) -> &dyn SecondFactor {
+        match id {
+            ServiceId::Totp => &self.totp,
+        }
+    }
+}
+
+impl Default for Factors {
+    fn default() -> Self {
+        Factors::new()
+    }
+}
+
+/// All a factor may see for one call.
+pub struct FactorCx<'a> {
+    pub account: &'a Account,
+    pub settings: &'a TwoFactorSettings,
+    pub now: i64,
+    pub sealer: Sealer<'a>,
+    /// The name authenticator apps show (`issuer` in the configuration).
+    pub issuer: &'a str,
+}
+
+/// Seals and opens secrets under the master key, bound to one service and one account, so
+/// that a sealed value moved to another account or service does not open.
+pub struct Sealer<'a> {
+    key: &'a MasterKey,
+    context: String,
+}
+
+impl<'a> Sealer<'a> {
+    pub fn new(key: &'a MasterKey, service: ServiceId, account_id: i64) -> Sealer<'a> {
+        Sealer {
+            key,
+            context: sealing_context(service.as_str(), account_id),
+        }
+    }
+
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let nonce = random::bytes::<NONCE_BYTES>()?;
+        Ok(self.key.seal(plaintext, &self.context, nonce))
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.key
+            .open(sealed, &self.context)
+            .map_err(|e| Error::Internal(format!("a sealed {} secret: {e}", self.context)))
+    }
+}
+
+/// The associated data a secret is sealed with: its service and owner.
+pub fn sealing_context(service: &str, account_id: i64) -> String {
+    format!("{service}:{account_id}")
+}
+
+/// What the user is asked to do, at enrolment or at login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// Type (or touch a key that types) a code of this many characters.
+    TypedCode { length: u32 },
+    /// Approve on another device; poll with [`Answer::Poll`] until it resolves.
+    Approval,
+    /// Follow this URL; the provider sends the browser back with [`Answer::Callback`].
+    Redirect { url: String },
+    /// Let the browser answer this challenge (a JSON document), as in WebAuthn.
+    Browser { options: String },
+}
+
+/// The user's answer to a [`Challenge`]. It carries only what the user produced: the
+/// transaction or challenge it answers is the one the server kept for the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Code(String),
+    Poll,
+    Callback { state: String, code: String },
+    Browser { response: String },
+}
+
+/// What a factor shows, and the state (sealed by the factor) to keep until the next step.
+pub struct Step<V> {
+    pub show: V,
+    pub state: Option<Vec<u8>>,
+}
+
+/// An answer that is right, or one still waiting (an approval not given yet).
+pub enum Progress<T> {
+    Done(T),
+    Pending,
+}
+
+/// What an enrolment shows the user.
+pub enum EnrolmentSetup {
+    /// An authenticator app to scan: the `otpauth://` URI and its secret in base32.
+    Totp {
+        otpauth_uri: String,
+        secret: String,
+        digits: u32,
+    },
+}
+
+/// A credential that an enrolment proved works, ready to be stored.
+pub struct NewCredential {
+    /// Sealed by the factor's [`Sealer`].
+    pub secret: Vec<u8>,
+    pub counter: Option<i64>,
+    pub state: Option<String>,
+}
+
+/// An accepted login answer: which credential, and what it uses up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub credential_id: i64,
+    pub guard: ReplayGuard,
+}
+
+/// A kind of second factor.
+#[async_trait]
+pub trait SecondFactor: Send + Sync {
+    fn id(&self) -> ServiceId;
+
+    /// Starts an enrolment: what to show, and the state to keep until it is finished.
+    async fn begin_enrolment(&self, cx: &FactorCx<'_>) -> Result<Step<EnrolmentSetup>, Error>;
+
+    /// Shows again what `begin_enrolment` showed (a page reload, a wrong first code).
+    fn enrolment_setup(&self, cx: &FactorCx<'_>, state: &[u8]) -> Result<EnrolmentSetup, Error>;
+
+    /// Checks the answer that proves the user set the credential up.
+    async fn finish_enrolment(
+        &self,
+        cx: &FactorCx<'_>,
+        state: &[u8],
+        answer: &Answer,
+    ) -> Result<Progress<NewCredential>, Error>;
+
+    /// What the login asks for, given the account's credentials of this service.
+    async fn start_login(&self, cx: &FactorCx<'_>, credentials: &[Credential]) -> Result<Step<Challenge>, Error>;
+
+    /// Checks a login answer against the credentials (and the state `start_login` kept).
+    /// It writes nothing: what the answer uses up is in the [`Accepted`].
+    async fn finish_login(
+        &self,
+        cx: &FactorCx<'_>,
+        credentials: &[Credential],
+        state: Option<&[u8]>,
+        answer: &Answer,
+    ) -> Result<Progress<Accepted>, Error>;
+}

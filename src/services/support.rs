@@ -1,0 +1,147 @@
+//! What the operations share: the time, the settings, the audit log, passwords, attempt
+//! counting, and the context a factor is called with.
+
+use super::factors::{FactorCx, Sealer, SecondFactor};
+use super::{Error, Services};
+use crate::core::lockout::{Decision, Factor};
+use crate::core::password::{self, SALT_BYTES};
+use crate::core::policy::{ServiceId, TwoFactorSettings};
+use crate::random;
+use crate::store::{Account, AuditEvent};
+
+const SETTINGS_KEY: &str = "two_factor";
+
+impl Services {
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn factor(&self, id: ServiceId) -> &dyn SecondFactor {
+        self.factors.get(id)
+    }
+
+    /// What `service` may see to act for `account`.
+    pub(crate) fn factor_cx<'a>(
+        &'a self,
+        account: &'a Account,
+        settings: &'a TwoFactorSettings,
+        service: ServiceId,
+    ) -> FactorCx<'a> {
+        FactorCx {
+            account,
+            settings,
+            now: self.now(),
+            sealer: Sealer::new(&self.master_key, service, account.id),
+            issuer: &self.config.issuer,
+        }
+    }
+
+    /// The Two-Factor Authentication settings, read fresh on every call so that a change
+    /// applies at once.
+    pub async fn two_factor_settings(&self) -> Result<TwoFactorSettings, Error> {
+        match self.store.setting(SETTINGS_KEY).await? {
+            None => Ok(TwoFactorSettings::default()),
+            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
+        }
+    }
+
+    pub(crate) async fn store_two_factor_settings(&self, settings: &TwoFactorSettings) -> Result<(), Error> {
+        let json = serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(self.store.put_setting(SETTINGS_KEY, &json, self.now()).await?)
+    }
+
+    /// Writes an audit event; a failure to write is logged, never shown to the user.
+    pub async fn audit(
+        &self,
+        account_id: Option<i64>,
+        event: &str,
+        outcome: &str,
+        remote: Option<&str>,
+        detail: Option<&str>,
+    ) {
+        let record = AuditEvent {
+            at: self.now(),
+            account_id,
+            event: event.into(),
+            outcome: outcome.into(),
+            remote_addr: remote.map(Into::into),
+            detail: detail.map(Into::into),
+        };
+        tracing::info!(account_id, event, outcome, remote, detail, "audit");
+        if let Err(error) = self.store.record_audit(&record).await {
+            tracing::error!(%error, event, "could not write the audit event");
+        }
+    }
+
+    /// Verifies a password on the blocking pool, a bounded number at a time.
+    pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
+        let _slot = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
+        tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    pub async fn hash_password(&self, new_password: &str) -> Result<String, Error> {
+        password::check_new(new_password).map_err(|e| Error::Validation(e.to_string()))?;
+        let _slot = self
+            .password_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let salt = random::bytes::<SALT_BYTES>()?;
+        let new_password = new_password.to_owned();
+        tokio::task::spawn_blocking(move || password::hash(&new_password, salt))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Counts an attempt on `factor` before it is checked; refuses it when the account is
+    /// locked out (see `core::lockout`).
+    pub(crate) async fn count_attempt(
+        &self,
+        account_id: i64,
+        factor: Factor,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
+        let policy = self.config.lockout;
+        let now = self.now();
+        let (window_start, attempts) = self
+            .store
+            .count_attempt(account_id, factor.as_str(), now, policy.window_secs)
+            .await?;
+        match policy.decide(window_start, attempts, now) {
+            Decision::Allowed => Ok(()),
+            Decision::Locked { retry_after_secs } => {
+                let event = format!("{}_attempt", factor.as_str());
+                self.audit(Some(account_id), &event, "locked_out", remote, None).await;
+                Err(Error::LockedOut { retry_after_secs })
+            }
+        }
+    }
+
+    /// Re-checks the password of a logged-in user, under the same lockout as the login.
+    pub(crate) async fn confirm_password(
+        &self,
+        account: &Account,
+        password: &str,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
+        self.count_attempt(account.id, Factor::Password, remote).await?;
+        if !self.check_password(password, &account.password_hash).await? {
+            self.audit(Some(account.id), "password_check", "failure", remote, None)
+                .await;
+            return Err(Error::WrongPassword);
+        }
+        self.store
+            .clear_attempts(account.id, Some(Factor::Password.as_str()))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,327 @@
+//! Second-factor credentials (any number per account), the backup code, and the challenges
+//! a step keeps between requests.
+
+use super::completion::SessionUpgrade;
+use super::{Result, Store};
+
+/// One second-factor credential of an account. `secret` is sealed under the master key.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub id: i64,
+    pub service: String,
+    pub label: String,
+    pub secret: Vec<u8>,
+    /// The replay counter: the last accepted TOTP step, YubiKey counter, signature count.
+    pub counter: Option<i64>,
+    /// Non-secret state of the factor's own (JSON).
+    pub state: Option<String>,
+    pub enrolled_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// What a step of a login or an enrolment keeps for its session until the next request.
+#[derive(Clone, Debug)]
+pub struct StoredChallenge {
+    pub service: String,
+    /// The label the user chose for the credential being enrolled.
+    pub label: Option<String>,
+    pub sealed: Vec<u8>,
+}
+
+/// Why a challenge is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Enrolment,
+    Login,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Enrolment => "enrolment",
+            Purpose::Login => "login",
+        }
+    }
+}
+
+/// A credential whose enrolment was proved, written with everything that goes with it.
+pub struct Enrolment<'a> {
+    pub account_id: i64,
+    /// The session that enrolled it: its enrolment challenge is consumed, it stays signed
+    /// in, and every other session of the account ends.
+    pub session_hash: &'a [u8],
+    /// The challenge's sealed state, as read: consumed only if still the same.
+    pub challenge: &'a [u8],
+    pub service: &'a str,
+    pub label: &'a str,
+    pub secret: &'a [u8],
+    pub counter: Option<i64>,
+    pub state: Option<&'a str>,
+    /// Stored only if this is the account's first credential.
+    pub backup_code_hash: &'a [u8],
+    pub max_credentials: i64,
+    /// The second-factor attempts to reset (the confirmation was one).
+    pub attempts_factor: &'a str,
+    /// A forced user's session, which the enrolment completes.
+    pub session: Option<SessionUpgrade<'a>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Stored, with the account's first backup code when `first`.
+    Added { id: i64, first: bool },
+    /// The challenge was consumed or replaced meanwhile, or the session has gone.
+    Gone,
+    /// The account already has the most credentials allowed.
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Removed; `last` when the account has no credential left (2FA is now off).
+    Removed {
+        last: bool,
+    },
+    /// It was the last one, and removing it was not allowed: nothing changed.
+    LastRefused,
+    NotFound,
+}
+
+/// Takes the account's row lock, so that decisions about its credentials (how many, the
+/// first one, the last one) are made one at a time, on SQLite and PostgreSQL alike.
+macro_rules! lock_account {
+    ($tx:ident, $account_id:expr) => {
+        sqlx::query("UPDATE accounts SET id = id WHERE id = $1")
+            .bind($account_id)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, enrolled_at, last_used_at";
+type CredentialRow = (
+    i64,
+    String,
+    String,
+    Vec<u8>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn credential_from_row(row: CredentialRow) -> Credential {
+    let (id, service, label, secret, counter, state, enrolled_at, last_used_at) = row;
+    Credential {
+        id,
+        service,
+        label,
+        secret,
+        counter,
+        state,
+        enrolled_at,
+        last_used_at,
+    }
+}
+
+impl Store {
+    /// The account's credentials, oldest first.
+    pub async fn credentials(&self, account_id: i64) -> Result<Vec<Credential>> {
+        let rows: Vec<CredentialRow> = with_pool!(self, pool => sqlx::query_as(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id"
+        ))
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(credential_from_row).collect())
+    }
+
+    /// Keeps a step's state for a session, replacing what it kept for the same purpose.
+    pub async fn put_challenge(
+        &self,
+        session_hash: &[u8],
+        purpose: Purpose,
+        challenge: &StoredChallenge,
+        expires_at: i64,
+    ) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
+               label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
+        )
+        .bind(session_hash)
+        .bind(purpose.as_str())
+        .bind(&challenge.service)
+        .bind(&challenge.label)
+        .bind(&challenge.sealed)
+        .bind(expires_at)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// What the session keeps for `purpose`, unless it expired. Reading does not consume
+    /// it: the transaction that completes the step does, if it is still the same.
+    pub async fn challenge(&self, session_hash: &[u8], purpose: Purpose, now: i64) -> Result<Option<StoredChallenge>> {
+        let row: Option<(String, Option<String>, Vec<u8>)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT service, label, sealed FROM challenges WHERE session_hash = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(session_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(service, label, sealed)| StoredChallenge { service, label, sealed }))
+    }
+
+    /// Stores a proved credential in one transaction: the enrolment challenge is consumed
+    /// (so two confirmations cannot both win), the credential written (and the first backup
+    /// code, for a first credential), the attempts reset, a forced user's session completed
+    /// and the account's other sessions ended. Nothing is written unless all of it is.
+    pub async fn add_credential(&self, enrolment: &Enrolment<'_>, now: i64) -> Result<Added> {
+        let added = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            lock_account!(tx, enrolment.account_id);
+            let consumed = sqlx::query(
+                "DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'enrolment' AND service = $2 AND sealed = $3",
+            )
+            .bind(enrolment.session_hash)
+            .bind(enrolment.service)
+            .bind(enrolment.challenge)
+            .execute(&mut *tx)
+            .await?;
+            if consumed.rows_affected() != 1 {
+                return Ok(Added::Gone);
+            }
+            let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credentials WHERE account_id = $1")
+                .bind(enrolment.account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if existing >= enrolment.max_credentials {
+                return Ok(Added::Full);
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO credentials (account_id, service, label, secret, counter, state, enrolled_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(enrolment.account_id)
+            .bind(enrolment.service)
+            .bind(enrolment.label)
+            .bind(enrolment.secret)
+            .bind(enrolment.counter)
+            .bind(enrolment.state)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if existing == 0 {
+                sqlx::query(
+                    "INSERT INTO backup_codes (account_id, code_hash, issued_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (account_id) DO UPDATE SET code_hash = excluded.code_hash, issued_at = excluded.issued_at",
+                )
+                .bind(enrolment.account_id)
+                .bind(enrolment.backup_code_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !finish_login!(tx, enrolment.account_id, enrolment.attempts_factor, enrolment.session) {
+                return Ok(Added::Gone);
+            }
+            end_other_sessions!(tx, enrolment.account_id, enrolment.session_hash);
+            tx.commit().await?;
+            Added::Added { id, first: existing == 0 }
+        });
+        Ok(added)
+    }
+
+    /// Renames one of the account's credentials; false when it has no such credential.
+    pub async fn rename_credential(&self, account_id: i64, id: i64, label: &str) -> Result<bool> {
+        let renamed = with_pool!(self, pool => sqlx::query("UPDATE credentials SET label = $3 WHERE id = $2 AND account_id = $1")
+            .bind(account_id)
+            .bind(id)
+            .bind(label)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(renamed == 1)
+    }
+
+    /// Removes one of the account's credentials and ends its sessions but `keep`. Removing
+    /// the last one turns 2FA off (the backup code goes too), unless `allow_last` is false.
+    pub async fn remove_credential(&self, account_id: i64, id: i64, allow_last: bool, keep: &[u8]) -> Result<Removed> {
+        let removed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            lock_account!(tx, account_id);
+            let deleted = sqlx::query("DELETE FROM credentials WHERE id = $2 AND account_id = $1")
+                .bind(account_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() != 1 {
+                return Ok(Removed::NotFound);
+            }
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credentials WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if left == 0 {
+                if !allow_last {
+                    return Ok(Removed::LastRefused);
+                }
+                sqlx::query("DELETE FROM backup_codes WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            end_other_sessions!(tx, account_id, keep);
+            tx.commit().await?;
+            Removed::Removed { last: left == 0 }
+        });
+        Ok(removed)
+    }
+
+    /// Turns the account's 2FA off: every credential, the backup code and any enrolment in
+    /// progress. False when the account had no credential.
+    pub async fn remove_two_factor(&self, account_id: i64) -> Result<bool> {
+        let removed = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query("DELETE FROM credentials WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM backup_codes WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM challenges WHERE session_hash IN (SELECT token_hash FROM sessions WHERE account_id = $1)",
+            )
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            removed
+        });
+        Ok(removed > 0)
+    }
+
+    /// The hash of the account's backup code and when it was issued.
+    pub async fn backup_code(&self, account_id: i64) -> Result<Option<(Vec<u8>, i64)>> {
+        let row = with_pool!(self, pool => sqlx::query_as("SELECT code_hash, issued_at FROM backup_codes WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row)
+    }
+
+    /// Any one stored credential, to check at start-up that the master key opens it.
+    pub async fn any_sealed_credential(&self) -> Result<Option<(i64, String, Vec<u8>)>> {
+        let row = with_pool!(self, pool => sqlx::query_as("SELECT account_id, service, secret FROM credentials ORDER BY id LIMIT 1")
+            .fetch_optional(pool)
+            .await?);
+        Ok(row)
+    }
+}
