@@ -126,6 +126,16 @@ impl TestServer {
         TestServer::launch(dir, config, clock).await
     }
 
+    /// Starts on a data directory (and, for PostgreSQL, a database) prepared beforehand.
+    pub async fn start_in(dir: TempDir, database_url: Option<String>) -> TestServer {
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            database_url,
+            ..Config::default()
+        };
+        TestServer::launch(dir, config, Arc::new(ManualClock::new(START_TIME))).await
+    }
+
     async fn launch(dir: TempDir, config: Config, clock: Arc<ManualClock>) -> TestServer {
         let app = App::start(config.clone(), clock.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -176,6 +186,11 @@ impl TestServer {
         drop(stop);
         config.database_url = Some(database_url);
         TestServer::launch(dir, config, clock).await
+    }
+
+    /// The `database_url` this server was configured with (PostgreSQL tests).
+    pub fn config_database_url(&self) -> Option<String> {
+        self.config.database_url.clone()
     }
 
     pub fn client(&self) -> Client {
@@ -259,6 +274,11 @@ impl Client {
             .await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
@@ -287,6 +307,29 @@ impl Client {
             .await;
         assert_eq!(status, StatusCode::OK, "{confirmed}");
         (secret, confirmed["backup_code"].as_str().unwrap().to_string())
+    }
+}
+
+impl Client {
+    /// Adds another TOTP credential to an account that has 2FA on (the password is
+    /// required); returns the new credential's id and its base32 secret.
+    pub async fn add_totp(&self, server: &TestServer, label: &str) -> (i64, String) {
+        let (status, enrolment) = self
+            .post(
+                "/api/v1/me/two-factor/totp/enrollment",
+                json!({"password": PASSWORD, "label": label}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{enrolment}");
+        let secret = enrolment["secret"].as_str().unwrap().to_string();
+        let (status, confirmed) = self
+            .post(
+                "/api/v1/me/two-factor/totp/enrollment/confirm",
+                json!({"code": server.code(&secret, 0)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{confirmed}");
+        (confirmed["credential_id"].as_i64().unwrap(), secret)
     }
 }
 

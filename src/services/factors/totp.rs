@@ -199,3 +199,130 @@ impl SecondFactor for TotpFactor {
         Err(most_telling(rejections.into_iter()).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::policy::{AccountKind, TwoFactorSettings};
+    use crate::core::secretbox::MasterKey;
+    use crate::core::totp::{code_at, step_at};
+    use crate::services::factors::Sealer;
+    use crate::store::Account;
+
+    const NOW: i64 = 1_800_000_010;
+
+    fn account(id: i64) -> Account {
+        Account {
+            id,
+            kind: AccountKind::Client,
+            role: None,
+            username: format!("user{id}"),
+            email: None,
+            password_hash: String::new(),
+        }
+    }
+
+    fn cx<'a>(key: &'a MasterKey, account: &'a Account, settings: &'a TwoFactorSettings) -> FactorCx<'a> {
+        FactorCx {
+            account,
+            settings,
+            now: NOW,
+            sealer: Sealer::new(key, ServiceId::Totp, account.id),
+            issuer: "Twofold",
+        }
+    }
+
+    fn credential(cx: &FactorCx<'_>, id: i64, secret: &[u8], counter: Option<i64>) -> Credential {
+        Credential {
+            id,
+            service: "totp".into(),
+            label: format!("device {id}"),
+            secret: seal(cx, secret, TotpParams::default()).unwrap(),
+            counter,
+            state: None,
+            enrolled_at: 0,
+            last_used_at: None,
+        }
+    }
+
+    fn code(secret: &[u8], step: i64) -> Answer {
+        Answer::Code(code_at(secret, TotpParams::default(), step).unwrap())
+    }
+
+    async fn login(cx: &FactorCx<'_>, credentials: &[Credential], answer: &Answer) -> Result<Accepted, Error> {
+        match TotpFactor.finish_login(cx, credentials, None, answer).await? {
+            Progress::Done(accepted) => Ok(accepted),
+            Progress::Pending => panic!("TOTP never waits"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_of_any_credential_is_accepted_for_that_credential() {
+        let (key, account, settings) = (MasterKey::from_bytes([1; 32]), account(1), TwoFactorSettings::default());
+        let cx = cx(&key, &account, &settings);
+        let step = step_at(NOW, 30);
+        let credentials = [
+            credential(&cx, 7, b"phone phone phone ph", None),
+            credential(&cx, 8, b"tablet tablet tablet", None),
+        ];
+        let accepted = login(&cx, &credentials, &code(b"tablet tablet tablet", step))
+            .await
+            .unwrap();
+        assert_eq!(accepted.credential_id, 8);
+        assert_eq!(
+            accepted.guard,
+            ReplayGuard::Counter {
+                value: step,
+                state: Some(r#"{"clock_offset":0}"#.into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_used_step_is_refused_and_says_so_whichever_credential_it_matches() {
+        let (key, account, settings) = (MasterKey::from_bytes([1; 32]), account(1), TwoFactorSettings::default());
+        let cx = cx(&key, &account, &settings);
+        let step = step_at(NOW, 30);
+        let credentials = [
+            credential(&cx, 7, b"phone phone phone ph", None),
+            credential(&cx, 8, b"tablet tablet tablet", Some(step)),
+        ];
+        let replay = login(&cx, &credentials, &code(b"tablet tablet tablet", step)).await;
+        assert!(matches!(replay, Err(Error::CodeAlreadyUsed)), "{replay:?}");
+        let wrong = login(&cx, &credentials, &Answer::Code("000000".into())).await;
+        assert!(
+            matches!(wrong, Err(Error::InvalidCode | Error::CodeOutOfSync)),
+            "{wrong:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_for_one_account_does_not_open_for_another() {
+        let (key, settings) = (MasterKey::from_bytes([1; 32]), TwoFactorSettings::default());
+        let (owner, thief) = (account(1), account(2));
+        let stolen = credential(&cx(&key, &owner, &settings), 7, b"phone phone phone ph", None);
+        let step = step_at(NOW, 30);
+        let answer = code(b"phone phone phone ph", step);
+        let result = login(&cx(&key, &thief, &settings), &[stolen], &answer).await;
+        assert!(matches!(result, Err(Error::Internal(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_enrolment_keeps_its_secret_sealed_and_proves_it_with_a_code() {
+        let (key, account, settings) = (MasterKey::from_bytes([1; 32]), account(1), TwoFactorSettings::default());
+        let cx = cx(&key, &account, &settings);
+        let step = TotpFactor.begin_enrolment(&cx).await.unwrap();
+        let state = step.state.unwrap();
+        let EnrolmentSetup::Totp {
+            secret, otpauth_uri, ..
+        } = step.show;
+        assert!(otpauth_uri.contains("issuer=Twofold"));
+        let secret = BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+        assert!(!state.windows(secret.len()).any(|w| w == secret.as_slice()), "sealed");
+        let answer = code(&secret, step_at(NOW, 30));
+        let Progress::Done(new) = TotpFactor.finish_enrolment(&cx, &state, &answer).await.unwrap() else {
+            panic!("TOTP never waits")
+        };
+        assert_eq!((new.secret, new.counter), (state, Some(step_at(NOW, 30))));
+    }
+}

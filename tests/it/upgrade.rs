@@ -1,0 +1,204 @@
+//! Upgrades never lose data: a database made by the previous release (schema 0001: one
+//! TOTP row per account) is opened by this version, which migrates it on start; the account
+//! then logs in with its next code and its backup code, its used step still refuses a replay
+//! and its remembered clock offset still applies. And `twofold db copy` copies every table of
+//! the migrated schema.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::{Connection, Executor};
+use twofold::core::backup_codes::BackupCode;
+use twofold::core::secretbox::MasterKey;
+use twofold::core::totp::{code_at, step_at, TotpParams};
+
+use crate::support::*;
+
+/// The previous release's first migration, applied as its own migrator would, so that this
+/// version's migrator sees it as already applied (same version, same checksum).
+async fn previous_release_migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let only_first = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder)
+        .join("0001_core.sql");
+    std::fs::copy(&source, only_first.path().join("0001_core.sql")).unwrap();
+    let migrator = sqlx::migrate::Migrator::new(only_first.path()).await.unwrap();
+    assert_eq!(migrator.iter().count(), 1);
+    migrator
+}
+
+/// What the previous release stored for an enrolled client: the account, its TOTP
+/// credential sealed under `totp:<id>` with its last used step and clock offset, a backup
+/// code, a pending enrolment and a session.
+fn previous_release_rows(master_key: &MasterKey, secret: &[u8], used_step: i64, backup: &BackupCode) -> Vec<String> {
+    let password_hash = twofold::core::password::hash(PASSWORD, [7; 16]).unwrap();
+    let sealed = master_key.seal(
+        json!({"secret": data_encoding::BASE32_NOPAD.encode(secret),
+               "params": {"algorithm": "SHA1", "digits": 6, "period": 30}})
+        .to_string()
+        .as_bytes(),
+        "totp:1",
+        [3; 24],
+    );
+    let hex = |bytes: &[u8]| data_encoding::HEXLOWER.encode(bytes);
+    let backup_hash = backup.hash(&master_key.derive("twofold backup codes"));
+    vec![
+        format!(
+            "INSERT INTO accounts (id, kind, role, username, username_key, email, email_key, password_hash, created_at)
+             VALUES (1, 'client', NULL, 'olga', 'olga', 'olga@example.com', 'olga@example.com', '{password_hash}', 1)"
+        ),
+        // Offset +1: the phone runs one step ahead of the server.
+        format!(
+            "INSERT INTO two_factor (account_id, service, credential, last_used_step, clock_offset, enrolled_at)
+             VALUES (1, 'totp', {}, {used_step}, 1, 2)",
+            blob(&hex(&sealed))
+        ),
+        format!(
+            "INSERT INTO pending_enrolments (account_id, service, credential, started_at) VALUES (1, 'totp', {}, 3)",
+            blob(&hex(&sealed))
+        ),
+        format!(
+            "INSERT INTO backup_codes (account_id, code_hash, issued_at) VALUES (1, {}, 4)",
+            blob(&hex(&backup_hash))
+        ),
+        format!(
+            "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
+             VALUES ({}, 1, 'authenticated', 'x', 5, 9999999999)",
+            blob("00ff")
+        ),
+    ]
+}
+
+/// A byte string in a statement, written in each backend's own syntax by `dialect`.
+fn blob(hex: &str) -> String {
+    format!("BLOB_{hex}")
+}
+
+fn dialect(statement: &str, backend: Backend) -> String {
+    let mut out = String::new();
+    let mut rest = statement;
+    while let Some(at) = rest.find("BLOB_") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 5..];
+        let end = tail.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(tail.len());
+        let hex = &tail[..end];
+        out.push_str(&match backend {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        });
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let key_bytes = [42u8; 32];
+    std::fs::write(dir.path().join("master.key"), data_encoding::BASE64.encode(&key_bytes)).unwrap();
+    let master_key = MasterKey::from_bytes(key_bytes);
+    let secret = b"12345678901234567890".to_vec();
+    let server_step = step_at(START_TIME, 30);
+    let backup = BackupCode::from_random([9; 10]);
+    let rows = previous_release_rows(&master_key, &secret, server_step, &backup);
+
+    let migrator = previous_release_migrator(backend).await;
+    let database_url = match backend {
+        Backend::Sqlite => {
+            let path = dir.path().join("twofold.db");
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            migrator.run(&mut connection).await.unwrap();
+            for row in &rows {
+                connection.execute(dialect(row, backend).as_str()).await.unwrap();
+            }
+            connection.close().await.unwrap();
+            None
+        }
+        Backend::Postgres => {
+            let url = fresh_postgres_url().await;
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            migrator.run(&mut connection).await.unwrap();
+            for row in &rows {
+                connection.execute(dialect(row, backend).as_str()).await.unwrap();
+            }
+            connection
+                .execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 1)")
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+            Some(url)
+        }
+    };
+
+    // This version starts on it (migrating it) and the master key opens what was sealed.
+    let server = TestServer::start_in(dir, database_url).await;
+    let code = |step: i64| code_at(&secret, TotpParams::default(), step).unwrap();
+
+    let client = server.client();
+    let (status, login) = client.login("client", "olga").await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert_eq!(login["status"], "second_factor_required");
+    assert_eq!(login["methods"][0]["service"], "totp");
+    assert_eq!(login["methods"][0]["label"], "Time-Based Tokens");
+    // The used step moved over: its code is still refused.
+    let replay = client
+        .post("/api/v1/login/second-factor", json!({"code": code(server_step)}))
+        .await;
+    assert_eq!(error_code(&replay), "code_already_used", "{replay:?}");
+    // The clock offset moved over: two steps ahead is inside the window centred one step
+    // ahead (without the offset, it would be out of sync).
+    let next = client
+        .post("/api/v1/login/second-factor", json!({"code": code(server_step + 2)}))
+        .await;
+    assert_eq!(next.0, StatusCode::OK, "{next:?}");
+    let (_, mine) = client.get("/api/v1/me/two-factor").await;
+    assert_eq!(mine["credentials"].as_array().unwrap().len(), 1, "{mine}");
+    assert!(mine["backup_code"]["issued_at"].is_string(), "{mine}");
+
+    // The backup code moved over.
+    let other = server.client();
+    other.login("client", "olga").await;
+    let (status, used) = other
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup.display()}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{used}");
+}
+
+async fn db_copy_copies_every_table_of_the_schema(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut tables: Vec<String> = match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", server.dir.path().join("twofold.db").display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                .fetch_all(&mut connection)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let url = server.config_database_url().unwrap();
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            )
+            .fetch_all(&mut connection)
+            .await
+            .unwrap()
+        }
+    };
+    tables.retain(|name| name != "_sqlx_migrations");
+    tables.sort();
+    let mut copied: Vec<String> = twofold::store::copied_tables().into_iter().map(String::from).collect();
+    copied.sort();
+    assert_eq!(copied, tables, "twofold db copy must copy every table of the schema");
+}
+
+on_both_backends!(
+    an_installation_of_the_previous_release_upgrades_with_nothing_lost,
+    db_copy_copies_every_table_of_the_schema,
+);
