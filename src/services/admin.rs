@@ -158,8 +158,15 @@ impl Services {
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
         settings.validate().map_err(Error::Validation)?;
+        let before = self.two_factor_settings().await?;
         self.store_two_factor_settings(settings).await?;
-        let detail = serde_json::to_string(settings).unwrap_or_default();
+        // The audit names what changed, never the values (some will be secrets).
+        let changed = changed_fields(&before, settings);
+        let detail = if changed.is_empty() {
+            "nothing changed".to_string()
+        } else {
+            format!("changed: {}", changed.join(", "))
+        };
         self.audit(Some(actor.id), "settings_changed", "success", remote, Some(&detail))
             .await;
         Ok(())
@@ -236,6 +243,30 @@ impl Services {
             .await;
         Ok(())
     }
+}
+
+/// The dotted names of the settings that differ (`services.totp.settings.window`).
+fn changed_fields(before: &TwoFactorSettings, after: &TwoFactorSettings) -> Vec<String> {
+    fn walk(path: &str, before: &serde_json::Value, after: &serde_json::Value, out: &mut Vec<String>) {
+        match (before, after) {
+            (serde_json::Value::Object(old), serde_json::Value::Object(new)) => {
+                for (key, value) in new {
+                    let path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    walk(&path, old.get(key).unwrap_or(&serde_json::Value::Null), value, out);
+                }
+            }
+            (old, new) if old != new => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let as_json = |s: &TwoFactorSettings| serde_json::to_value(s).unwrap_or_default();
+    walk("", &as_json(before), &as_json(after), &mut out);
+    out
 }
 
 struct ValidatedAccount<'a> {

@@ -367,6 +367,32 @@ async fn settings_are_validated_and_show_the_server_time(backend: Backend) {
         admin.get("/api/v1/admin/two-factor/settings").await.1["services"]["totp"]["settings"]["window"],
         1
     );
+
+    // The document GET answers is accepted by PUT as it is (the server time is ignored).
+    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let mut changed = settings.clone();
+    changed["services"]["totp"]["settings"]["window"] = json!(2);
+    changed["force_admins"] = json!(true);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", changed).await.0,
+        StatusCode::OK
+    );
+    // The audit names the fields that changed, not their values.
+    let events = server.app.store.audit_events(None, 100).await.unwrap();
+    let details: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "settings_changed")
+        .map(|e| e.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "changed: force_admins, services.totp.settings.window",
+            "nothing changed"
+        ],
+        "newest first"
+    );
 }
 
 async fn window_zero_accepts_only_the_current_step(backend: Backend) {

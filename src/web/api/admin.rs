@@ -36,18 +36,37 @@ pub async fn get_settings(State(app): State<App>, SignedIn(caller): SignedIn) ->
     }))
 }
 
+/// What `PUT` takes: the document `GET` answers, unchanged or edited. Its read-only part
+/// (`server_time_utc`) is accepted and ignored; any other unknown field is refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsRequest {
+    services: crate::core::policy::Services,
+    force_clients: bool,
+    force_admins: bool,
+    /// Read-only: ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    server_time_utc: Option<String>,
+}
+
 /// Saves System settings > Two-Factor Authentication (full administrators).
-#[utoipa::path(put, path = "/api/v1/admin/two-factor/settings", request_body = TwoFactorSettings,
+#[utoipa::path(put, path = "/api/v1/admin/two-factor/settings", request_body = SettingsRequest,
     responses((status = 200, body = SettingsResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_settings(
     State(app): State<App>,
     SignedIn(caller): SignedIn,
-    ApiJson(body): ApiJson<TwoFactorSettings>,
+    ApiJson(body): ApiJson<SettingsRequest>,
 ) -> Result<Json<SettingsResponse>, Error> {
-    app.save_two_factor_settings(&caller.account, &body, caller.remote())
+    let settings = TwoFactorSettings {
+        services: body.services,
+        force_clients: body.force_clients,
+        force_admins: body.force_admins,
+    };
+    app.save_two_factor_settings(&caller.account, &settings, caller.remote())
         .await?;
     Ok(Json(SettingsResponse {
-        settings: body,
+        settings,
         server_time_utc: utc_text(app.now()),
     }))
 }
