@@ -343,10 +343,8 @@ async fn first_start_setup_then_settings_and_an_admin_enrolment(backend: Backend
     let (key, backup) = browser.enrol(&server, "/admin/account", true).await;
     assert_eq!(key.account, "boss");
     browser.visit("/admin/account").await;
-    assert!(browser
-        .text()
-        .await
-        .contains("Two-Factor Authentication is on, with Time-Based Tokens"));
+    let text = browser.text().await;
+    assert!(text.contains("Two-Factor Authentication is on.") && text.contains("Time-Based Tokens"));
 
     // 4. Log out, log in: password, then the code page, typed with the keyboard only.
     browser.logout().await;
@@ -394,9 +392,33 @@ async fn client_enrols_from_security_settings_and_meets_every_error(backend: Bac
         .await;
     assert_eq!(browser.path().await, "/account");
     let (key, _) = browser.enrol(&server, "/account", false).await;
+
+    // 6. Security Settings lists the authenticator; a second one is added with a name and
+    // the password (its QR code read from the page), then renamed.
+    browser.visit("/account").await;
+    browser.type_into("#add-label", "Tablet").await;
+    browser.type_into("#add-password", PASSWORD).await;
+    browser.submit("form[aria-labelledby=add-heading] button").await;
+    let tablet = browser.scan_qr_code().await;
+    browser.type_into("#code", &oathtool(&tablet, server.now())).await;
+    browser.submit("main form button[type=submit]").await;
+    assert!(browser.text().await.contains("Your new authenticator is ready to use."));
+    browser.click("li.credential:nth-child(2) details summary").await;
+    browser.check(Some("credentials")).await;
+    browser
+        .type_into("li.credential:nth-child(2) input[name=label]", "Blue tablet")
+        .await;
+    browser.submit("li.credential:nth-child(2) details button").await;
+    let text = browser.text().await;
+    assert!(text.contains("was renamed") && text.contains("Blue tablet"), "{text}");
+
     browser.logout().await;
     server.next_step();
     browser.login("", "cleo").await;
+    assert!(browser
+        .text()
+        .await
+        .contains("A code from any of these works: Time-Based Tokens, Blue tablet."));
     let used = oathtool(&key, server.now());
     browser.type_into("#code", &used).await;
     browser.submit("main button[type=submit]").await;
@@ -465,7 +487,7 @@ async fn forced_enrolment_and_what_administrators_may_do(backend: Backend) {
     // 8. The administrator disables the client's 2FA from the Clients list.
     browser.login("/admin", "root").await;
     browser.click_link("Clients").await;
-    assert!(browser.text().await.contains("On (totp)"));
+    assert!(browser.text().await.contains("On (Time-Based Tokens)"));
     browser.check(Some("clients")).await;
     browser
         .submit("button[aria-label='Disable Two-Factor Authentication for finn']")
@@ -474,7 +496,7 @@ async fn forced_enrolment_and_what_administrators_may_do(backend: Backend) {
         .text()
         .await
         .contains("Two-Factor Authentication was disabled for the account."));
-    assert!(!browser.text().await.contains("On (totp)"));
+    assert!(!browser.text().await.contains("On (Time-Based Tokens)"));
     browser.logout().await;
 
     // A staff administrator does not see the settings page, and gets 403 typing its URL.

@@ -25,6 +25,13 @@ impl Page {
         self.html[start..].split('"').next().unwrap().to_string()
     }
 
+    /// The base32 key shown under the QR code of the TOTP enrolment page.
+    fn totp_secret(&self) -> String {
+        let marker = r#"<p class="secret" id="secret"><code>"#;
+        let start = self.html.find(marker).expect("the key under the QR code") + marker.len();
+        self.html[start..].split('<').next().unwrap().replace(' ', "")
+    }
+
     fn img_data(&self) -> Vec<u8> {
         let marker = "data:image/png;base64,";
         let start = self.html.find(marker).expect("an inline PNG") + marker.len();
@@ -158,10 +165,7 @@ async fn client_enrols_from_security_settings_and_logs_in_with_a_code_then_a_bac
     assert!(enrol.html.contains("Scan the QR code with an authenticator app"));
     assert!(enrol.html.contains(r#"autocomplete="one-time-code""#) && enrol.html.contains(r#"inputmode="numeric""#));
     assert_eq!(&enrol.img_data()[..4], b"\x89PNG");
-    let secret: String = {
-        let start = enrol.html.find(r#"<p class="secret" id="secret"><code>"#).unwrap() + 36;
-        enrol.html[start..].split('<').next().unwrap().replace(' ', "")
-    };
+    let secret = enrol.totp_secret();
 
     let wrong = browser
         .post("/account/two-factor/confirm", &[("csrf", &csrf), ("code", "000000")])
@@ -311,7 +315,7 @@ async fn full_admin_disables_a_clients_two_factor_from_the_clients_page(backend:
     let browser = Browser::new(&server);
     browser.login("/admin", "root").await;
     let list = browser.get("/admin/clients").await;
-    assert!(list.html.contains("xena") && list.html.contains("On (totp)"));
+    assert!(list.html.contains("xena") && list.html.contains("On (Time-Based Tokens)"));
     let id = server
         .app
         .store
@@ -329,6 +333,170 @@ async fn full_admin_disables_a_clients_two_factor_from_the_clients_page(backend:
     assert_eq!(done.location.as_deref(), Some("/admin/clients?done=disabled"));
     let list = browser.get("/admin/clients?done=disabled").await;
     assert!(list.html.contains("was disabled") && list.html.contains("<td>Off</td>"));
+}
+
+async fn second_factors_are_added_renamed_and_removed_on_the_account_page(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (phone_secret, _) = enrolled_client(&server, "wes").await;
+    let wes = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "wes")
+        .await
+        .unwrap()
+        .unwrap();
+    let browser = Browser::new(&server);
+    assert_eq!(browser.login("", "wes").await.location.as_deref(), Some("/login/code"));
+    let prompt = browser.get("/login/code").await;
+    assert!(prompt.html.contains("Use another method") && !prompt.html.contains("A code from any of these"));
+    let signed_in = browser
+        .post(
+            "/login/code",
+            &[("csrf", &prompt.csrf()), ("code", &server.code(&phone_secret, 0))],
+        )
+        .await;
+    assert_eq!(signed_in.location.as_deref(), Some("/account"));
+
+    // The credential is listed with its label and its last use (just now).
+    let account = browser.get("/account").await;
+    let csrf = account.csrf();
+    let now = twofold::web::api::utc_text(server.now());
+    assert!(
+        account.html.contains("<strong>Time-Based Tokens</strong>"),
+        "{}",
+        account.html
+    );
+    assert!(account.html.contains(&format!(r#"last used <time datetime="{now}">"#)));
+    assert!(account.html.contains("Add another second factor"));
+
+    // Adding one takes the password; a wrong one is said so and nothing starts.
+    let add = |password: &'static str| {
+        let csrf = csrf.clone();
+        let browser = &browser;
+        async move {
+            browser
+                .post(
+                    "/account/two-factor/start",
+                    &[
+                        ("csrf", &csrf),
+                        ("enable", "on"),
+                        ("service", "totp"),
+                        ("label", "Tablet"),
+                        ("password", password),
+                    ],
+                )
+                .await
+        }
+    };
+    let refused = add("not my password").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.html.contains("The password is incorrect."));
+    assert_eq!(
+        browser.get("/account/two-factor/totp").await.location.as_deref(),
+        Some("/account"),
+        "no enrolment was started"
+    );
+    assert_eq!(
+        add(PASSWORD).await.location.as_deref(),
+        Some("/account/two-factor/totp")
+    );
+    let tablet_secret = browser.get("/account/two-factor/totp").await.totp_secret();
+    assert_ne!(tablet_secret, phone_secret);
+    let added = browser
+        .post(
+            "/account/two-factor/confirm",
+            &[("csrf", &csrf), ("code", &server.code(&tablet_secret, 0))],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK);
+    assert!(added.html.contains("Your new authenticator is ready to use."));
+    assert!(
+        !added.html.contains("Backup Code"),
+        "adding one issues no new backup code"
+    );
+    assert!(added.html.contains("<strong>Tablet</strong>") && added.html.contains("never used yet"));
+
+    // Renaming: a clear error for a bad name, then the new name.
+    let ids: Vec<i64> = server
+        .app
+        .store
+        .credentials(wes.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let rename = |label: String| {
+        let path = format!("/account/two-factor/credentials/{}/rename", ids[1]);
+        let csrf = csrf.clone();
+        let browser = &browser;
+        async move { browser.post(&path, &[("csrf", &csrf), ("label", &label)]).await }
+    };
+    let too_long = rename("x".repeat(65)).await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_long.html.contains("at most 64 characters") && too_long.html.contains("<strong>Tablet</strong>"));
+    let renamed = rename("Blue tablet".into()).await;
+    assert!(renamed.html.contains("was renamed") && renamed.html.contains("<strong>Blue tablet</strong>"));
+
+    // At login, a code of either authenticator works, and the page says which count.
+    browser.post("/logout", &[("csrf", &csrf)]).await;
+    server.next_step();
+    browser.login("", "wes").await;
+    let prompt = browser.get("/login/code").await;
+    assert!(prompt
+        .html
+        .contains("A code from any of these works: Time-Based Tokens, Blue tablet."));
+    let unknown = browser.get("/login/code?service=carrier-pigeon").await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.html.contains("There is no such second factor."));
+    let signed_in = browser
+        .post(
+            "/login/code",
+            &[
+                ("csrf", &prompt.csrf()),
+                ("service", "totp"),
+                ("code", &server.code(&tablet_secret, 0)),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.location.as_deref(), Some("/account"));
+    let csrf = browser.get("/account").await.csrf();
+
+    // Removing: the password is required; another account's credential is not found.
+    let remove = |id: i64, password: &'static str| {
+        let csrf = csrf.clone();
+        let browser = &browser;
+        async move {
+            browser
+                .post(
+                    &format!("/account/two-factor/credentials/{id}/remove"),
+                    &[("csrf", &csrf), ("password", password)],
+                )
+                .await
+        }
+    };
+    let refused = remove(ids[0], "not my password").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.html.contains("<strong>Time-Based Tokens</strong>"));
+    let (other_secret, _) = enrolled_client(&server, "zoe").await;
+    assert!(!other_secret.is_empty());
+    let zoe = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "zoe")
+        .await
+        .unwrap()
+        .unwrap();
+    let zoes = server.app.store.credentials(zoe.id).await.unwrap()[0].id;
+    assert_eq!(remove(zoes, PASSWORD).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(server.app.store.credentials(zoe.id).await.unwrap().len(), 1);
+
+    let removed = remove(ids[0], PASSWORD).await;
+    assert!(removed.html.contains("The second factor was removed."));
+    assert!(!removed.html.contains("<strong>Time-Based Tokens</strong>"));
+    let last = remove(ids[1], PASSWORD).await;
+    assert!(last.html.contains("Two-Factor Authentication is now off") && last.html.contains("Get Started"));
+    assert!(server.app.store.credentials(wes.id).await.unwrap().is_empty());
 }
 
 async fn pages_carry_the_security_headers(backend: Backend) {
@@ -352,5 +520,6 @@ on_both_backends!(
     forced_admin_lands_on_enrolment_and_every_page_sends_it_back,
     staff_do_not_get_the_settings_page_and_forms_need_their_token,
     full_admin_disables_a_clients_two_factor_from_the_clients_page,
+    second_factors_are_added_renamed_and_removed_on_the_account_page,
     pages_carry_the_security_headers,
 );

@@ -2,18 +2,18 @@
 //! factor, its backup code, and turning it off.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
 use super::login::BackupCodePage;
-use super::{error_page, render, see_other, Area, Layout, MaybeCaller, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
+use super::{error_page, render, see_other, Area, Layout, MaybeCaller, Moment, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
 use crate::core::policy::{AccountKind, ServiceId};
-use crate::services::enrolment::Enrolled;
+use crate::services::enrolment::{Enrolled, MAX_CREDENTIALS};
 use crate::services::{Answer, EnrolmentSetup, Error};
 use crate::store::Stage;
 use crate::web::qr;
@@ -25,9 +25,19 @@ struct AccountPage {
     layout: Layout,
     error: Option<String>,
     notice: Option<String>,
-    enrolled: Option<&'static str>,
+    credentials: Vec<CredentialRow>,
     services: Vec<(&'static str, &'static str)>,
+    can_add: bool,
     forced: bool,
+}
+
+/// One of the account's second factors, as its owner sees it.
+struct CredentialRow {
+    id: i64,
+    label: String,
+    service: &'static str,
+    enrolled_at: Moment,
+    last_used_at: Option<Moment>,
 }
 
 fn title(area: Area) -> &'static str {
@@ -45,8 +55,18 @@ async fn account_form(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
-    let enrolled = match app.two_factor_overview(&caller.account).await {
-        Ok(overview) => overview.credentials.first().map(|c| c.service.display_name()),
+    let credentials: Vec<CredentialRow> = match app.two_factor_overview(&caller.account).await {
+        Ok(overview) => overview
+            .credentials
+            .into_iter()
+            .map(|c| CredentialRow {
+                id: c.id,
+                label: c.label,
+                service: c.service.display_name(),
+                enrolled_at: Moment::at(c.enrolled_at),
+                last_used_at: c.last_used_at.map(Moment::at),
+            })
+            .collect(),
         Err(error) => return error_page(app, area, Some(caller), error),
     };
     let services = match app.services_for(&caller.account).await {
@@ -57,7 +77,8 @@ async fn account_form(
         layout: Layout::new(app, area, title(area), Some(caller)),
         error,
         notice,
-        enrolled,
+        can_add: credentials.len() < MAX_CREDENTIALS,
+        credentials,
         services,
         forced: caller.session.stage == Stage::Enrolment,
     };
@@ -81,9 +102,12 @@ pub struct StartForm {
     csrf: String,
     enable: Option<String>,
     service: Option<String>,
+    label: Option<String>,
+    /// Required when 2FA is already on (adding another second factor).
+    password: Option<String>,
 }
 
-/// "Get Started": the chosen service's enrolment begins, then its page shows it.
+/// "Get Started" (or "Add"): the chosen service's enrolment begins, then its page shows it.
 pub async fn start<const ADMIN: bool>(
     State(app): State<App>,
     caller: MaybeCaller,
@@ -105,8 +129,15 @@ pub async fn start<const ADMIN: bool>(
             .as_deref()
             .and_then(ServiceId::parse)
             .ok_or_else(|| Error::Validation("Choose a service.".into()))?;
-        app.begin_enrolment(&caller.session, &caller.account, service, None, None, caller.remote())
-            .await
+        app.begin_enrolment(
+            &caller.session,
+            &caller.account,
+            service,
+            form.label.as_deref(),
+            form.password.as_deref(),
+            caller.remote(),
+        )
+        .await
     }
     .await;
     match result {
@@ -204,7 +235,7 @@ pub async fn confirm<const ADMIN: bool>(
             },
         ),
         Ok(Enrolled::Done { backup_code: None, .. }) => {
-            let notice = Some("The new Time-Based Tokens credential is ready to use.".to_string());
+            let notice = Some("Your new authenticator is ready to use.".to_string());
             account_form(&app, area, &caller, StatusCode::OK, None, notice).await
         }
         Ok(Enrolled::Pending) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
@@ -242,6 +273,68 @@ pub async fn disable<const ADMIN: bool>(
         Ok(()) => {
             let notice = Some("Two-Factor Authentication is now off.".to_string());
             account_form(&app, area, &caller, StatusCode::OK, None, notice).await
+        }
+        Err(error) => {
+            let (status, message) = failure(&error);
+            account_form(&app, area, &caller, status, message, None).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    csrf: String,
+    label: String,
+}
+
+pub async fn rename<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Path(id): Path<i64>,
+    Form(form): Form<RenameForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.posting(&app, area, SIGNED_IN, &form.csrf) {
+        Ok(caller) => caller,
+        Err(page) => return page,
+    };
+    let result = app
+        .rename_credential(&caller.session, &caller.account, id, &form.label, caller.remote())
+        .await;
+    match result {
+        Ok(()) => {
+            let notice = Some("The second factor was renamed.".to_string());
+            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
+        }
+        Err(error) => {
+            let (status, message) = failure(&error);
+            account_form(&app, area, &caller, status, message, None).await
+        }
+    }
+}
+
+pub async fn remove<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Path(id): Path<i64>,
+    Form(form): Form<DisableForm>,
+) -> Response {
+    let area = Area::of::<ADMIN>();
+    let caller = match caller.posting(&app, area, SIGNED_IN, &form.csrf) {
+        Ok(caller) => caller,
+        Err(page) => return page,
+    };
+    let result = app
+        .remove_credential(&caller.session, &caller.account, id, &form.password, caller.remote())
+        .await;
+    match result {
+        Ok(last) => {
+            let notice = if last {
+                "That was your last second factor: Two-Factor Authentication is now off."
+            } else {
+                "The second factor was removed."
+            };
+            account_form(&app, area, &caller, StatusCode::OK, None, Some(notice.to_string())).await
         }
         Err(error) => {
             let (status, message) = failure(&error);

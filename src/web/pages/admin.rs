@@ -14,7 +14,7 @@ use super::{
 };
 use crate::app::App;
 use crate::core::hotp::Algorithm;
-use crate::core::policy::{AccountKind, ServiceSwitches, TotpSettings, TwoFactorSettings};
+use crate::core::policy::{AccountKind, ServiceId, ServiceSwitches, TotpSettings, TwoFactorSettings};
 use crate::services::admin::require_full_admin;
 use crate::services::Error;
 use crate::store::AccountSummary;
@@ -253,6 +253,21 @@ struct AccountsPage {
     accounts: Vec<AccountSummary>,
     is_admin_list: bool,
     can_manage: bool,
+}
+
+impl AccountsPage {
+    /// "On (Time-Based Tokens, Duo Security)" or "Off".
+    fn two_factor_text(&self, account: &AccountSummary) -> String {
+        if account.two_factor_services.is_empty() {
+            return "Off".into();
+        }
+        let names: Vec<&str> = account
+            .two_factor_services
+            .iter()
+            .map(|s| ServiceId::parse(s).map_or(s.as_str(), |id| id.display_name()))
+            .collect();
+        format!("On ({})", names.join(", "))
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! Login pages of both areas: password, then the code (or the backup code), then home.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -12,7 +12,7 @@ use super::{
     ANY_STAGE, SIGNED_IN,
 };
 use crate::app::App;
-use crate::core::policy::NextStep;
+use crate::core::policy::{NextStep, ServiceId};
 use crate::services::{Answer, Challenge, Error};
 use crate::store::Stage;
 use crate::web::session::{session_cookie, Caller};
@@ -140,28 +140,87 @@ struct CodePage {
     error: Option<String>,
     notice: Option<String>,
     digits: u32,
+    service: &'static str,
+    /// The labels of the credentials a code is checked against, when there are several.
+    credentials: Option<String>,
+    /// The account's other services ("Use another method").
+    others: Vec<(&'static str, &'static str)>,
 }
 
-async fn code_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
-    let digits = match app.second_factor_methods(&caller.session, &caller.account, None).await {
-        Ok((_, Some(Challenge::TypedCode { length }))) => length,
-        Ok(_) => 6,
+async fn code_form(
+    app: &App,
+    area: Area,
+    caller: &Caller,
+    service: Option<ServiceId>,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let (methods, challenge) = match app
+        .second_factor_methods(&caller.session, &caller.account, service)
+        .await
+    {
+        Ok(found) => found,
         Err(error) => return error_page(app, area, Some(caller), error),
     };
+    let Some(current) = service.or(methods.first().map(|m| m.service)) else {
+        return see_other(&area.path("/login"));
+    };
+    let digits = match challenge {
+        Some(Challenge::TypedCode { length }) => length,
+        _ => 6,
+    };
+    let labels: Vec<&str> = methods
+        .iter()
+        .filter(|m| m.service == current)
+        .map(|m| m.label.as_str())
+        .collect();
+    let mut others: Vec<(&'static str, &'static str)> = Vec::new();
+    for method in methods.iter().filter(|m| m.service != current) {
+        let other = (method.service.as_str(), method.service.display_name());
+        if !others.contains(&other) {
+            others.push(other);
+        }
+    }
     let page = CodePage {
         layout: Layout::new(app, area, "Two-Factor Authentication", Some(caller)),
         error,
         notice: None,
         digits,
+        service: current.as_str(),
+        credentials: (labels.len() > 1).then(|| labels.join(", ")),
+        others,
     };
     render(status, page)
 }
 
-pub async fn code_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+#[derive(Deserialize)]
+pub struct MethodQuery {
+    service: Option<String>,
+}
+
+/// The service the user chose, if any; a name this server does not know is refused.
+fn chosen_service(name: Option<&str>) -> Result<Option<ServiceId>, Error> {
+    match name.filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(name) => ServiceId::parse(name)
+            .map(Some)
+            .ok_or_else(|| Error::Validation("There is no such second factor.".into())),
+    }
+}
+
+pub async fn code_page<const ADMIN: bool>(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Query(query): Query<MethodQuery>,
+) -> Response {
     let area = Area::of::<ADMIN>();
-    match caller.require(area, &[Stage::SecondFactor]) {
-        Ok(caller) => code_form(&app, area, &caller, StatusCode::OK, None).await,
-        Err(redirect) => redirect.into_response(),
+    let caller = match caller.require(area, &[Stage::SecondFactor]) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    match chosen_service(query.service.as_deref()) {
+        Ok(service) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
+        Err(error) => error_page(&app, area, Some(&caller), error),
     }
 }
 
@@ -169,6 +228,7 @@ pub async fn code_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeC
 pub struct CodeForm {
     csrf: String,
     code: String,
+    service: Option<String>,
 }
 
 pub async fn code<const ADMIN: bool>(
@@ -181,22 +241,26 @@ pub async fn code<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
+    let service = match chosen_service(form.service.as_deref()) {
+        Ok(service) => service,
+        Err(error) => return error_page(&app, area, Some(&caller), error),
+    };
     let result = app
         .verify_second_factor(
             &caller.session,
             &caller.account,
-            None,
+            service,
             &Answer::Code(form.code),
             caller.remote(),
         )
         .await;
     match result {
         Ok(crate::services::Verdict::Accepted) => see_other(area.home()),
-        Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, StatusCode::OK, None).await,
+        Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
             let status = error.status();
-            code_form(&app, area, &caller, status, Some(error.public_message())).await
+            code_form(&app, area, &caller, service, status, Some(error.public_message())).await
         }
     }
 }

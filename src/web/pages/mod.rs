@@ -75,6 +75,14 @@ fn area_routes<const ADMIN: bool>(router: Router<App>, path: impl Fn(&str) -> St
         .route(&path("/account/two-factor/totp"), get(account::totp_page::<ADMIN>))
         .route(&path("/account/two-factor/confirm"), post(account::confirm::<ADMIN>))
         .route(&path("/account/two-factor/disable"), post(account::disable::<ADMIN>))
+        .route(
+            &path("/account/two-factor/credentials/{id}/rename"),
+            post(account::rename::<ADMIN>),
+        )
+        .route(
+            &path("/account/two-factor/credentials/{id}/remove"),
+            post(account::remove::<ADMIN>),
+        )
 }
 
 async fn style() -> Response {
@@ -136,10 +144,22 @@ pub struct Layout {
     pub is_admin: bool,
     pub is_full_admin: bool,
     pub csrf: String,
-    /// RFC 3339, for `<time datetime>`.
-    pub server_time: String,
-    /// `2026-11-25 08:55:19 UTC`, for people.
-    pub server_time_text: String,
+    pub server_time: Moment,
+}
+
+/// A moment shown on a page: RFC 3339 for `<time datetime>`, and `2026-11-25 08:55:19 UTC`
+/// for people.
+pub struct Moment {
+    pub machine: String,
+    pub text: String,
+}
+
+impl Moment {
+    pub fn at(unix: i64) -> Moment {
+        let machine = utc_text(unix);
+        let text = machine.replace('T', " ").replace('Z', " UTC");
+        Moment { machine, text }
+    }
 }
 
 impl Layout {
@@ -155,8 +175,7 @@ impl Layout {
             is_admin: signed_in.is_some_and(|c| c.account.kind == AccountKind::Admin),
             is_full_admin: signed_in.is_some_and(|c| c.account.role == Some(Role::Full)),
             csrf: caller.map(|c| c.session.csrf_token.clone()).unwrap_or_default(),
-            server_time: utc_text(app.now()),
-            server_time_text: utc_text(app.now()).replace('T', " ").replace('Z', " UTC"),
+            server_time: Moment::at(app.now()),
         }
     }
 }
