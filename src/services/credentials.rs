@@ -31,7 +31,16 @@ fn no_such_credential() -> Error {
 
 impl Services {
     pub async fn two_factor_overview(&self, account: &Account) -> Result<TwoFactorOverview, Error> {
-        let credentials = self
+        let credentials = self.credential_infos(account).await?;
+        let backup_code_issued_at = self.store.backup_code(account.id).await?.map(|(_, at)| at);
+        Ok(TwoFactorOverview {
+            credentials,
+            backup_code_issued_at,
+        })
+    }
+
+    async fn credential_infos(&self, account: &Account) -> Result<Vec<CredentialInfo>, Error> {
+        Ok(self
             .store
             .credentials(account.id)
             .await?
@@ -47,12 +56,7 @@ impl Services {
                     last_used_at: c.last_used_at,
                 })
             })
-            .collect();
-        let backup_code_issued_at = self.store.backup_code(account.id).await?.map(|(_, at)| at);
-        Ok(TwoFactorOverview {
-            credentials,
-            backup_code_issued_at,
-        })
+            .collect())
     }
 
     pub async fn rename_credential(
@@ -123,9 +127,8 @@ impl Services {
     }
 
     async fn own_credential(&self, account: &Account, id: i64) -> Result<CredentialInfo, Error> {
-        self.two_factor_overview(account)
+        self.credential_infos(account)
             .await?
-            .credentials
             .into_iter()
             .find(|c| c.id == id)
             .ok_or_else(no_such_credential)

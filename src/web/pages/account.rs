@@ -89,6 +89,17 @@ fn failure(error: &Error) -> (StatusCode, Option<String>) {
     (error.status(), Some(error.public_message()))
 }
 
+/// The account page again, after a form: with its notice, or with the error.
+async fn account_form_after(app: &App, area: Area, caller: &Caller, outcome: Result<&str, Error>) -> Response {
+    match outcome {
+        Ok(notice) => account_form(app, area, caller, StatusCode::OK, None, Some(notice.to_string())).await,
+        Err(error) => {
+            let (status, message) = failure(&error);
+            account_form(app, area, caller, status, message, None).await
+        }
+    }
+}
+
 pub async fn account_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
     let area = Area::of::<ADMIN>();
     match caller.require(area, SIGNED_IN_OR_ENROLLING) {
@@ -142,10 +153,7 @@ pub async fn start<const ADMIN: bool>(
     .await;
     match result {
         Ok(EnrolmentSetup::Totp { .. }) => see_other(&area.path("/account/two-factor/totp")),
-        Err(error) => {
-            let (status, message) = failure(&error);
-            account_form(&app, area, &caller, status, message, None).await
-        }
+        Err(error) => account_form_after(&app, area, &caller, Err(error)).await,
     }
 }
 
@@ -235,14 +243,10 @@ pub async fn confirm<const ADMIN: bool>(
             },
         ),
         Ok(Enrolled::Done { backup_code: None, .. }) => {
-            let notice = Some("Your new authenticator is ready to use.".to_string());
-            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
+            account_form_after(&app, area, &caller, Ok("Your new authenticator is ready to use.")).await
         }
         Ok(Enrolled::Pending) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
-        Err(error @ Error::Conflict(_)) => {
-            let (status, message) = failure(&error);
-            account_form(&app, area, &caller, status, message, None).await
-        }
+        Err(error @ Error::Conflict(_)) => account_form_after(&app, area, &caller, Err(error)).await,
         Err(error) => {
             let (status, message) = failure(&error);
             totp_form(&app, area, &caller, status, message).await
@@ -269,16 +273,8 @@ pub async fn disable<const ADMIN: bool>(
     let result = app
         .disable_own_two_factor(&caller.session, &caller.account, &form.password, caller.remote())
         .await;
-    match result {
-        Ok(()) => {
-            let notice = Some("Two-Factor Authentication is now off.".to_string());
-            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
-        }
-        Err(error) => {
-            let (status, message) = failure(&error);
-            account_form(&app, area, &caller, status, message, None).await
-        }
-    }
+    let outcome = result.map(|()| "Two-Factor Authentication is now off.");
+    account_form_after(&app, area, &caller, outcome).await
 }
 
 #[derive(Deserialize)]
@@ -301,16 +297,8 @@ pub async fn rename<const ADMIN: bool>(
     let result = app
         .rename_credential(&caller.session, &caller.account, id, &form.label, caller.remote())
         .await;
-    match result {
-        Ok(()) => {
-            let notice = Some("The second factor was renamed.".to_string());
-            account_form(&app, area, &caller, StatusCode::OK, None, notice).await
-        }
-        Err(error) => {
-            let (status, message) = failure(&error);
-            account_form(&app, area, &caller, status, message, None).await
-        }
-    }
+    let outcome = result.map(|()| "The second factor was renamed.");
+    account_form_after(&app, area, &caller, outcome).await
 }
 
 pub async fn remove<const ADMIN: bool>(
@@ -327,18 +315,9 @@ pub async fn remove<const ADMIN: bool>(
     let result = app
         .remove_credential(&caller.session, &caller.account, id, &form.password, caller.remote())
         .await;
-    match result {
-        Ok(last) => {
-            let notice = if last {
-                "That was your last second factor: Two-Factor Authentication is now off."
-            } else {
-                "The second factor was removed."
-            };
-            account_form(&app, area, &caller, StatusCode::OK, None, Some(notice.to_string())).await
-        }
-        Err(error) => {
-            let (status, message) = failure(&error);
-            account_form(&app, area, &caller, status, message, None).await
-        }
-    }
+    let outcome = result.map(|last| match last {
+        true => "That was your last second factor: Two-Factor Authentication is now off.",
+        false => "The second factor was removed.",
+    });
+    account_form_after(&app, area, &caller, outcome).await
 }
