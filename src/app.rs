@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::secretbox::{MasterKey, OpenError};
 use crate::random;
-use crate::services::factors::{sealing_context, Factors};
+use crate::services::factors::{sealing_context, setting_sealing_context, Factors};
 use crate::services::{Error, Services};
 use crate::store::Store;
 
@@ -46,19 +46,7 @@ impl App {
         create_private_dir(&config.data_dir)?;
         let master_key = load_master_key(&config)?;
         let store = Store::open(&config.database()?, config.pool_settings()).await?;
-        if let Some((account_id, service, sealed)) = store.any_sealed_credential().await? {
-            match master_key.open(&sealed, &sealing_context(&service, account_id)) {
-                Err(OpenError::WrongKey) => {
-                    return Err(StartError::MasterKey(
-                        "the configured master key is not the one the stored secrets were sealed with; \
-                         configure the original key"
-                            .into(),
-                    ))
-                }
-                Err(OpenError::Corrupt) => tracing::warn!(account_id, "a stored second-factor secret does not open"),
-                Ok(_) => {}
-            }
-        }
+        check_master_key(&store, &master_key).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
@@ -149,4 +137,31 @@ fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
         .ok_or_else(|| fail("the master key must be the base64 encoding of 32 bytes".into()))?;
     Ok(MasterKey::from_bytes(bytes))
+}
+
+/// Refuses to start when the master key is not the one the stored secrets (a credential, a
+/// write-only setting) were sealed with; a secret that does not open for another reason is
+/// logged, and only that secret fails when it is used.
+async fn check_master_key(store: &Store, master_key: &MasterKey) -> Result<(), StartError> {
+    let mut samples = Vec::new();
+    if let Some((account_id, service, sealed)) = store.any_sealed_credential().await? {
+        samples.push((sealed, sealing_context(&service, account_id)));
+    }
+    if let Some((service, name, sealed)) = store.any_setting_secret().await? {
+        samples.push((sealed, setting_sealing_context(&service, &name)));
+    }
+    for (sealed, context) in samples {
+        match master_key.open(&sealed, &context) {
+            Err(OpenError::WrongKey) => {
+                return Err(StartError::MasterKey(
+                    "the configured master key is not the one the stored secrets were sealed with; \
+                     configure the original key"
+                        .into(),
+                ))
+            }
+            Err(OpenError::Corrupt) => tracing::warn!(%context, "a stored secret does not open"),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,8 @@
 //! An account that has enrolled always needs its second factor, even if the administrator
 //! later deactivates the service: a factor is never dropped silently.
 
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::hotp::Algorithm;
 use super::totp::{TotpParams, VerifyPolicy};
@@ -173,6 +174,118 @@ pub struct Services {
     pub totp: ServiceSwitches<TotpSettings>,
 }
 
+impl Services {
+    /// Every write-only setting of every service (a Duo Secret Key, a Yubico API key), by
+    /// service and name. A service with secrets lists its fields here.
+    pub fn secrets_mut(&mut self) -> Vec<SecretSetting<'_>> {
+        let Services { totp: _ } = self; // Time-Based Tokens has no secret setting.
+        Vec::new()
+    }
+}
+
+/// One write-only setting, as [`Services::secrets_mut`] lists it.
+pub struct SecretSetting<'a> {
+    pub service: ServiceId,
+    pub name: &'static str,
+    pub value: &'a mut WriteOnly,
+}
+
+/// A write-only setting (a Secret Key, an API key). The settings document says only whether
+/// it is set, `{"set": true}`; a `PUT` sends that object back to keep the value (or
+/// `{"set": false}` to clear it), or a string to replace it. The value itself is sealed in
+/// its own table: never in the settings document, an answer, a page, a log or the audit.
+#[derive(Debug)]
+pub enum WriteOnly {
+    Kept { set: bool },
+    New(SecretString),
+}
+
+impl WriteOnly {
+    pub fn is_set(&self) -> bool {
+        match self {
+            WriteOnly::Kept { set } => *set,
+            WriteOnly::New(_) => true,
+        }
+    }
+}
+
+impl Default for WriteOnly {
+    fn default() -> Self {
+        WriteOnly::Kept { set: false }
+    }
+}
+
+impl Clone for WriteOnly {
+    fn clone(&self) -> Self {
+        match self {
+            WriteOnly::Kept { set } => WriteOnly::Kept { set: *set },
+            WriteOnly::New(value) => WriteOnly::New(SecretString::from(value.expose_secret())),
+        }
+    }
+}
+
+/// A new value always counts as a change, even if it happens to equal the old one.
+impl PartialEq for WriteOnly {
+    fn eq(&self, other: &Self) -> bool {
+        matches!((self, other), (WriteOnly::Kept { set: a }, WriteOnly::Kept { set: b }) if a == b)
+    }
+}
+
+impl Eq for WriteOnly {}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetFlag {
+    set: bool,
+}
+
+impl Serialize for WriteOnly {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SetFlag { set: self.is_set() }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WriteOnly {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Sent {
+            Value(String),
+            Flag(SetFlag),
+        }
+        match Sent::deserialize(deserializer) {
+            Ok(Sent::Value(value)) => Ok(WriteOnly::New(SecretString::from(value))),
+            Ok(Sent::Flag(SetFlag { set })) => Ok(WriteOnly::Kept { set }),
+            Err(_) => Err(serde::de::Error::custom(
+                r#"a secret setting is a new value (a string), or {"set": true} to keep it"#,
+            )),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for WriteOnly {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("A new value.")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .property("set", ObjectBuilder::new().schema_type(Type::Boolean))
+                    .required("set")
+                    .description(Some(
+                        "Answered: whether a value is set. Sent back: keep it (true) or clear it (false).",
+                    )),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WriteOnly {}
+
 /// System settings > Two-Factor Authentication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +361,25 @@ impl TwoFactorSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_only_setting_answers_only_whether_it_is_set() {
+        let new: WriteOnly = serde_json::from_str(r#""s3cret-value""#).unwrap();
+        assert!(matches!(&new, WriteOnly::New(v) if v.expose_secret() == "s3cret-value"));
+        assert_eq!(serde_json::to_string(&new).unwrap(), r#"{"set":true}"#);
+        assert!(!format!("{new:?}").contains("s3cret"), "Debug never shows the value");
+        let kept: WriteOnly = serde_json::from_str(r#"{"set":true}"#).unwrap();
+        assert_eq!(kept, WriteOnly::Kept { set: true });
+        assert_ne!(new, kept, "a new value always counts as a change");
+        assert_eq!(
+            serde_json::to_string(&WriteOnly::default()).unwrap(),
+            r#"{"set":false}"#
+        );
+        for refused in ["42", "null", r#"{"set":"yes"}"#, r#"{"set":true,"value":"x"}"#] {
+            let error = serde_json::from_str::<WriteOnly>(refused).unwrap_err().to_string();
+            assert!(error.contains("a secret setting is a new value"), "{refused}: {error}");
+        }
+    }
 
     #[test]
     fn defaults_enable_totp_for_both_and_force_nobody() {

@@ -6,8 +6,13 @@ use subtle::ConstantTimeEq;
 
 use super::Error;
 use super::Services;
-use crate::core::policy::{AccountKind, Role, TwoFactorSettings};
-use crate::store::{Account, AccountSummary, NewAccount};
+use secrecy::ExposeSecret;
+
+use super::factors::Sealer;
+use super::support::SETTINGS_KEY;
+use crate::core::policy::{AccountKind, Role, SecretSetting, TwoFactorSettings, WriteOnly};
+use crate::core::secretbox::MasterKey;
+use crate::store::{Account, AccountSummary, NewAccount, SecretWrite};
 
 /// A new account, as the API and the command line describe it.
 pub struct AccountRequest<'a> {
@@ -150,6 +155,8 @@ impl Services {
         })
     }
 
+    /// Saves the settings. Write-only settings sent with a new value are sealed and stored
+    /// apart, in the same transaction; the audit names what changed, never a value.
     pub async fn save_two_factor_settings(
         &self,
         actor: &Account,
@@ -159,9 +166,17 @@ impl Services {
         require_full_admin(actor)?;
         settings.validate().map_err(Error::Validation)?;
         let before = self.two_factor_settings().await?;
-        self.store_two_factor_settings(settings).await?;
-        // The audit names what changed, never the values (some will be secrets).
-        let changed = changed_fields(&before, settings);
+        let already_set = self.store.setting_secrets_set().await?;
+        let mut settings = settings.clone();
+        let (writes, replaced) = seal_secret_settings(settings.services.secrets_mut(), &already_set, &self.master_key)?;
+        let json = serde_json::to_string(&settings).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store
+            .put_setting_with_secrets(SETTINGS_KEY, &json, &writes, self.now())
+            .await?;
+        let mut changed = changed_fields(&before, &settings);
+        changed.extend(replaced);
+        changed.sort();
+        changed.dedup();
         let detail = if changed.is_empty() {
             "nothing changed".to_string()
         } else {
@@ -245,11 +260,51 @@ impl Services {
     }
 }
 
-/// The dotted names of the settings that differ (`services.totp.settings.window`).
+/// Seals the write-only settings sent with a new value and turns each into `{"set": true}`.
+/// Returns the writes for the secrets table (a new sealed value, or a clearing) and the
+/// names of the settings given a new value. Claiming a value is set when none is, is refused.
+fn seal_secret_settings(
+    secrets: Vec<SecretSetting<'_>>,
+    already_set: &[(String, String)],
+    master_key: &MasterKey,
+) -> Result<(Vec<SecretWrite<'static>>, Vec<String>), Error> {
+    let mut writes = Vec::new();
+    let mut replaced = Vec::new();
+    for SecretSetting { service, name, value } in secrets {
+        let path = format!("services.{}.settings.{name}", service.as_str());
+        let is_set = already_set.iter().any(|(s, n)| s == service.as_str() && n == name);
+        let sealed = match &*value {
+            WriteOnly::New(secret) => {
+                let sealer = Sealer::for_setting(master_key, service, name);
+                replaced.push(path);
+                Some(sealer.seal(secret.expose_secret().as_bytes())?)
+            }
+            WriteOnly::Kept { set: true } if !is_set => {
+                return Err(Error::Validation(format!(
+                    "{path} has no value yet: send the value itself"
+                )))
+            }
+            WriteOnly::Kept { set: false } if is_set => None,
+            WriteOnly::Kept { .. } => continue,
+        };
+        *value = WriteOnly::Kept { set: sealed.is_some() };
+        writes.push(SecretWrite {
+            service: service.as_str(),
+            name,
+            sealed,
+        });
+    }
+    Ok((writes, replaced))
+}
+
+/// The dotted names of the settings that differ (`services.totp.settings.window`); a
+/// write-only setting set or cleared is named as itself (`{"set": ...}` is its whole value).
 fn changed_fields(before: &TwoFactorSettings, after: &TwoFactorSettings) -> Vec<String> {
     fn walk(path: &str, before: &serde_json::Value, after: &serde_json::Value, out: &mut Vec<String>) {
+        let is_write_only =
+            |v: &serde_json::Value| v.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("set"));
         match (before, after) {
-            (serde_json::Value::Object(old), serde_json::Value::Object(new)) => {
+            (serde_json::Value::Object(old), serde_json::Value::Object(new)) if !is_write_only(after) => {
                 for (key, value) in new {
                     let path = if path.is_empty() {
                         key.clone()
@@ -285,6 +340,100 @@ impl<'a> ValidatedAccount<'a> {
             username: self.username,
             email: self.email,
             password_hash: &self.password_hash,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::core::policy::ServiceId;
+
+    fn set(names: &[&str]) -> Vec<(String, String)> {
+        names.iter().map(|n| ("totp".to_string(), n.to_string())).collect()
+    }
+
+    // Time-Based Tokens has no write-only setting; these tests lend it some names.
+    #[test]
+    fn a_new_secret_setting_is_sealed_to_its_name_and_answered_only_as_set() {
+        let key = MasterKey::from_bytes([7; 32]);
+        let mut new = WriteOnly::New(SecretString::from("the-secret-value"));
+        let mut kept = WriteOnly::Kept { set: true };
+        let mut cleared = WriteOnly::Kept { set: false };
+        let mut never_set = WriteOnly::Kept { set: false };
+        let secrets = vec![
+            SecretSetting {
+                service: ServiceId::Totp,
+                name: "new_key",
+                value: &mut new,
+            },
+            SecretSetting {
+                service: ServiceId::Totp,
+                name: "kept_key",
+                value: &mut kept,
+            },
+            SecretSetting {
+                service: ServiceId::Totp,
+                name: "cleared_key",
+                value: &mut cleared,
+            },
+            SecretSetting {
+                service: ServiceId::Totp,
+                name: "never_set",
+                value: &mut never_set,
+            },
+        ];
+        let (writes, replaced) = seal_secret_settings(secrets, &set(&["kept_key", "cleared_key"]), &key).unwrap();
+        assert_eq!(replaced, ["services.totp.settings.new_key"]);
+        let written: Vec<(&str, bool)> = writes.iter().map(|w| (w.name, w.sealed.is_some())).collect();
+        assert_eq!(
+            written,
+            [("new_key", true), ("cleared_key", false)],
+            "kept values are not rewritten"
+        );
+        let sealed = writes[0].sealed.as_deref().unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"secret"), "sealed, not stored as sent");
+        let opened = Sealer::for_setting(&key, ServiceId::Totp, "new_key")
+            .open(sealed)
+            .unwrap();
+        assert_eq!(opened, b"the-secret-value");
+        assert!(
+            Sealer::for_setting(&key, ServiceId::Totp, "kept_key")
+                .open(sealed)
+                .is_err(),
+            "a sealed value moved to another setting does not open"
+        );
+        assert_eq!(
+            new,
+            WriteOnly::Kept { set: true },
+            "the document keeps only that it is set"
+        );
+        assert_eq!(serde_json::to_string(&new).unwrap(), r#"{"set":true}"#);
+        assert_eq!(
+            (kept.is_set(), cleared.is_set(), never_set.is_set()),
+            (true, false, false)
+        );
+    }
+
+    #[test]
+    fn claiming_a_secret_setting_is_set_when_it_has_no_value_is_refused() {
+        let key = MasterKey::from_bytes([7; 32]);
+        let mut claimed = WriteOnly::Kept { set: true };
+        let secrets = vec![SecretSetting {
+            service: ServiceId::Totp,
+            name: "api_key",
+            value: &mut claimed,
+        }];
+        match seal_secret_settings(secrets, &[], &key) {
+            Err(Error::Validation(message)) => {
+                assert_eq!(
+                    message,
+                    "services.totp.settings.api_key has no value yet: send the value itself"
+                )
+            }
+            other => panic!("{:?}", other.map(|(_, replaced)| replaced)),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{Account, AuditEvent};
 
-const SETTINGS_KEY: &str = "two_factor";
+pub(crate) const SETTINGS_KEY: &str = "two_factor";
 
 impl Services {
     pub fn now(&self) -> i64 {
@@ -43,11 +43,6 @@ impl Services {
             None => Ok(TwoFactorSettings::default()),
             Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
         }
-    }
-
-    pub(crate) async fn store_two_factor_settings(&self, settings: &TwoFactorSettings) -> Result<(), Error> {
-        let json = serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(self.store.put_setting(SETTINGS_KEY, &json, self.now()).await?)
     }
 
     /// Writes an audit event; a failure to write is logged, never shown to the user.

@@ -1,7 +1,7 @@
 //! Copying a whole database to another (`twofold db copy`), such as from the embedded
 //! SQLite to PostgreSQL when Twofold grows to several nodes. Every table is copied as is —
 //! account ids, sealed credentials with their replay counters, backup-code hashes, lockout
-//! counters, sessions and their challenges, used tokens, settings and the audit log — into
+//! counters, sessions and their challenges, used tokens, settings with their sealed secrets and the audit log — into
 //! the target in one transaction.
 
 use sqlx::Row;
@@ -95,6 +95,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "settings",
         &[("name", Kind::Text), ("value", Kind::Text), ("updated_at", Kind::Int)],
+    ),
+    (
+        "setting_secrets",
+        &[
+            ("service", Kind::Text),
+            ("name", Kind::Text),
+            ("sealed", Kind::Bytes),
+            ("updated_at", Kind::Int),
+        ],
     ),
     (
         "audit_events",

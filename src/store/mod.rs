@@ -67,6 +67,7 @@ mod completion;
 mod copy;
 mod credentials;
 mod sessions;
+mod settings;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -82,6 +83,7 @@ pub use completion::{Completion, Consumption, ReplayGuard, SessionUpgrade};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
 pub use sessions::{Session, Stage};
+pub use settings::SecretWrite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -208,29 +210,6 @@ async fn open_sqlite(path: &Path, pool: PoolSettings) -> Result<SqlitePool> {
 }
 
 impl Store {
-    /// Reads a setting's JSON value.
-    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let value = with_pool!(self, pool => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?);
-        Ok(value)
-    }
-
-    pub async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<()> {
-        with_pool!(self, pool => sqlx::query(
-            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(value)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
     /// Counts an attempt on `factor` for the account and returns the window it falls in:
     /// `(window_start, attempts in it, this one included)`. A window older than
     /// `window_secs` is replaced by a new one starting now. One statement, so concurrent

@@ -7,9 +7,14 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Executor};
+use twofold::app::App;
+use twofold::config::Config;
 use twofold::core::backup_codes::BackupCode;
+use twofold::core::policy::ServiceId;
 use twofold::core::secretbox::MasterKey;
 use twofold::core::totp::{code_at, step_at, TotpParams};
+use twofold::services::factors::Sealer;
+use twofold::store::{SecretWrite, Store};
 
 use crate::support::*;
 
@@ -198,7 +203,77 @@ async fn db_copy_copies_every_table_of_the_schema(backend: Backend) {
     assert_eq!(copied, tables, "twofold db copy must copy every table of the schema");
 }
 
+/// A write-only setting is sealed in its own table (Time-Based Tokens has none; the test
+/// lends it one): `db copy` carries it, and a node whose master key cannot open it refuses
+/// to start, as for the credentials.
+async fn sealed_settings_are_carried_by_db_copy_and_guard_the_master_key(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let sealed = Sealer::for_setting(&server.app.master_key, ServiceId::Totp, "probe")
+        .seal(b"probe value")
+        .unwrap();
+    let document = serde_json::to_string(&server.app.two_factor_settings().await.unwrap()).unwrap();
+    let write = SecretWrite {
+        service: "totp",
+        name: "probe",
+        sealed: Some(sealed.clone()),
+    };
+    server
+        .app
+        .store
+        .put_setting_with_secrets("two_factor", &document, &[write], server.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.app.store.setting_secrets_set().await.unwrap(),
+        [("totp".to_string(), "probe".to_string())]
+    );
+
+    // Copied into a new database of the same kind, as `twofold db copy` does.
+    let target_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", server.dir.path().join("copy.db").display()),
+        Backend::Postgres => fresh_postgres_url().await,
+    };
+    let target_config = Config {
+        database_url: Some(target_url.clone()),
+        ..Config::default()
+    };
+    let target = Store::open(&target_config.database().unwrap(), target_config.pool_settings())
+        .await
+        .unwrap();
+    target
+        .import(&server.app.store.export().await.unwrap(), false)
+        .await
+        .unwrap();
+    drop(target);
+    let moved = server.moved_to(target_url.clone()).await;
+    let copied = moved.app.store.setting_secret("totp", "probe").await.unwrap().unwrap();
+    assert_eq!(copied, sealed);
+    let opened = Sealer::for_setting(&moved.app.master_key, ServiceId::Totp, "probe")
+        .open(&copied)
+        .unwrap();
+    assert_eq!(opened, b"probe value");
+
+    // A node with another master key (a new data directory makes one) refuses to start.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: elsewhere.path().to_path_buf(),
+        database_url: Some(target_url),
+        ..Config::default()
+    };
+    let clock = std::sync::Arc::new(twofold::clock::ManualClock::new(moved.now()));
+    match App::start(config, clock).await {
+        Err(error) => assert!(
+            error
+                .to_string()
+                .contains("not the one the stored secrets were sealed with"),
+            "{error}"
+        ),
+        Ok(_) => panic!("a node started with a master key that cannot open a sealed setting"),
+    }
+}
+
 on_both_backends!(
     an_installation_of_the_previous_release_upgrades_with_nothing_lost,
     db_copy_copies_every_table_of_the_schema,
+    sealed_settings_are_carried_by_db_copy_and_guard_the_master_key,
 );

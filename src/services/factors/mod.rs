@@ -74,6 +74,14 @@ impl<'a> Sealer<'a> {
         }
     }
 
+    /// The sealer of one write-only setting of a service (a Duo Secret Key).
+    pub fn for_setting(key: &'a MasterKey, service: ServiceId, name: &str) -> Sealer<'a> {
+        Sealer {
+            key,
+            context: setting_sealing_context(service.as_str(), name),
+        }
+    }
+
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let nonce = random::bytes::<NONCE_BYTES>()?;
         Ok(self.key.seal(plaintext, &self.context, nonce))
@@ -89,6 +97,11 @@ impl<'a> Sealer<'a> {
 /// The associated data a secret is sealed with: its service and owner.
 pub fn sealing_context(service: &str, account_id: i64) -> String {
     format!("{service}:{account_id}")
+}
+
+/// The associated data a write-only setting is sealed with: its service and name.
+pub fn setting_sealing_context(service: &str, name: &str) -> String {
+    format!("setting:{service}:{name}")
 }
 
 /// What the user is asked to do, at enrolment or at login.
