@@ -8,6 +8,7 @@ mod architecture;
 mod browser;
 mod cli;
 mod credentials;
+mod duo_client;
 mod flows;
 mod lockout;
 mod nodes;
