@@ -81,7 +81,13 @@ impl Services {
         password: &str,
         remote: Option<&str>,
     ) -> Result<LoginOutcome, Error> {
-        let Some(account) = self.store.find_account(kind, username).await? else {
+        // A name with a control character cannot exist (and PostgreSQL cannot even compare
+        // one with a NUL): it is answered as any unknown name, without asking the database.
+        let found = match username.chars().any(char::is_control) {
+            true => None,
+            false => self.store.find_account(kind, username).await?,
+        };
+        let Some(account) = found else {
             let _ = self.check_password(password, dummy_password_hash()).await;
             self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str()))
                 .await;

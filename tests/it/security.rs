@@ -289,6 +289,32 @@ async fn unknown_users_and_wrong_passwords_look_the_same(backend: Backend) {
     assert_eq!(error_code(&unknown), "invalid_credentials");
 }
 
+/// No input reaches the database that it cannot store: a NUL byte (which PostgreSQL refuses
+/// in text) or another control character in a name is any wrong name, never a 500.
+async fn control_characters_in_names_are_wrong_names_not_errors(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.client_account("root").await;
+    let unknown = server.client().login("client", "nobody").await;
+    for name in ["ro\0ot", "root\0", "\0", "root\n", "ro\u{1b}ot", "root\u{7f}"] {
+        let answer = server.client().login("client", name).await;
+        assert_eq!(answer, unknown, "{name:?}");
+    }
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    for (username, email) in [("new\0user", "new@example.org"), ("newuser", "new\0@example.org")] {
+        let (status, body) = admin
+            .post(
+                "/api/v1/admin/accounts",
+                json!({"kind": "client", "username": username, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{username:?} {email:?}: {body}");
+    }
+    // And the server still answers everything else normally.
+    assert_eq!(server.client().login("client", "root").await.0, StatusCode::OK);
+}
+
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (secret, backup) = enrolled_client(&server, "tina").await;
@@ -370,6 +396,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
 }
 
 on_both_backends!(
+    control_characters_in_names_are_wrong_names_not_errors,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,
