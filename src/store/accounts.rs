@@ -1,4 +1,4 @@
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
 use crate::core::policy::{AccountKind, Role};
 
 /// An administrator or a client, as loaded for a login or a session.
@@ -67,10 +67,14 @@ pub fn login_key(name: &str) -> String {
 
 impl Store {
     /// Creates an account; `Conflict` when the username or e-mail is taken for that kind.
+    /// A username may not be another account's e-mail address, nor an e-mail address another
+    /// account's username: a login by that name would reach only one of them.
     pub async fn create_account(&self, new: NewAccount<'_>, now: i64) -> Result<i64> {
-        let id = with_pool!(self, pool => sqlx::query_scalar(
+        let id: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(
             "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = $1 AND (email_key = $4 OR username_key = $6))
+             RETURNING id",
         )
         .bind(new.kind.as_str())
         .bind(new.role.map(Role::as_str))
@@ -80,9 +84,9 @@ impl Store {
         .bind(new.email.map(login_key))
         .bind(new.password_hash)
         .bind(now)
-        .fetch_one(pool)
+        .fetch_optional(pool)
         .await?);
-        Ok(id)
+        id.ok_or(StoreError::Conflict)
     }
 
     /// Creates the first full administrator, only while there is no administrator at all;

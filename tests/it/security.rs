@@ -315,6 +315,40 @@ async fn control_characters_in_names_are_wrong_names_not_errors(backend: Backend
     assert_eq!(server.client().login("client", "root").await.0, StatusCode::OK);
 }
 
+/// A username equal to another account's e-mail address would take that owner's e-mail login.
+async fn a_username_cannot_be_another_accounts_email(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let create = |kind: &'static str, username: &'static str, email: Option<&'static str>| {
+        let admin = &admin;
+        async move {
+            admin
+                .post(
+                    "/api/v1/admin/accounts",
+                    json!({"kind": kind, "username": username, "email": email, "password": PASSWORD}),
+                )
+                .await
+        }
+    };
+    assert_eq!(create("client", "alice", Some("Alice@Example.org")).await.0, StatusCode::CREATED);
+    let taken = create("client", "alice@example.org", None).await;
+    assert_eq!((taken.0, error_code(&taken)), (StatusCode::CONFLICT, "conflict"));
+    let taken = create("client", "bob", Some("ALICE@example.org")).await;
+    assert_eq!(taken.0, StatusCode::CONFLICT);
+    assert_eq!(create("client", "carol@example.org", None).await.0, StatusCode::CREATED);
+    let taken = create("client", "dave", Some("carol@example.org")).await;
+    assert_eq!(taken.0, StatusCode::CONFLICT, "an e-mail address that is another's username");
+    // Logins are by kind: an administrator may bear the name.
+    assert_eq!(create("admin", "alice@example.org", None).await.0, StatusCode::CREATED);
+    // Alice still logs in with her e-mail address.
+    let (status, _) = server.client().login("client", "alice@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = admin.get("/api/v1/admin/accounts?kind=client").await.1;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
+
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (secret, backup) = enrolled_client(&server, "tina").await;
@@ -397,6 +431,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
 
 on_both_backends!(
     control_characters_in_names_are_wrong_names_not_errors,
+    a_username_cannot_be_another_accounts_email,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,
