@@ -12,7 +12,7 @@ use super::factors::Sealer;
 use super::support::SETTINGS_KEY;
 use crate::core::policy::{AccountKind, Role, SecretSetting, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
-use crate::store::{Account, AccountSummary, NewAccount, SecretWrite};
+use crate::store::{Account, AccountSummary, NewAccount, SecretWrite, Session};
 
 /// A new account, as the API and the command line describe it.
 pub struct AccountRequest<'a> {
@@ -196,10 +196,12 @@ impl Services {
             .await?)
     }
 
-    /// A full administrator turns off another account's 2FA (never turns it on).
+    /// A full administrator turns off another account's 2FA (never turns it on). The
+    /// account's sessions end: whoever holds one must log in again.
     pub async fn admin_disable_two_factor(
         &self,
         actor: &Account,
+        actor_session: &Session,
         account_id: i64,
         remote: Option<&str>,
     ) -> Result<(), Error> {
@@ -208,7 +210,11 @@ impl Services {
             .account(account_id)
             .await?
             .ok_or_else(|| Error::NotFound("No such account.".into()))?;
-        if !self.store.remove_two_factor(account_id).await? {
+        if !self
+            .store
+            .remove_two_factor(account_id, &actor_session.token_hash)
+            .await?
+        {
             return Err(Error::Conflict(
                 "Two-factor authentication is not enabled for this account.".into(),
             ));
@@ -233,7 +239,7 @@ impl Services {
             .find_account(kind, name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
-        let removed = self.store.remove_two_factor(account.id).await?;
+        let removed = self.store.remove_two_factor(account.id, &[]).await?;
         self.store.clear_attempts(account.id, None).await?;
         self.audit(
             Some(account.id),
@@ -246,13 +252,24 @@ impl Services {
         Ok(removed)
     }
 
-    pub async fn unlock(&self, actor: &Account, account_id: i64, remote: Option<&str>) -> Result<(), Error> {
+    /// Lifts an account's lockouts. Its sessions end too: a lockout may have come from
+    /// someone holding one of them.
+    pub async fn unlock(
+        &self,
+        actor: &Account,
+        actor_session: &Session,
+        account_id: i64,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
         require_full_admin(actor)?;
         self.store
             .account(account_id)
             .await?
             .ok_or_else(|| Error::NotFound("No such account.".into()))?;
         self.store.clear_attempts(account_id, None).await?;
+        self.store
+            .delete_other_sessions(account_id, &actor_session.token_hash)
+            .await?;
         let detail = format!("by administrator {}", actor.id);
         self.audit(Some(account_id), "unlocked", "success", remote, Some(&detail))
             .await;

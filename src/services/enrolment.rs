@@ -238,7 +238,7 @@ impl Services {
     ) -> Result<(), Error> {
         require_stage(session, Stage::Authenticated)?;
         self.confirm_password(account, password, remote).await?;
-        if !self.store.remove_two_factor(account.id).await? {
+        if !self.store.remove_two_factor(account.id, &session.token_hash).await? {
             return Err(Error::Conflict("Two-factor authentication is not enabled.".into()));
         }
         self.audit(

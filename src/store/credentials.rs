@@ -283,8 +283,9 @@ impl Store {
     }
 
     /// Turns the account's 2FA off: every credential, the backup code and any enrolment in
-    /// progress. False when the account had no credential.
-    pub async fn remove_two_factor(&self, account_id: i64) -> Result<bool> {
+    /// progress, and ends every session of the account but `keep` (the owner's own, or none).
+    /// False, changing nothing, when the account had no credential.
+    pub async fn remove_two_factor(&self, account_id: i64, keep: &[u8]) -> Result<bool> {
         let removed = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let removed = sqlx::query("DELETE FROM credentials WHERE account_id = $1")
@@ -292,6 +293,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if removed == 0 {
+                return Ok(false);
+            }
             sqlx::query("DELETE FROM backup_codes WHERE account_id = $1")
                 .bind(account_id)
                 .execute(&mut *tx)
@@ -302,6 +306,7 @@ impl Store {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
+            end_other_sessions!(tx, account_id, keep);
             tx.commit().await?;
             removed
         });

@@ -178,6 +178,12 @@ async fn second_factor_lockout_survives_a_restart_and_an_admin_can_clear_it(back
     let (_, clients) = admin.get("/api/v1/admin/accounts?kind=client").await;
     let id = clients[0]["id"].as_i64().unwrap();
     admin.post_empty(&format!("/api/v1/admin/accounts/{id}/unlock")).await;
+    // Unlocking ended the account's sessions (an attacker's too): the owner logs in again.
+    let ended = owner
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(error_code(&ended), "unauthenticated");
+    owner.login("client", "max").await;
     let accepted = owner
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
         .await;

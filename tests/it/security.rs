@@ -309,7 +309,11 @@ async fn control_characters_in_names_are_wrong_names_not_errors(backend: Backend
                 json!({"kind": "client", "username": username, "email": email, "password": PASSWORD}),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{username:?} {email:?}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{username:?} {email:?}: {body}"
+        );
     }
     // And the server still answers everything else normally.
     assert_eq!(server.client().login("client", "root").await.0, StatusCode::OK);
@@ -332,14 +336,21 @@ async fn a_username_cannot_be_another_accounts_email(backend: Backend) {
                 .await
         }
     };
-    assert_eq!(create("client", "alice", Some("Alice@Example.org")).await.0, StatusCode::CREATED);
+    assert_eq!(
+        create("client", "alice", Some("Alice@Example.org")).await.0,
+        StatusCode::CREATED
+    );
     let taken = create("client", "alice@example.org", None).await;
     assert_eq!((taken.0, error_code(&taken)), (StatusCode::CONFLICT, "conflict"));
     let taken = create("client", "bob", Some("ALICE@example.org")).await;
     assert_eq!(taken.0, StatusCode::CONFLICT);
     assert_eq!(create("client", "carol@example.org", None).await.0, StatusCode::CREATED);
     let taken = create("client", "dave", Some("carol@example.org")).await;
-    assert_eq!(taken.0, StatusCode::CONFLICT, "an e-mail address that is another's username");
+    assert_eq!(
+        taken.0,
+        StatusCode::CONFLICT,
+        "an e-mail address that is another's username"
+    );
     // Logins are by kind: an administrator may bear the name.
     assert_eq!(create("admin", "alice@example.org", None).await.0, StatusCode::CREATED);
     // Alice still logs in with her e-mail address.
@@ -347,6 +358,92 @@ async fn a_username_cannot_be_another_accounts_email(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let listed = admin.get("/api/v1/admin/accounts?kind=client").await.1;
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// Turning a user's 2FA off (by the user or an administrator) and unlocking a user end the
+/// user's other sessions, full and half-logged-in alike; the actor's own session stays.
+async fn turning_two_factor_off_or_unlocking_ends_the_users_other_sessions(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (secret, _) = enrolled_client(&server, "ursula").await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let id = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "ursula")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let half_session = || async {
+        let client = server.client();
+        assert_eq!(
+            client.login("client", "ursula").await.1["status"],
+            "second_factor_required"
+        );
+        client
+    };
+    let ended = |answer: Answer| {
+        (answer.0, error_code(&answer).to_string()) == (StatusCode::UNAUTHORIZED, "unauthenticated".to_string())
+    };
+
+    // Unlocking: the sessions that were open end.
+    let (a, b) = (
+        full_session_with(&server, "ursula", &secret).await,
+        half_session().await,
+    );
+    assert_eq!(
+        admin.post_empty(&format!("/api/v1/admin/accounts/{id}/unlock")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(ended(a.get("/api/v1/me").await) && ended(b.get("/api/v1/me").await));
+    assert_eq!(
+        admin.get("/api/v1/me").await.0,
+        StatusCode::OK,
+        "the administrator's own session stays"
+    );
+
+    // The user turning 2FA off ends the user's other sessions, not the one used.
+    let mine = full_session_with(&server, "ursula", &secret).await;
+    let other = full_session_with(&server, "ursula", &secret).await;
+    let half = half_session().await;
+    let (status, _) = mine
+        .post("/api/v1/me/two-factor/disable", json!({"password": PASSWORD}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(ended(other.get("/api/v1/me").await) && ended(half.get("/api/v1/me").await));
+    assert_eq!(mine.get("/api/v1/me").await.0, StatusCode::OK);
+
+    // An administrator turning it off ends every session of the user.
+    let secret = mine.enrol_totp(&server).await.0;
+    let (a, b) = (
+        full_session_with(&server, "ursula", &secret).await,
+        half_session().await,
+    );
+    assert_eq!(
+        admin
+            .post_empty(&format!("/api/v1/admin/accounts/{id}/two-factor/disable"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    for client in [&mine, &a, &b] {
+        assert!(ended(client.get("/api/v1/me").await));
+    }
+    assert_eq!(admin.get("/api/v1/me").await.0, StatusCode::OK);
+}
+
+/// A new session of the user through both steps, with the next step's code.
+async fn full_session_with(server: &TestServer, username: &str, secret: &str) -> Client {
+    server.next_step();
+    let client = server.client();
+    client.login("client", username).await;
+    let (status, body) = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(secret, 0)}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    client
 }
 
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
@@ -432,6 +529,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
 on_both_backends!(
     control_characters_in_names_are_wrong_names_not_errors,
     a_username_cannot_be_another_accounts_email,
+    turning_two_factor_off_or_unlocking_ends_the_users_other_sessions,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,

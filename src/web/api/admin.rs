@@ -125,7 +125,7 @@ pub async fn admin_disable_two_factor(
     SignedIn(caller): SignedIn,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Error> {
-    app.admin_disable_two_factor(&caller.account, id, caller.remote())
+    app.admin_disable_two_factor(&caller.account, &caller.session, id, caller.remote())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -138,6 +138,7 @@ pub async fn unlock(
     SignedIn(caller): SignedIn,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Error> {
-    app.unlock(&caller.account, id, caller.remote()).await?;
+    app.unlock(&caller.account, &caller.session, id, caller.remote())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

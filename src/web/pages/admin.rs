@@ -347,10 +347,13 @@ async fn account_action(app: &App, caller: MaybeCaller, id: i64, csrf: &str, act
             .ok_or_else(|| Error::NotFound("No such account.".into()))?;
         match action {
             AccountAction::DisableTwoFactor => {
-                app.admin_disable_two_factor(&caller.account, id, caller.remote())
+                app.admin_disable_two_factor(&caller.account, &caller.session, id, caller.remote())
                     .await?
             }
-            AccountAction::Unlock => app.unlock(&caller.account, id, caller.remote()).await?,
+            AccountAction::Unlock => {
+                app.unlock(&caller.account, &caller.session, id, caller.remote())
+                    .await?
+            }
         }
         Ok::<_, Error>(account.kind)
     }
