@@ -7,7 +7,7 @@
 //! once. Adding a credential to an account that already has one takes the password.
 
 use super::factors::{Answer, EnrolmentSetup, Progress};
-use super::login::require_stage;
+use super::login::{new_session_token, require_stage};
 use super::{Error, Services};
 use crate::core::backup_codes::{self, BackupCode};
 use crate::core::lockout::Factor;
@@ -25,9 +25,12 @@ pub const MAX_CREDENTIALS: usize = 10;
 pub enum Enrolled {
     /// The credential is active. `backup_code`: the account's first, shown this once
     /// (adding a credential to an account that has one issues none).
+    /// `session_token`: a forced user's enrolment also completed the login, under this new
+    /// session token (the old one no longer works).
     Done {
         credential_id: i64,
         backup_code: Option<BackupCode>,
+        session_token: Option<String>,
     },
     /// Not proved yet (an approval still waiting): ask again later.
     Pending,
@@ -186,8 +189,13 @@ impl Services {
         let backup_code = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
         // A forced user's login completes in the same transaction: the backup code is only
         // shown if everything was written.
-        let session_upgrade = (session.stage == Stage::Enrolment).then(|| SessionUpgrade {
+        let renewed = match session.stage {
+            Stage::Enrolment => Some(new_session_token()?),
+            _ => None,
+        };
+        let session_upgrade = renewed.as_ref().map(|(_, new_token_hash)| SessionUpgrade {
             token_hash: &session.token_hash,
+            new_token_hash,
             from: Stage::Enrolment,
             expires_at: now + self.stage_ttl(Stage::Authenticated),
         });
@@ -219,6 +227,7 @@ impl Services {
                 Ok(Enrolled::Done {
                     credential_id: id,
                     backup_code: first.then_some(backup_code),
+                    session_token: renewed.map(|(token, _)| token),
                 })
             }
             Added::Gone => Err(Error::Conflict(

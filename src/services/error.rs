@@ -22,6 +22,9 @@ pub enum Error {
     LockedOut { retry_after_secs: i64 },
     #[error("Log in first.")]
     Unauthenticated,
+    /// More than one session cookie came with the request (one may have been planted).
+    #[error("Your browser sent two sessions for this site. Clear this site's cookies, then log in again.")]
+    AmbiguousSession,
     #[error("Complete the second step of your login first.")]
     SecondFactorRequired,
     #[error("Set up two-factor authentication first.")]
@@ -52,6 +55,7 @@ impl Error {
             Error::MalformedCode(_) => "invalid_code_format",
             Error::LockedOut { .. } => "locked_out",
             Error::Unauthenticated => "unauthenticated",
+            Error::AmbiguousSession => "ambiguous_session",
             Error::SecondFactorRequired => "second_factor_required",
             Error::EnrollmentRequired => "enrollment_required",
             Error::Forbidden => "forbidden",

@@ -40,6 +40,13 @@ pub fn session_token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// A new session token and the hash the database keeps of it.
+pub(crate) fn new_session_token() -> Result<(String, Vec<u8>), Error> {
+    let token = random::token()?;
+    let hash = session_token_hash(&token);
+    Ok((token, hash))
+}
+
 /// The service of a stored credential; an unknown one is an error, never "no 2FA".
 fn service_of(account: &Account, credential: &Credential) -> Result<ServiceId, Error> {
     ServiceId::parse(&credential.service).ok_or_else(|| {
@@ -184,10 +191,10 @@ impl Services {
 
     /// Creates a session; returns its token (for the cookie) and the token's hash.
     async fn create_session(&self, account_id: i64, stage: Stage) -> Result<(String, Vec<u8>), Error> {
-        let token = random::token()?;
+        let (token, token_hash) = new_session_token()?;
         let now = self.now();
         let session = Session {
-            token_hash: session_token_hash(&token),
+            token_hash,
             account_id,
             stage,
             csrf_token: random::token()?,
@@ -256,25 +263,28 @@ impl Services {
         };
         let event = format!("login_{}", service.as_str());
         match &result {
-            Ok(()) => self.audit(Some(account.id), &event, "success", remote, None).await,
+            Ok(_) => self.audit(Some(account.id), &event, "success", remote, None).await,
             Err(error) => {
                 self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
                     .await
             }
         }
-        result.map(|()| Verdict::Accepted)
+        result.map(|session_token| Verdict::Accepted { session_token })
     }
 
     /// Records what the accepted answer used up, resets the attempts and completes the
-    /// login, in one transaction (see `store::completion`).
+    /// login under a new session token, in one transaction (see `store::completion`).
+    /// Returns the new token.
     async fn finish_second_step(
         &self,
         session: &Session,
         account: &Account,
         consumption: Consumption<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<String, Error> {
+        let (session_token, new_token_hash) = new_session_token()?;
         let upgrade = SessionUpgrade {
             token_hash: &session.token_hash,
+            new_token_hash: &new_token_hash,
             from: session.stage,
             expires_at: self.now() + self.stage_ttl(Stage::Authenticated),
         };
@@ -289,7 +299,7 @@ impl Services {
             )
             .await?;
         match completion {
-            Completion::Completed => Ok(()),
+            Completion::Completed => Ok(session_token),
             Completion::AlreadyUsed => Err(match consumption {
                 Consumption::Credential { .. } => Error::CodeAlreadyUsed,
                 Consumption::BackupCode { .. } => Error::InvalidBackupCode,
@@ -298,14 +308,15 @@ impl Services {
         }
     }
 
-    /// Step two with the backup code: consumed, and the next one returned to be shown.
+    /// Step two with the backup code: consumed, and the next one returned to be shown, with
+    /// the new session token.
     pub async fn login_with_backup_code(
         &self,
         session: &Session,
         account: &Account,
         input: &str,
         remote: Option<&str>,
-    ) -> Result<BackupCode, Error> {
+    ) -> Result<(BackupCode, String), Error> {
         require_stage(session, Stage::SecondFactor)?;
         let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
@@ -325,7 +336,7 @@ impl Services {
         };
         let event = "login_backup_code";
         match &result {
-            Ok(()) => {
+            Ok(_) => {
                 self.audit(
                     Some(account.id),
                     event,
@@ -340,7 +351,7 @@ impl Services {
                     .await
             }
         }
-        result.map(|()| next)
+        result.map(|session_token| (next, session_token))
     }
 
     pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {

@@ -40,9 +40,10 @@ pub struct Services {
 }
 
 /// How a login's second step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Accepted,
+    /// Signed in, under a new session token (the old one no longer works).
+    Accepted { session_token: String },
     /// Not decided yet (an approval still waiting): ask again later.
     Pending,
 }

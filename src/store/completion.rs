@@ -47,10 +47,12 @@ pub enum Completion {
     SessionGone,
 }
 
-/// The session to move to `Authenticated`.
+/// The session to move to `Authenticated`. It moves under a new token (`new_token_hash`):
+/// whoever held the old one, half-logged-in, holds nothing now.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionUpgrade<'a> {
     pub token_hash: &'a [u8],
+    pub new_token_hash: &'a [u8],
     pub from: Stage,
     pub expires_at: i64,
 }

@@ -229,7 +229,9 @@ impl Store {
             if !finish_login!(tx, enrolment.account_id, enrolment.attempts_factor, enrolment.session) {
                 return Ok(Added::Gone);
             }
-            end_other_sessions!(tx, enrolment.account_id, enrolment.session_hash);
+            // The enrolling session stays, under its new token if the enrolment completed its login.
+            let keep = enrolment.session.map_or(enrolment.session_hash, |s| s.new_token_hash);
+            end_other_sessions!(tx, enrolment.account_id, keep);
             tx.commit().await?;
             Added::Added { id, first: existing == 0 }
         });

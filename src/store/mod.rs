@@ -21,9 +21,10 @@ macro_rules! with_pool {
 }
 
 /// Inside a transaction `$tx` of either backend: resets the account's attempts on `$factor`
-/// and moves `$session` (an `Option<SessionUpgrade>`) to `Authenticated`, only from the stage
-/// it is expected at. Evaluates to false when that session has gone or moved on; the caller
-/// then returns without committing.
+/// and moves `$session` (an `Option<SessionUpgrade>`) to `Authenticated` under its new token,
+/// only from the stage it is expected at; what its old token kept (challenges) goes. Evaluates
+/// to false when that session has gone or moved on; the caller then returns without
+/// committing.
 macro_rules! finish_login {
     ($tx:ident, $account_id:expr, $factor:expr, $session:expr) => {{
         sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND factor = $2")
@@ -33,12 +34,18 @@ macro_rules! finish_login {
             .await?;
         match $session {
             Some(session) => {
+                sqlx::query("DELETE FROM challenges WHERE session_hash = $1")
+                    .bind(session.token_hash)
+                    .execute(&mut *$tx)
+                    .await?;
                 sqlx::query(
-                    "UPDATE sessions SET stage = 'authenticated', expires_at = $3 WHERE token_hash = $1 AND stage = $2",
+                    "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3
+                     WHERE token_hash = $1 AND stage = $2",
                 )
                 .bind(session.token_hash)
                 .bind(session.from.as_str())
                 .bind(session.expires_at)
+                .bind(session.new_token_hash)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected()

@@ -37,6 +37,7 @@ impl Error {
             | Error::Unauthenticated
             | Error::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::AmbiguousSession => StatusCode::BAD_REQUEST,
             Error::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::EnrollmentRequired | Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,

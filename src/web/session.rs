@@ -35,19 +35,29 @@ impl Caller {
     }
 }
 
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE_NAME)
+/// The session cookie's token. Two of them are refused, never resolved by picking one: a
+/// cookie planted from a sibling domain or a path would otherwise decide whose session this is.
+pub fn session_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let mut tokens = cookies(headers, COOKIE_NAME);
+    match (tokens.next(), tokens.next()) {
+        (Some(_), Some(_)) => Err(Error::AmbiguousSession),
+        (first, _) => Ok(first),
+    }
 }
 
-/// The value of the cookie `name`, from any `Cookie` header.
+/// The value of the cookie `name`, from any `Cookie` header (the first, if it is repeated).
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers, name).next()
+}
+
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = String> + 'a {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .filter(move |(key, _)| *key == name)
         .map(|(_, value)| value.to_string())
 }
 
@@ -73,7 +83,7 @@ pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
 }
 
 async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
-    let token = session_token(&parts.headers).ok_or(Error::Unauthenticated)?;
+    let token = session_token(&parts.headers)?.ok_or(Error::Unauthenticated)?;
     let (session, account) = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
     Ok(Caller {
         session,

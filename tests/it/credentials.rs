@@ -342,8 +342,10 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
         expires_at: now + 600,
     };
     let complete = move |session: twofold::store::Session, guard: ReplayGuard, challenge: bool| async move {
+        let renewed: Vec<u8> = session.token_hash.iter().map(|b| b ^ 0xff).collect();
         let upgrade = SessionUpgrade {
             token_hash: &session.token_hash,
+            new_token_hash: &renewed,
             from: Stage::SecondFactor,
             expires_at: now + 3600,
         };

@@ -1,7 +1,7 @@
 //! Adversarial tests: half-logged-in sessions, races, roles, and the API's own rules.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -446,6 +446,154 @@ async fn full_session_with(server: &TestServer, username: &str, secret: &str) ->
     client
 }
 
+/// Sends a JSON request with exactly this `Cookie` header (no cookie store); returns the
+/// answer and the session token the answer sets, if any.
+async fn with_cookie(server: &TestServer, path: &str, cookie: &str, body: Option<Value>) -> (Answer, Option<String>) {
+    let http = reqwest::Client::new();
+    let url = format!("{}{path}", server.base);
+    let request = match body {
+        Some(body) => http.post(url).json(&body),
+        None => http.get(url),
+    };
+    let response = request.header("cookie", cookie).send().await.unwrap();
+    let token = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("twofold_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .filter(|v| !v.is_empty());
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    ((status, body), token)
+}
+
+/// The password step from a client without a cookie store: the half-logged-in token.
+async fn half_token(server: &TestServer, area: &str, username: &str) -> String {
+    let body = json!({"username": username, "password": PASSWORD, "area": area});
+    let (answer, token) = with_cookie(server, "/api/v1/login", "", Some(body)).await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    token.unwrap()
+}
+
+/// ASVS 5.0 §7.2.4: a token someone else holds while the login is half done (copied,
+/// leaked, planted) must not become a signed-in session when the owner completes it.
+async fn the_session_token_is_renewed_when_the_login_completes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (secret, backup) = enrolled_client(&server, "rita").await;
+    let cookie = |token: &str| format!("twofold_session={token}");
+
+    // With a code.
+    server.next_step();
+    let planted = half_token(&server, "client", "rita").await;
+    let code = json!({"code": server.code(&secret, 0)});
+    let (done, renewed) = with_cookie(&server, "/api/v1/login/second-factor", &cookie(&planted), Some(code)).await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    let renewed = renewed.expect("a new session cookie");
+    assert_ne!(renewed, planted);
+    let (stale, _) = with_cookie(&server, "/api/v1/me", &cookie(&planted), None).await;
+    assert_eq!(
+        (stale.0, error_code(&stale)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &cookie(&renewed), None).await.0 .0,
+        StatusCode::OK
+    );
+
+    // With the backup code.
+    let planted = half_token(&server, "client", "rita").await;
+    let body = json!({"backup_code": backup});
+    let (done, renewed) = with_cookie(&server, "/api/v1/login/backup-code", &cookie(&planted), Some(body)).await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    let renewed = renewed.expect("a new session cookie");
+    assert_ne!(renewed, planted);
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &cookie(&planted), None).await.0 .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &cookie(&renewed), None).await.0 .0,
+        StatusCode::OK
+    );
+
+    // A forced user's enrolment, which completes the login.
+    let mut settings = server.app.two_factor_settings().await.unwrap();
+    settings.force_clients = true;
+    let document = serde_json::to_string(&settings).unwrap();
+    server
+        .app
+        .store
+        .put_setting("two_factor", &document, server.now())
+        .await
+        .unwrap();
+    server.client_account("fred").await;
+    let planted = half_token(&server, "client", "fred").await;
+    let (setup, _) = with_cookie(
+        &server,
+        "/api/v1/me/two-factor/totp/enrollment",
+        &cookie(&planted),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(setup.0, StatusCode::OK, "{}", setup.1);
+    let code = json!({"code": server.code(setup.1["secret"].as_str().unwrap(), 0)});
+    let path = "/api/v1/me/two-factor/totp/enrollment/confirm";
+    let (done, renewed) = with_cookie(&server, path, &cookie(&planted), Some(code)).await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    let renewed = renewed.expect("a new session cookie");
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &cookie(&planted), None).await.0 .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &cookie(&renewed), None).await.0 .0,
+        StatusCode::OK
+    );
+}
+
+/// Two session cookies (one planted from a sibling domain, say) are refused, never resolved
+/// by picking one.
+async fn a_request_with_two_session_cookies_is_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.client_account("sam").await;
+    let (answer, token) = with_cookie(
+        &server,
+        "/api/v1/login",
+        "",
+        Some(json!({"username": "sam", "password": PASSWORD, "area": "client"})),
+    )
+    .await;
+    assert_eq!(answer.1["status"], "authenticated");
+    let mine = token.unwrap();
+    let other = half_token(&server, "client", "sam").await;
+    for cookie in [
+        format!("twofold_session={other}; twofold_session={mine}"),
+        format!("twofold_session={mine}; other=1; twofold_session={other}"),
+    ] {
+        let (refused, _) = with_cookie(&server, "/api/v1/me", &cookie, None).await;
+        assert_eq!(
+            (refused.0, error_code(&refused)),
+            (StatusCode::BAD_REQUEST, "ambiguous_session")
+        );
+        let page = reqwest::Client::new()
+            .get(format!("{}/account", server.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        assert!(page.text().await.unwrap().contains("two sessions for this site"));
+    }
+    let alone = format!("twofold_session={mine}");
+    assert_eq!(
+        with_cookie(&server, "/api/v1/me", &alone, None).await.0 .0,
+        StatusCode::OK
+    );
+}
+
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (secret, backup) = enrolled_client(&server, "tina").await;
@@ -500,6 +648,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
     // The session to complete has gone (logged out, expired) between the check and the write.
     let gone = SessionUpgrade {
         token_hash: b"a session that no longer exists",
+        new_token_hash: b"its renewal",
         from: Stage::SecondFactor,
         expires_at: server.now() + 60,
     };
@@ -530,6 +679,8 @@ on_both_backends!(
     control_characters_in_names_are_wrong_names_not_errors,
     a_username_cannot_be_another_accounts_email,
     turning_two_factor_off_or_unlocking_ends_the_users_other_sessions,
+    the_session_token_is_renewed_when_the_login_completes,
+    a_request_with_two_session_cookies_is_refused,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,

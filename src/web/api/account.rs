@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +14,7 @@ use crate::core::policy::{AccountKind, Role, ServiceId};
 use crate::services::enrolment::Enrolled;
 use crate::services::{EnrolmentSetup, Error};
 use crate::web::error::ErrorBody;
-use crate::web::session::{Enrolling, SignedIn};
+use crate::web::session::{session_cookie, Enrolling, SignedIn};
 use crate::web::{qr, ApiJson, ApiJsonOrEmpty};
 
 #[derive(Serialize, ToSchema)]
@@ -198,26 +199,35 @@ pub async fn enrollment_confirm(
     Enrolling(caller): Enrolling,
     Path(service): Path<String>,
     ApiJson(body): ApiJson<AnswerRequest>,
-) -> Result<Json<EnrollmentConfirmResponse>, Error> {
+) -> Result<Response, Error> {
     let service = service_in_path(&service)?;
     let enrolled = app
         .confirm_enrolment(&caller.session, &caller.account, service, &body.into(), caller.remote())
         .await?;
-    Ok(Json(match enrolled {
+    Ok(match enrolled {
         Enrolled::Done {
             credential_id,
             backup_code,
-        } => EnrollmentConfirmResponse {
-            status: EnrollmentStatus::Enabled,
-            credential_id: Some(credential_id),
-            backup_code: backup_code.map(|code| code.display()),
-        },
-        Enrolled::Pending => EnrollmentConfirmResponse {
+            session_token,
+        } => {
+            let answer = Json(EnrollmentConfirmResponse {
+                status: EnrollmentStatus::Enabled,
+                credential_id: Some(credential_id),
+                backup_code: backup_code.map(|code| code.display()),
+            });
+            // A forced user's enrolment completed the login, under a new session token.
+            match session_token {
+                Some(token) => (session_cookie(&app, Some(&token)), answer).into_response(),
+                None => answer.into_response(),
+            }
+        }
+        Enrolled::Pending => Json(EnrollmentConfirmResponse {
             status: EnrollmentStatus::Pending,
             credential_id: None,
             backup_code: None,
-        },
-    }))
+        })
+        .into_response(),
+    })
 }
 
 #[derive(Deserialize, ToSchema)]

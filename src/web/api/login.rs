@@ -135,11 +135,20 @@ pub async fn second_factor(
             caller.remote(),
         )
         .await?;
-    let status = match verdict {
-        Verdict::Accepted => LoginStatus::Authenticated,
-        Verdict::Pending => LoginStatus::SecondFactorRequired,
-    };
-    Ok(Json(StatusResponse { status }).into_response())
+    Ok(match verdict {
+        // The session continues under a new token: the half-logged-in one no longer works.
+        Verdict::Accepted { session_token } => (
+            session_cookie(&app, Some(&session_token)),
+            Json(StatusResponse {
+                status: LoginStatus::Authenticated,
+            }),
+        )
+            .into_response(),
+        Verdict::Pending => Json(StatusResponse {
+            status: LoginStatus::SecondFactorRequired,
+        })
+        .into_response(),
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -154,21 +163,23 @@ pub struct BackupCodeLoginResponse {
     new_backup_code: String,
 }
 
-/// Step two with the backup code; answers with the next backup code.
+/// Step two with the backup code; answers with the next backup code, and sets the new
+/// session cookie.
 #[utoipa::path(post, path = "/api/v1/login/backup-code", request_body = BackupCodeRequest,
     responses((status = 200, body = BackupCodeLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn backup_code(
     State(app): State<App>,
     AwaitingSecondFactor(caller): AwaitingSecondFactor,
     ApiJson(body): ApiJson<BackupCodeRequest>,
-) -> Result<Json<BackupCodeLoginResponse>, Error> {
-    let next = app
+) -> Result<Response, Error> {
+    let (next, session_token) = app
         .login_with_backup_code(&caller.session, &caller.account, &body.backup_code, caller.remote())
         .await?;
-    Ok(Json(BackupCodeLoginResponse {
+    let answer = Json(BackupCodeLoginResponse {
         status: LoginStatus::Authenticated,
         new_backup_code: next.display(),
-    }))
+    });
+    Ok((session_cookie(&app, Some(&session_token)), answer).into_response())
 }
 
 /// Ends the session, whatever its stage.

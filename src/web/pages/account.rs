@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::login::BackupCodePage;
+use super::login::{signed_in, BackupCodePage};
 use super::{error_page, render, see_other, Area, Layout, MaybeCaller, Moment, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
@@ -231,17 +231,26 @@ pub async fn confirm<const ADMIN: bool>(
     match result {
         Ok(Enrolled::Done {
             backup_code: Some(backup_code),
+            session_token,
             ..
-        }) => render(
-            StatusCode::OK,
-            BackupCodePage {
-                layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
-                heading: "Two-Factor Authentication is on",
-                explanation: "From now on, you will enter a code from your authenticator app every time you log in.",
-                backup_code: backup_code.display(),
-                continue_url: area.home(),
-            },
-        ),
+        }) => {
+            let page = render(
+                StatusCode::OK,
+                BackupCodePage {
+                    layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
+                    heading: "Two-Factor Authentication is on",
+                    explanation:
+                        "From now on, you will enter a code from your authenticator app every time you log in.",
+                    backup_code: backup_code.display(),
+                    continue_url: area.home(),
+                },
+            );
+            // A forced user's enrolment completed the login, under a new session token.
+            match session_token {
+                Some(token) => signed_in(&app, page, &token),
+                None => page,
+            }
+        }
         Ok(Enrolled::Done { backup_code: None, .. }) => {
             account_form_after(&app, area, &caller, Ok("Your new authenticator is ready to use.")).await
         }

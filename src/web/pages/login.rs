@@ -13,7 +13,7 @@ use super::{
 };
 use crate::app::App;
 use crate::core::policy::{NextStep, ServiceId};
-use crate::services::{Answer, Challenge, Error};
+use crate::services::{Answer, Challenge, Error, Verdict};
 use crate::store::Stage;
 use crate::web::session::{session_cookie, Caller};
 use crate::web::Remote;
@@ -255,8 +255,8 @@ pub async fn code<const ADMIN: bool>(
         )
         .await;
     match result {
-        Ok(crate::services::Verdict::Accepted) => see_other(area.home()),
-        Ok(crate::services::Verdict::Pending) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
+        Ok(Verdict::Accepted { session_token }) => signed_in(&app, see_other(area.home()), &session_token),
+        Ok(Verdict::Pending) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
             let status = error.status();
@@ -318,17 +318,20 @@ pub async fn backup<const ADMIN: bool>(
         .login_with_backup_code(&caller.session, &caller.account, &form.backup_code, caller.remote())
         .await;
     match result {
-        Ok(next) => render(
-            StatusCode::OK,
-            BackupCodePage {
-                layout: Layout::new(&app, area, "Your new Backup Code", None),
-                heading: "Your new Backup Code",
-                explanation:
-                    "You logged in with your backup code, which cannot be used again. This is your new backup code.",
-                backup_code: next.display(),
-                continue_url: area.home(),
-            },
-        ),
+        Ok((next, session_token)) => {
+            let page = render(
+                StatusCode::OK,
+                BackupCodePage {
+                    layout: Layout::new(&app, area, "Your new Backup Code", None),
+                    heading: "Your new Backup Code",
+                    explanation:
+                        "You logged in with your backup code, which cannot be used again. This is your new backup code.",
+                    backup_code: next.display(),
+                    continue_url: area.home(),
+                },
+            );
+            signed_in(&app, page, &session_token)
+        }
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
             let status = error.status();
@@ -343,6 +346,12 @@ pub async fn backup<const ADMIN: bool>(
             )
         }
     }
+}
+
+/// The page after a completed login, with the cookie of the session's new token.
+pub fn signed_in(app: &App, mut page: Response, session_token: &str) -> Response {
+    page.headers_mut().extend(session_cookie(app, Some(session_token)));
+    page
 }
 
 #[derive(Deserialize)]

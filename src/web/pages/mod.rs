@@ -239,8 +239,10 @@ impl FromRequestParts<App> for MaybeCaller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
-        let Some(token) = session_token(&parts.headers) else {
-            return Ok(MaybeCaller(None));
+        let token = match session_token(&parts.headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(MaybeCaller(None)),
+            Err(error) => return Err(error_page(app, Area::of::<false>(), None, error)),
         };
         match app.session(&token).await {
             Ok(found) => Ok(MaybeCaller(found.map(|(session, account)| Caller {
