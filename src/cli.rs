@@ -330,6 +330,20 @@ fn read_password(path: &PathBuf) -> anyhow::Result<String> {
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
+/// A write beyond the process's file-size limit (`ulimit -f`) raises SIGXFSZ, which would
+/// end the server; with it handled, the write fails instead, and the server answers 503 until
+/// the database can be written again.
+fn survive_file_size_limits() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut exceeded = signal(SignalKind::from_raw(libc::SIGXFSZ))?;
+    tokio::spawn(async move {
+        while exceeded.recv().await.is_some() {
+            tracing::error!("a write went beyond the file-size limit: the database cannot be written");
+        }
+    });
+    Ok(())
+}
+
 async fn serve(app: App) -> anyhow::Result<()> {
     if let Some(path) = app.prepare_setup_token().await? {
         tracing::warn!(
@@ -338,6 +352,7 @@ async fn serve(app: App) -> anyhow::Result<()> {
              (or run `twofold admin create`)"
         );
     }
+    survive_file_size_limits()?;
     let listener = tokio::net::TcpListener::bind(app.config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;

@@ -84,8 +84,10 @@ impl Store {
         .bind(new.email.map(login_key))
         .bind(new.password_hash)
         .bind(now)
-        .fetch_optional(pool)
-        .await?);
+        .fetch_all(pool) // to completion, so a failed commit is reported (see count_attempt)
+        .await?
+        .into_iter()
+        .next());
         id.ok_or(StoreError::Conflict)
     }
 

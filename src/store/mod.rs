@@ -116,12 +116,22 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.message().contains("database is locked") => {
                 StoreError::Unavailable(error.to_string())
             }
-            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
-            // intervention such as a shutdown (57).
+            // SQLite cannot write: read-only (8), I/O error (10), full (13), cannot open (14),
+            // whatever the extended code.
             sqlx::Error::Database(db)
                 if db
                     .code()
-                    .is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class))) =>
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| [8, 10, 13, 14].contains(&(code & 0xff))) =>
+            {
+                StoreError::Unavailable(error.to_string())
+            }
+            // PostgreSQL: connection exceptions (08), a read-only transaction (25006),
+            // insufficient resources (53), operator intervention such as a shutdown (57).
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| {
+                    code == "25006" || ["08", "53", "57"].iter().any(|class| code.starts_with(class))
+                }) =>
             {
                 StoreError::Unavailable(error.to_string())
             }
@@ -233,9 +243,14 @@ impl Store {
         .bind(factor)
         .bind(now)
         .bind(window_secs)
-        .fetch_one(pool)
+        // Run to completion, not just to the first row: SQLite reports a failed commit (a
+        // full disk, a read-only file) only when the statement finishes, and an attempt that
+        // was not counted must not be checked.
+        .fetch_all(pool)
         .await?);
-        Ok(row)
+        row.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))
     }
 
     /// Clears the count for one factor (after a success) or all (an administrator's unlock).

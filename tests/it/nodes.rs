@@ -53,6 +53,10 @@ impl Drop for Node {
 }
 
 impl Node {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `kill -9`: no shutdown, no cleanup.
     fn kill_hard(&mut self) {
         self.child.kill().unwrap();
@@ -690,4 +694,112 @@ impl Drop for Nginx {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// A code no step near now has (so it is wrong, not "out of sync").
+fn far_wrong_code(secret: &str) -> String {
+    let near: Vec<String> = (-25..=25).map(|delta| code(secret, delta)).collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+/// When the database refuses writes, an attempt that cannot be counted is not checked:
+/// wrong codes, wrong passwords and the right code alike answer 503 (never a 401 that a
+/// guesser could keep receiving without limit, never a 500); once writes work again the
+/// login completes, and none of the refused attempts was counted.
+async fn a_database_that_refuses_writes_is_unavailable(cluster: Cluster, refuse_writes: impl Fn(&Node, bool)) {
+    cluster.create_client("wendy");
+    let node = cluster.node("a");
+    let (secret, _) = enrol(&node, "wendy").await;
+    let next = code(&secret, 1);
+    let half = node.client();
+    assert_eq!(
+        half.login("client", "wendy").await.1["status"],
+        "second_factor_required"
+    );
+
+    refuse_writes(&node, true);
+    let unavailable = |answer: &crate::support::Answer| {
+        (answer.0, error_code(answer)) == (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
+    };
+    for attempt in 0..7 {
+        let wrong = half
+            .post("/api/v1/login/second-factor", json!({"code": far_wrong_code(&secret)}))
+            .await;
+        assert!(unavailable(&wrong), "wrong code #{attempt}: {wrong:?}");
+        let password = node.client().login_with("client", "wendy", "wrong password!").await;
+        assert!(unavailable(&password), "wrong password #{attempt}: {password:?}");
+    }
+    let right = half.post("/api/v1/login/second-factor", json!({"code": next})).await;
+    assert!(unavailable(&right), "the right code: {right:?}");
+
+    refuse_writes(&node, false);
+    let right = half.post("/api/v1/login/second-factor", json!({"code": next})).await;
+    assert_eq!(right.0, StatusCode::OK, "{right:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_beyond_its_file_size_limit_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::on(format!("sqlite://{}", dir.path().join("twofold.db").display()), &[]);
+    a_database_that_refuses_writes_is_unavailable(cluster, |node, refuse| {
+        // The soft limit only: no write to any file can succeed while it is 0.
+        let limit = if refuse { "--fsize=0:" } else { "--fsize=unlimited:" };
+        let status = Command::new("prlimit")
+            .args(["--pid", &node.pid().to_string(), limit])
+            .status()
+            .expect("prlimit (util-linux) runs");
+        assert!(status.success());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_in_read_only_mode_is_unavailable() {
+    use sqlx::{Connection, Executor};
+    let base = crate::support::postgres_base_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let name = format!(
+        "twofold_read_only_{}",
+        data_encoding::HEXLOWER.encode(&twofold::random::bytes::<6>().unwrap())
+    );
+    let admin_url = format!("{server}/postgres");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    let cluster = Cluster::on(format!("{server}/{name}"), &[]);
+    let switch = |refuse: bool| {
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // The switch runs on its own thread and runtime: the test's runtime is busy awaiting.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+                let setting = if refuse {
+                    "SET default_transaction_read_only = on"
+                } else {
+                    "RESET default_transaction_read_only"
+                };
+                admin
+                    .execute(format!("ALTER DATABASE {name} {setting}").as_str())
+                    .await
+                    .unwrap();
+                // The node's open connections keep their old setting: end them.
+                admin
+                    .execute(
+                        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                            .as_str(),
+                    )
+                    .await
+                    .unwrap();
+            })
+        })
+        .join()
+        .unwrap();
+    };
+    a_database_that_refuses_writes_is_unavailable(cluster, |_, refuse| switch(refuse)).await;
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
 }
