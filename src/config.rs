@@ -167,4 +167,21 @@ impl Config {
             .as_deref()
             .is_some_and(|url| url.starts_with("https://"))
     }
+
+    /// A cookie's name: over TLS with the `__Host-` prefix, which browsers only accept from
+    /// this very host, over TLS, for the whole site (no sibling domain can plant it).
+    pub fn cookie_name(&self, name: &str) -> String {
+        match self.secure_cookies() {
+            true => format!("__Host-{name}"),
+            false => name.to_string(),
+        }
+    }
+
+    /// The `; Secure` attribute, over TLS.
+    pub fn cookie_security(&self) -> &'static str {
+        match self.secure_cookies() {
+            true => "; Secure",
+            false => "",
+        }
+    }
 }

@@ -26,12 +26,20 @@ use error::error_response;
 
 /// The whole application's routes.
 pub fn router(app: App) -> Router {
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api::routes())
         .merge(pages::routes())
         .route("/api/openapi.json", get(api::openapi))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(app.clone(), same_origin_only))
+        .layer(middleware::from_fn_with_state(app.clone(), known_host_only))
+        // Load balancers check health by address, whatever the Host.
+        .route("/healthz", get(|| async { "ok" }));
+    // Over TLS, browsers are told to come back over TLS only.
+    let router = match app.config.secure_cookies() {
+        true => router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000")),
+        false => router,
+    };
+    router
         .layer(header_layer(header::CACHE_CONTROL, "no-store"))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
@@ -61,6 +69,40 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Without `public_url`, answers only requests addressed to a loopback name or to the
+/// address Twofold listens on: a page on another site whose name was made to resolve to this
+/// server (DNS rebinding) gets nothing. With `public_url`, the reverse proxy in front decides.
+async fn known_host_only(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if app.config.public_url.is_some() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|host| url::Url::parse(&format!("http://{host}")).ok())
+        .and_then(|url| url.host().map(|h| h.to_owned()));
+    let known = match host {
+        None => request.headers().get(header::HOST).is_none(),
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || std::net::IpAddr::V4(ip) == app.config.listen.ip(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || std::net::IpAddr::V6(ip) == app.config.listen.ip(),
+    };
+    if !known {
+        tracing::warn!(host = ?request.headers().get(header::HOST), "refused a request for another host name");
+        return error_response(
+            StatusCode::MISDIRECTED_REQUEST,
+            "unknown_host",
+            "This server answers to its own address only. Set public_url to the address users reach it by.".into(),
+        );
+    }
+    next.run(request).await
 }
 
 /// Refuses state-changing calls (API and forms) made by another site's page (CSRF): browsers send

@@ -1,5 +1,6 @@
-//! Sessions over HTTP: the `twofold_session` cookie (HttpOnly, SameSite=Lax, Secure over
-//! TLS) names a row in the database; the token itself is never stored.
+//! Sessions over HTTP: the `twofold_session` cookie (HttpOnly, SameSite=Lax; over TLS Secure
+//! and named `__Host-twofold_session`) names a row in the database; the token itself is
+//! never stored.
 //!
 //! Extractors state what a handler needs, and refuse the rest before the handler runs:
 //! - [`SignedIn`]: both factors done. A half-logged-in session gets 401
@@ -37,8 +38,9 @@ impl Caller {
 
 /// The session cookie's token. Two of them are refused, never resolved by picking one: a
 /// cookie planted from a sibling domain or a path would otherwise decide whose session this is.
-pub fn session_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let mut tokens = cookies(headers, COOKIE_NAME);
+pub fn session_token(app: &App, headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let name = app.config.cookie_name(COOKIE_NAME);
+    let mut tokens = cookies(headers, &name);
     match (tokens.next(), tokens.next()) {
         (Some(_), Some(_)) => Err(Error::AmbiguousSession),
         (first, _) => Ok(first),
@@ -70,10 +72,10 @@ pub fn remote_addr(parts: &Parts) -> Option<String> {
 
 /// `Set-Cookie` for a new session, or (with `None`) to delete it.
 pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
-    let secure = if app.config.secure_cookies() { "; Secure" } else { "" };
+    let (name, secure) = (app.config.cookie_name(COOKIE_NAME), app.config.cookie_security());
     let value = match token {
-        Some(token) => format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"),
-        None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+        Some(token) => format!("{name}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     };
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&value) {
@@ -83,7 +85,7 @@ pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
 }
 
 async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
-    let token = session_token(&parts.headers)?.ok_or(Error::Unauthenticated)?;
+    let token = session_token(app, &parts.headers)?.ok_or(Error::Unauthenticated)?;
     let (session, account) = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
     Ok(Caller {
         session,

@@ -273,11 +273,86 @@ async fn behind_tls_cookies_are_secure_and_only_the_public_origin_may_post(backe
     );
     let accepted = login("https://2fa.example.com").await.unwrap();
     assert_eq!(accepted.status(), StatusCode::OK);
-    let cookie = accepted.headers()["set-cookie"].to_str().unwrap();
+    assert_eq!(
+        accepted.headers()["strict-transport-security"],
+        "max-age=63072000",
+        "over TLS, browsers are told to stay on TLS"
+    );
+    let cookie = accepted.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
-        cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        cookie.starts_with("__Host-twofold_session=")
+            && cookie.contains("; Path=/;")
+            && cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && !cookie.contains("Domain="),
         "{cookie}"
     );
+    // The prefixed cookie is the session; one without the prefix (which a sibling domain
+    // could plant) is not looked at.
+    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let me = |cookie: String| {
+        raw.get(format!("{}/api/v1/me", server.base))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(
+        me(format!("__Host-twofold_session={token}")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        me(format!("twofold_session={token}")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The login form's CSRF cookie is Secure and prefixed too.
+    let form = raw.get(format!("{}/login", server.base)).send().await.unwrap();
+    let csrf = form.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        csrf.starts_with("__Host-twofold_csrf=") && csrf.contains("; Secure"),
+        "{csrf}"
+    );
+}
+
+/// DNS rebinding: without `public_url`, a request addressed to another name (a page on an
+/// attacker's site whose name now resolves here) is refused; loopback names are served.
+async fn without_a_public_url_only_local_host_names_are_answered(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let raw = reqwest::Client::new();
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let get = |host: String, path: &'static str| raw.get(format!("{}{path}", server.base)).header("host", host).send();
+    for host in ["evil.example", "evil.example:80", "10.1.2.3", "localhost.evil.example"] {
+        let refused = get(host.to_string(), "/login").await.unwrap();
+        assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unknown_host");
+        assert_eq!(
+            get(host.to_string(), "/api/v1/me").await.unwrap().status(),
+            StatusCode::MISDIRECTED_REQUEST
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]".to_string(),
+        "app.localhost".to_string(),
+    ] {
+        assert_eq!(
+            get(host.clone(), "/login").await.unwrap().status(),
+            StatusCode::OK,
+            "{host}"
+        );
+    }
+    assert_eq!(
+        get("evil.example".into(), "/healthz").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let csrf = raw.get(format!("{}/login", server.base)).send().await.unwrap();
+    let cookie = csrf.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("twofold_csrf=") && !cookie.contains("Secure"),
+        "plain HTTP: {cookie}"
+    );
+    assert!(csrf.headers().get("strict-transport-security").is_none());
 }
 
 async fn unknown_users_and_wrong_passwords_look_the_same(backend: Backend) {
@@ -681,6 +756,7 @@ on_both_backends!(
     turning_two_factor_off_or_unlocking_ends_the_users_other_sessions,
     the_session_token_is_renewed_when_the_login_completes,
     a_request_with_two_session_cookies_is_refused,
+    without_a_public_url_only_local_host_names_are_answered,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,

@@ -56,7 +56,7 @@ struct SetupPage {
 }
 
 fn setup_form(app: &App, headers: &HeaderMap, status: StatusCode, username: String, error: Option<String>) -> Response {
-    let (csrf, cookie) = match anonymous_csrf(headers) {
+    let (csrf, cookie) = match anonymous_csrf(app, headers) {
         Ok(found) => found,
         Err(error) => return error_page(app, ADMIN, None, error),
     };
@@ -92,7 +92,7 @@ pub async fn setup(
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Response {
-    let result = match check_anonymous_csrf(&headers, &form.csrf) {
+    let result = match check_anonymous_csrf(&app, &headers, &form.csrf) {
         Ok(()) => {
             app.setup_first_admin(&form.setup_token, &form.username, &form.password, remote.as_deref())
                 .await

@@ -36,7 +36,7 @@ fn login_form(
     username: String,
     error: Option<String>,
 ) -> Response {
-    let (csrf, cookie) = match anonymous_csrf(headers) {
+    let (csrf, cookie) = match anonymous_csrf(app, headers) {
         Ok(found) => found,
         Err(error) => return error_page(app, area, None, error),
     };
@@ -93,7 +93,7 @@ pub async fn login<const ADMIN: bool>(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    if let Err(error) = check_anonymous_csrf(&headers, &form.csrf) {
+    if let Err(error) = check_anonymous_csrf(&app, &headers, &form.csrf) {
         return login_form(
             &app,
             area,

@@ -239,7 +239,7 @@ impl FromRequestParts<App> for MaybeCaller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
-        let token = match session_token(&parts.headers) {
+        let token = match session_token(app, &parts.headers) {
             Ok(Some(token)) => token,
             Ok(None) => return Ok(MaybeCaller(None)),
             Err(error) => return Err(error_page(app, Area::of::<false>(), None, error)),
@@ -304,18 +304,20 @@ fn check_csrf(caller: &Caller, submitted: &str) -> Result<(), Error> {
 const CSRF_COOKIE: &str = "twofold_csrf";
 
 /// The double-submit token for forms shown before login: reused from its cookie, or new.
-pub fn anonymous_csrf(headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Error> {
-    if let Some(token) = cookie(headers, CSRF_COOKIE) {
+pub fn anonymous_csrf(app: &App, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), Error> {
+    let name = app.config.cookie_name(CSRF_COOKIE);
+    if let Some(token) = cookie(headers, &name) {
         return Ok((token, None));
     }
     let token = random::token()?;
-    let cookie = HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"))
+    let secure = app.config.cookie_security();
+    let cookie = HeaderValue::from_str(&format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"))
         .map_err(|e| Error::Internal(e.to_string()))?;
     Ok((token, Some(cookie)))
 }
 
-pub fn check_anonymous_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), Error> {
-    match cookie(headers, CSRF_COOKIE) {
+pub fn check_anonymous_csrf(app: &App, headers: &HeaderMap, submitted: &str) -> Result<(), Error> {
+    match cookie(headers, &app.config.cookie_name(CSRF_COOKIE)) {
         Some(token) if bool::from(token.as_bytes().ct_eq(submitted.as_bytes())) => Ok(()),
         _ => Err(Error::Validation(
             "This form has expired. Reload the page and try again.".into(),
