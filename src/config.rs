@@ -27,6 +27,11 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Longest a request waits for a database connection before it is answered 503.
     pub database_acquire_timeout_secs: u64,
+    /// Longest a client may take to send a request's headers, and then its body: a slow or
+    /// stalled client is disconnected instead of holding a connection.
+    pub http_read_timeout_secs: u64,
+    /// Most client connections served at once; more wait to be accepted.
+    pub http_max_connections: usize,
     /// The master key (base64 of 32 bytes) that seals secrets at rest. Prefer
     /// `master_key_file`; when neither is set, one is generated in `<data_dir>/master.key`.
     #[serde(skip_serializing)]
@@ -52,6 +57,8 @@ impl Default for Config {
             database_url: None,
             database_max_connections: 10,
             database_acquire_timeout_secs: 5,
+            http_read_timeout_secs: 10,
+            http_max_connections: 1024,
             master_key: None,
             master_key_file: None,
             public_url: None,
@@ -108,6 +115,9 @@ impl Config {
         let fail = |message: &str| Err(ConfigError(message.to_string()));
         if self.issuer.trim().is_empty() || self.issuer.contains(':') {
             return fail("issuer must be non-empty and contain no ':' (otpauth label rule)");
+        }
+        if !(1..=300).contains(&self.http_read_timeout_secs) || self.http_max_connections == 0 {
+            return fail("http_read_timeout_secs must be 1 to 300, and http_max_connections at least 1");
         }
         if self.session_ttl_secs < 60 {
             return fail("session_ttl_secs must be at least 60");

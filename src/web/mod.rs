@@ -9,8 +9,9 @@ pub mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -19,6 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::App;
@@ -57,18 +59,71 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, then lets the requests under way finish. A client gets
+/// `http_read_timeout_secs` to send its headers (and as long again for its body), and at
+/// most `http_max_connections` are served at once: a slow or stalled client cannot hold the
+/// server's connections.
 pub async fn serve(
     app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let read_timeout = std::time::Duration::from_secs(app.config.http_read_timeout_secs);
+    let slots = Arc::new(Semaphore::new(app.config.http_max_connections));
+    let router = router(app).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(read_timeout));
+    let mut connections = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = accept(&listener, &slots) => accepted,
+        };
+        let Some((stream, remote, slot)) = accepted else {
+            continue;
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(
+            connections
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            // A client that goes away or times out is its own business, not an error.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The next connection, once a slot is free; `None` when accepting failed (logged).
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, remote)) => Some((stream, remote, slot)),
+        Err(error) => {
+            tracing::warn!(%error, "could not accept a connection");
+            // Out of file descriptors, say: give the system a moment.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            None
+        }
+    }
 }
 
 /// Without `public_url`, answers only requests addressed to a loopback name or to the
@@ -153,6 +208,18 @@ fn origin_allowed(app: &App, origin: &str, host: Option<&str>) -> bool {
         .any(|candidate| candidate.origin() == origin)
 }
 
+/// Whether the body was cut off by the read timeout (see `serve`).
+fn body_timed_out(rejection: &axum::extract::rejection::JsonRejection) -> bool {
+    let mut source = std::error::Error::source(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// A JSON body: only `application/json` is accepted; malformed bodies are a 400 with the
 /// reason, never a 500.
 pub struct ApiJson<T>(pub T);
@@ -176,6 +243,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if body_timed_out(&rejection) => Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request's body did not arrive in time.".into(),
+            )),
             Err(rejection) => Err(error_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",

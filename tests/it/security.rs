@@ -767,3 +767,79 @@ on_both_backends!(
     behind_tls_cookies_are_secure_and_only_the_public_origin_may_post,
     secrets_are_sealed_at_rest_and_never_logged_in_the_audit,
 );
+
+mod slow_clients {
+    //! A slow or stalled client cannot hold the server's connections (issue 15, item 8).
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::*;
+
+    fn address(server: &TestServer) -> String {
+        server.base.trim_start_matches("http://").to_string()
+    }
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn until_closed(stream: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the server still holds the connection after 20 s");
+        String::from_utf8_lossy(&answer).to_string()
+    }
+
+    async fn headers_or_body_sent_too_slowly_end_the_connection(backend: Backend) {
+        let server = TestServer::start_with(backend, |config| config.http_read_timeout_secs = 1).await;
+        // Headers that never end.
+        let mut stalled = TcpStream::connect(address(&server)).await.unwrap();
+        stalled
+            .write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        until_closed(&mut stalled).await;
+        // A body that never comes: the request is refused (408) and the connection ends.
+        let mut stalled = TcpStream::connect(address(&server)).await.unwrap();
+        let head = "POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"user";
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut stalled).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        // Nothing else was disturbed.
+        assert_eq!(
+            reqwest::get(format!("{}/healthz", server.base)).await.unwrap().status(),
+            200
+        );
+    }
+
+    async fn connections_beyond_the_limit_wait_for_a_free_one(backend: Backend) {
+        let server = TestServer::start_with(backend, |config| {
+            config.http_max_connections = 2;
+            config.http_read_timeout_secs = 60;
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+            held.push(stream);
+        }
+        let waiting = tokio::spawn(reqwest::get(format!("{}/healthz", server.base)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a third connection was served beside two held ones"
+        );
+        drop(held);
+        let answer = tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status(), 200, "served once a connection was free");
+    }
+
+    on_both_backends!(
+        headers_or_body_sent_too_slowly_end_the_connection,
+        connections_beyond_the_limit_wait_for_a_free_one,
+    );
+}
