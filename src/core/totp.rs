@@ -77,8 +77,10 @@ pub enum Rejection {
     Invalid,
     #[error("the code was already used")]
     AlreadyUsed,
+    /// The code is the device's for `step`, `offset` steps from the server's: a real device
+    /// whose clock is off, or a guess that happened to match a nearby step (see the factor).
     #[error("the code belongs to a time too far from the server's clock")]
-    OutOfSync,
+    OutOfSync { step: i64, offset: i64 },
     #[error(transparent)]
     EmptyKey(#[from] EmptyKey),
 }
@@ -138,7 +140,10 @@ pub fn verify(
     for step in server_step - DIAGNOSTIC_STEPS..=server_step + DIAGNOSTIC_STEPS {
         if matches(step)? {
             return Err(if is_unused(step) {
-                Rejection::OutOfSync
+                Rejection::OutOfSync {
+                    step,
+                    offset: step - server_step,
+                }
             } else {
                 Rejection::AlreadyUsed
             });
@@ -227,7 +232,7 @@ mod tests {
     #[test]
     fn code_two_steps_old_is_out_of_sync_not_accepted() {
         let got = check(&code_for(NOW, -2), VerifyPolicy::default(), CredentialState::default());
-        assert_eq!(got, Err(Rejection::OutOfSync));
+        assert!(matches!(got, Err(Rejection::OutOfSync { offset: -2, .. })), "{got:?}");
     }
 
     #[test]
@@ -237,13 +242,20 @@ mod tests {
             max_drift: 0,
         };
         assert!(check(&code_for(NOW, 0), strict, CredentialState::default()).is_ok());
+        let step = step_at(NOW, 30);
         assert_eq!(
             check(&code_for(NOW, -1), strict, CredentialState::default()),
-            Err(Rejection::OutOfSync)
+            Err(Rejection::OutOfSync {
+                step: step - 1,
+                offset: -1
+            })
         );
         assert_eq!(
             check(&code_for(NOW, 1), strict, CredentialState::default()),
-            Err(Rejection::OutOfSync)
+            Err(Rejection::OutOfSync {
+                step: step + 1,
+                offset: 1
+            })
         );
     }
 
@@ -269,10 +281,10 @@ mod tests {
     fn drift_is_remembered_and_bounded() {
         // A device two steps fast: refused while the offset is 0 ...
         let fresh = CredentialState::default();
-        assert_eq!(
+        assert!(matches!(
             check(&code_for(NOW, 2), VerifyPolicy::default(), fresh),
-            Err(Rejection::OutOfSync)
-        );
+            Err(Rejection::OutOfSync { offset: 2, .. })
+        ));
         // ... accepted once the account learned it is one step fast.
         let learned = CredentialState {
             last_used_step: None,
@@ -285,10 +297,10 @@ mod tests {
             last_used_step: None,
             clock_offset: 50,
         };
-        assert_eq!(
+        assert!(matches!(
             check(&code_for(NOW, 4), VerifyPolicy::default(), wild),
-            Err(Rejection::OutOfSync)
-        );
+            Err(Rejection::OutOfSync { offset: 4, .. })
+        ));
         let accepted = check(&code_for(NOW, 3), VerifyPolicy::default(), wild).unwrap();
         assert_eq!(accepted.clock_offset, 2, "offset recorded is within max_drift");
     }

@@ -174,7 +174,7 @@ impl Services {
         let new = match self.factor(service).finish_enrolment(&cx, &kept.sealed, answer).await {
             Ok(Progress::Done(new)) => new,
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
-            Err(error) => {
+            Ok(Progress::Refused { error, .. }) | Err(error) => {
                 self.audit(
                     Some(account.id),
                     "enrolment_confirm",

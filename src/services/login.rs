@@ -259,6 +259,18 @@ impl Services {
                 self.finish_second_step(session, account, consumption).await
             }
             Ok(Progress::Pending) => return Ok(Verdict::Pending),
+            Ok(Progress::Refused { error, keep }) => {
+                let kept = StoredChallenge {
+                    service: service.as_str().into(),
+                    label: None,
+                    sealed: keep,
+                };
+                let expires_at = cx.now + self.config.login_step_ttl_secs;
+                self.store
+                    .put_challenge(&session.token_hash, Purpose::Login, &kept, expires_at)
+                    .await?;
+                Err(error)
+            }
             Err(error) => Err(error),
         };
         let event = format!("login_{}", service.as_str());

@@ -83,7 +83,8 @@ async fn admin_enrols_in_totp_and_then_needs_both_factors(backend: Backend) {
 }
 
 async fn codes_are_single_use_and_old_codes_are_out_of_sync(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    // Lockout (tested on its own) is raised: every answer below must reach the code check.
+    let server = TestServer::start_with(backend, |config| config.lockout.max_failures = 20).await;
     let (secret, _) = enrolled_client(&server, "carol").await;
     let client = server.client();
 
@@ -110,10 +111,23 @@ async fn codes_are_single_use_and_old_codes_are_out_of_sync(backend: Backend) {
         .unwrap()
         .contains("already been used"));
 
-    // A code from two steps ago (never used): refused, and the message points at the clocks.
+    // A code from two steps ago (never used) is refused as any wrong code: a guess that
+    // matched a nearby step must learn nothing. The device's next code, at the same offset,
+    // is the evidence of a clock that is off, and the message then points at the clocks.
     for _ in 0..3 {
         server.next_step();
     }
+    let wrong_answer = other
+        .post(
+            "/api/v1/login/second-factor",
+            json!({"code": wrong_code(&server, &secret)}),
+        )
+        .await;
+    let stale = other
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, -2)}))
+        .await;
+    assert_eq!(stale, wrong_answer, "a far match answers exactly as a wrong code");
+    server.next_step();
     let stale = other
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, -2)}))
         .await;
@@ -183,13 +197,48 @@ async fn a_drifting_phone_keeps_working_within_the_bound(backend: Backend) {
             .await;
         assert_eq!(answer.0, StatusCode::OK, "{steps_ahead} steps ahead: {}", answer.1);
     }
-    // Beyond the bound (max_drift 2 + window 1): refused however it got there.
+    // Beyond the bound (max_drift 2 + window 1): refused however it got there; said to be
+    // out of sync once the phone's next code shows the same offset.
     server.next_step();
     client.login("client", "dora").await;
     let far = client
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 4)}))
         .await;
+    assert_eq!(error_code(&far), "invalid_code");
+    server.next_step();
+    let far = client
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 4)}))
+        .await;
     assert_eq!(error_code(&far), "code_out_of_sync");
+}
+
+/// The "out of sync" answer is no guessing oracle: far matches at different offsets, or the
+/// same code again, or a far match made in another session, never earn it.
+async fn out_of_sync_is_said_only_on_a_second_code_at_the_same_offset(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.lockout.max_failures = 50).await;
+    let (secret, _) = enrolled_client(&server, "gus").await;
+    let guesser = server.client();
+    guesser.login("client", "gus").await;
+    let try_code = |client: &Client, steps: i64| {
+        let code = server.code(&secret, steps);
+        let client = client.clone();
+        async move { client.post("/api/v1/login/second-factor", json!({"code": code})).await }
+    };
+    server.next_step();
+    // Matches at offsets +5, +6, +5 again and +7 within the same step: all "wrong".
+    for steps in [5, 6, 5, 7] {
+        assert_eq!(error_code(&try_code(&guesser, steps).await), "invalid_code", "{steps}");
+    }
+    // A far match in another session is not evidence for this one.
+    let other = server.client();
+    other.login("client", "gus").await;
+    assert_eq!(error_code(&try_code(&other, 8).await), "invalid_code");
+    server.next_step();
+    assert_eq!(error_code(&try_code(&guesser, 8).await), "invalid_code");
+    // The same code twice (same step) is no later code.
+    assert_eq!(error_code(&try_code(&guesser, 8).await), "invalid_code");
+    server.next_step();
+    assert_eq!(error_code(&try_code(&guesser, 8).await), "code_out_of_sync");
 }
 
 async fn backup_code_logs_in_once_and_is_replaced(backend: Backend) {
@@ -416,7 +465,7 @@ async fn window_zero_accepts_only_the_current_step(backend: Backend) {
     let late = client
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, -1)}))
         .await;
-    assert_eq!(error_code(&late), "code_out_of_sync");
+    assert_eq!(error_code(&late), "invalid_code");
     let now = client
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
         .await;
@@ -531,6 +580,7 @@ async fn openapi_document_describes_the_contract(backend: Backend) {
 on_both_backends!(
     admin_enrols_in_totp_and_then_needs_both_factors,
     codes_are_single_use_and_old_codes_are_out_of_sync,
+    out_of_sync_is_said_only_on_a_second_code_at_the_same_offset,
     a_drifting_phone_keeps_working_within_the_bound,
     backup_code_logs_in_once_and_is_replaced,
     forced_client_must_enrol_before_anything_else,

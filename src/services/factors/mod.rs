@@ -133,10 +133,13 @@ pub struct Step<V> {
     pub state: Option<Vec<u8>>,
 }
 
-/// An answer that is right, or one still waiting (an approval not given yet).
+/// An answer that is right, one still waiting (an approval not given yet), or one refused
+/// that leaves something for the next answer to build on (sealed by the factor; the services
+/// keep it with the session's challenge).
 pub enum Progress<T> {
     Done(T),
     Pending,
+    Refused { error: Error, keep: Vec<u8> },
 }
 
 /// What an enrolment shows the user.

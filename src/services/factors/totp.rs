@@ -56,6 +56,24 @@ fn state_text(clock_offset: i64) -> Option<String> {
     serde_json::to_string(&State { clock_offset }).ok()
 }
 
+/// A login code that matched a step far from the server's (kept, sealed, with the session's
+/// login challenge). Saying "out of sync" at once would tell a guesser that a guess matched
+/// one of some forty nearby steps; it is said only when a later code of the same credential
+/// matches at the same offset, which a real device gives and a guesser cannot.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+struct FarCode {
+    credential_id: i64,
+    step: i64,
+    offset: i64,
+}
+
+impl FarCode {
+    /// Whether `later` is the evidence: the same credential, the same offset, a later code.
+    fn confirmed_by(&self, later: &FarCode) -> bool {
+        later.credential_id == self.credential_id && later.offset == self.offset && later.step > self.step
+    }
+}
+
 fn code_of(answer: &Answer) -> Result<&str, Error> {
     match answer {
         Answer::Code(code) => Ok(code),
@@ -71,7 +89,7 @@ impl From<Rejection> for Error {
             }
             Rejection::Invalid => Error::InvalidCode,
             Rejection::AlreadyUsed => Error::CodeAlreadyUsed,
-            Rejection::OutOfSync => Error::CodeOutOfSync,
+            Rejection::OutOfSync { .. } => Error::CodeOutOfSync,
             Rejection::EmptyKey(e) => Error::Internal(e.to_string()),
         }
     }
@@ -83,7 +101,7 @@ fn most_telling(rejections: impl Iterator<Item = Rejection>) -> Rejection {
     let rank = |r: &Rejection| match r {
         Rejection::EmptyKey(_) => 4,
         Rejection::AlreadyUsed => 3,
-        Rejection::OutOfSync => 2,
+        Rejection::OutOfSync { .. } => 2,
         Rejection::Invalid => 1,
         Rejection::Malformed(_) => 0,
     };
@@ -164,11 +182,15 @@ impl SecondFactor for TotpFactor {
         &self,
         cx: &FactorCx<'_>,
         credentials: &[Credential],
-        _state: Option<&[u8]>,
+        state: Option<&[u8]>,
         answer: &Answer,
     ) -> Result<Progress<Accepted>, Error> {
         let code = code_of(answer)?;
         let policy = cx.settings.services.totp.settings.verify_policy();
+        let earlier: Option<FarCode> = state
+            .and_then(|sealed| cx.sealer.open(sealed).ok())
+            .and_then(|json| serde_json::from_slice(&json).ok());
+        let mut far = None;
         let mut rejections = Vec::with_capacity(credentials.len());
         for credential in credentials {
             let (secret, params) = open(cx, &credential.secret)?;
@@ -193,10 +215,29 @@ impl SecondFactor for TotpFactor {
                         },
                     }))
                 }
+                Err(Rejection::OutOfSync { step, offset }) => {
+                    far = far.or(Some(FarCode {
+                        credential_id: credential.id,
+                        step,
+                        offset,
+                    }));
+                    rejections.push(Rejection::Invalid);
+                }
                 Err(rejection) => rejections.push(rejection),
             }
         }
-        Err(most_telling(rejections.into_iter()).into())
+        let Some(far) = far else {
+            return Err(most_telling(rejections.into_iter()).into());
+        };
+        let error = match earlier.is_some_and(|earlier| earlier.confirmed_by(&far)) {
+            true => Error::CodeOutOfSync,
+            false => most_telling(rejections.into_iter()).into(),
+        };
+        let keep = serde_json::to_vec(&far).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Progress::Refused {
+            error,
+            keep: cx.sealer.seal(&keep)?,
+        })
     }
 }
 
@@ -252,8 +293,68 @@ mod tests {
     async fn login(cx: &FactorCx<'_>, credentials: &[Credential], answer: &Answer) -> Result<Accepted, Error> {
         match TotpFactor.finish_login(cx, credentials, None, answer).await? {
             Progress::Done(accepted) => Ok(accepted),
+            Progress::Refused { error, .. } => Err(error),
             Progress::Pending => panic!("TOTP never waits"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_far_code_is_wrong_until_a_later_code_confirms_its_offset() {
+        let (key, owner, settings) = (MasterKey::from_bytes([1; 32]), account(1), TwoFactorSettings::default());
+        let at = |account, now| FactorCx {
+            now,
+            ..cx(&key, account, &settings)
+        };
+        let now = at(&owner, NOW);
+        let later = at(&owner, NOW + 30);
+        let secret = b"phone phone phone ph";
+        let credentials = [credential(&now, 7, secret, None)];
+        let step = step_at(NOW, 30);
+        let refused = |progress: Result<Progress<Accepted>, Error>| match progress {
+            Ok(Progress::Refused { error, keep }) => (error, keep),
+            _ => panic!("a far code is refused with something to keep"),
+        };
+        // Five steps ahead: wrong, as any guess would be told.
+        let (error, keep) = refused(
+            TotpFactor
+                .finish_login(&now, &credentials, None, &code(secret, step + 5))
+                .await,
+        );
+        assert!(matches!(error, Error::InvalidCode), "{error:?}");
+        // Half a minute later the device shows its next code, at the same offset.
+        let (error, _) = refused(
+            TotpFactor
+                .finish_login(&later, &credentials, Some(&keep), &code(secret, step + 6))
+                .await,
+        );
+        assert!(matches!(error, Error::CodeOutOfSync), "{error:?}");
+        // Another offset, or the same code again, is no evidence.
+        let (error, _) = refused(
+            TotpFactor
+                .finish_login(&later, &credentials, Some(&keep), &code(secret, step + 8))
+                .await,
+        );
+        assert!(matches!(error, Error::InvalidCode), "{error:?}");
+        let (error, _) = refused(
+            TotpFactor
+                .finish_login(&now, &credentials, Some(&keep), &code(secret, step + 5))
+                .await,
+        );
+        assert!(matches!(error, Error::InvalidCode), "{error:?}");
+        // What is kept is sealed for this account: under another's it does not open, and
+        // counts as nothing kept.
+        let other = account(2);
+        let theirs = FactorCx {
+            now: NOW + 30,
+            ..cx(&key, &other, &settings)
+        };
+        let their_credentials = [credential(&theirs, 7, secret, None)];
+        let (error, _) = refused(
+            TotpFactor
+                .finish_login(&theirs, &their_credentials, Some(&keep), &code(secret, step + 6))
+                .await,
+        );
+        assert!(matches!(error, Error::InvalidCode), "{error:?}");
     }
 
     #[tokio::test]
