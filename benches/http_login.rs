@@ -195,6 +195,7 @@ async fn new_session(app: &App, account_id: i64, stage: Stage) -> (Session, Stri
         stage,
         csrf_token: String::new(),
         expires_at: app.now() + 3600,
+        verified_at: None,
     };
     app.store.create_session(&session, app.now()).await.unwrap();
     (session, format!("twofold_session={token}"))

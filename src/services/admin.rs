@@ -31,6 +31,10 @@ pub fn require_full_admin(actor: &Account) -> Result<(), Error> {
     }
 }
 
+/// How recent a login must be for what lowers security ("sudo mode"): every factor of the
+/// account proven within this many seconds.
+pub const RECENT_PROOF_SECS: i64 = 600;
+
 pub fn require_admin(actor: &Account) -> Result<(), Error> {
     if actor.kind == AccountKind::Admin {
         Ok(())
@@ -196,8 +200,46 @@ impl Services {
             .await?)
     }
 
-    /// A full administrator turns off another account's 2FA (never turns it on). The
-    /// account's sessions end: whoever holds one must log in again.
+    /// Operations that lower security need every factor proven recently: a session left
+    /// open, or taken, is not enough. A refusal is audited.
+    async fn require_recent_proof(
+        &self,
+        actor: &Account,
+        session: &Session,
+        operation: &str,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
+        let recent = session
+            .verified_at
+            .is_some_and(|at| self.now() - at <= RECENT_PROOF_SECS);
+        if recent {
+            return Ok(());
+        }
+        self.audit(Some(actor.id), operation, "reauthentication_required", remote, None)
+            .await;
+        Err(Error::ReauthenticationRequired)
+    }
+
+    /// A full administrator creates an account; a full administrator only from a recent
+    /// login.
+    pub async fn admin_create_account(
+        &self,
+        actor: &Account,
+        actor_session: &Session,
+        request: &AccountRequest<'_>,
+        remote: Option<&str>,
+    ) -> Result<i64, Error> {
+        require_full_admin(actor)?;
+        if request.kind == AccountKind::Admin && request.role == Some(Role::Full) {
+            self.require_recent_proof(actor, actor_session, "account_created", remote)
+                .await?;
+        }
+        self.create_account(request).await
+    }
+
+    /// A full administrator turns off another account's 2FA (never turns it on); another
+    /// administrator's only from a recent login, and never one's own here (My Account asks
+    /// for the password). The account's sessions end: whoever holds one must log in again.
     pub async fn admin_disable_two_factor(
         &self,
         actor: &Account,
@@ -206,10 +248,20 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
-        self.store
+        let account = self
+            .store
             .account(account_id)
             .await?
             .ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        if account.id == actor.id {
+            return Err(Error::Conflict(
+                "Turn off your own Two-Factor Authentication from My Account, with your password.".into(),
+            ));
+        }
+        if account.kind == AccountKind::Admin {
+            self.require_recent_proof(actor, actor_session, "two_factor_disabled", remote)
+                .await?;
+        }
         if !self
             .store
             .remove_two_factor(account_id, &actor_session.token_hash)

@@ -198,6 +198,7 @@ impl Services {
             new_token_hash,
             from: Stage::Enrolment,
             expires_at: now + self.stage_ttl(Stage::Authenticated),
+            verified_at: now,
         });
         let label = kept.label.unwrap_or_else(|| service.display_name().to_string());
         let enrolment = Enrolment {

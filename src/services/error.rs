@@ -31,6 +31,9 @@ pub enum Error {
     EnrollmentRequired,
     #[error("You are not allowed to do that.")]
     Forbidden,
+    /// An operation that lowers security, from a login older than `RECENT_PROOF_SECS`.
+    #[error("For this, log out and log in again: it needs a login of the last 10 minutes.")]
+    ReauthenticationRequired,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -59,6 +62,7 @@ impl Error {
             Error::SecondFactorRequired => "second_factor_required",
             Error::EnrollmentRequired => "enrollment_required",
             Error::Forbidden => "forbidden",
+            Error::ReauthenticationRequired => "reauthentication_required",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Validation(_) => "validation_error",

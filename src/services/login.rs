@@ -199,6 +199,8 @@ impl Services {
             stage,
             csrf_token: random::token()?,
             expires_at: now + self.stage_ttl(stage),
+            // A login without a second factor has proven all the account has.
+            verified_at: (stage == Stage::Authenticated).then_some(now),
         };
         self.store.create_session(&session, now).await?;
         Ok((token, session.token_hash))
@@ -299,6 +301,7 @@ impl Services {
             new_token_hash: &new_token_hash,
             from: session.stage,
             expires_at: self.now() + self.stage_ttl(Stage::Authenticated),
+            verified_at: self.now(),
         };
         let completion = self
             .store

@@ -55,6 +55,8 @@ pub struct SessionUpgrade<'a> {
     pub new_token_hash: &'a [u8],
     pub from: Stage,
     pub expires_at: i64,
+    /// Now: every factor has just been proven.
+    pub verified_at: i64,
 }
 
 /// Inside a transaction: records when the account's credential `id` was last used; false

@@ -71,6 +71,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("csrf_token", Kind::Text),
             ("created_at", Kind::Int),
             ("expires_at", Kind::Int),
+            ("verified_at", Kind::Int),
         ],
     ),
     (

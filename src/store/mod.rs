@@ -39,13 +39,14 @@ macro_rules! finish_login {
                     .execute(&mut *$tx)
                     .await?;
                 sqlx::query(
-                    "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3
+                    "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3, verified_at = $5
                      WHERE token_hash = $1 AND stage = $2",
                 )
                 .bind(session.token_hash)
                 .bind(session.from.as_str())
                 .bind(session.expires_at)
                 .bind(session.new_token_hash)
+                .bind(session.verified_at)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected()

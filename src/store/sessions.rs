@@ -33,6 +33,7 @@ struct SessionRow {
     stage: String,
     csrf_token: String,
     expires_at: i64,
+    verified_at: Option<i64>,
     id: i64,
     kind: String,
     role: Option<String>,
@@ -48,13 +49,15 @@ pub struct Session {
     pub stage: Stage,
     pub csrf_token: String,
     pub expires_at: i64,
+    /// When every factor of the account was last proven in this session (its login's end).
+    pub verified_at: Option<i64>,
 }
 
 impl Store {
     pub async fn create_session(&self, session: &Session, now: i64) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
-            "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at, verified_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&session.token_hash)
         .bind(session.account_id)
@@ -62,6 +65,7 @@ impl Store {
         .bind(&session.csrf_token)
         .bind(now)
         .bind(session.expires_at)
+        .bind(session.verified_at)
         .execute(pool)
         .await?
         .rows_affected());
@@ -72,7 +76,7 @@ impl Store {
     /// (one query: this runs on every request).
     pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, Account)>> {
         let row: Option<SessionRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT s.stage, s.csrf_token, s.expires_at,
+            "SELECT s.stage, s.csrf_token, s.expires_at, s.verified_at,
                     a.id, a.kind, a.role, a.username, a.email, a.password_hash
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -89,6 +93,7 @@ impl Store {
                 stage: Stage::parse(&row.stage)?,
                 csrf_token: row.csrf_token,
                 expires_at: row.expires_at,
+                verified_at: row.verified_at,
             };
             Some((session, account))
         }))

@@ -340,6 +340,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
         stage: Stage::SecondFactor,
         csrf_token: String::new(),
         expires_at: now + 600,
+        verified_at: None,
     };
     let complete = move |session: twofold::store::Session, guard: ReplayGuard, challenge: bool| async move {
         let renewed: Vec<u8> = session.token_hash.iter().map(|b| b ^ 0xff).collect();
@@ -348,6 +349,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
             new_token_hash: &renewed,
             from: Stage::SecondFactor,
             expires_at: now + 3600,
+            verified_at: now,
         };
         let consumption = Consumption::Credential {
             id: credential_id,

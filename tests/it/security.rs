@@ -669,6 +669,84 @@ async fn a_request_with_two_session_cookies_is_refused(backend: Backend) {
     );
 }
 
+/// Sudo mode: what lowers security (turning off an administrator's 2FA, creating a full
+/// administrator) needs a login of the last ten minutes, and the admin endpoint never turns
+/// off one's own 2FA. A session left open, or taken, is not enough.
+async fn what_lowers_security_needs_a_recent_login(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let boss_id = server.full_admin("boss").await;
+    let boss = server.client();
+    boss.login("admin", "boss").await;
+    let ada = server.full_admin("ada").await;
+    let ada_client = server.client();
+    ada_client.login("admin", "ada").await;
+    ada_client.enrol_totp(&server).await;
+    let (_, _) = enrolled_client(&server, "cy").await;
+    let cy = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "cy")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let disable = |client: &Client, id: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .post_empty(&format!("/api/v1/admin/accounts/{id}/two-factor/disable"))
+                .await
+        }
+    };
+    let create = |client: &Client, username: &'static str, role: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .post(
+                    "/api/v1/admin/accounts",
+                    json!({"kind": "admin", "role": role, "username": username, "password": PASSWORD}),
+                )
+                .await
+        }
+    };
+
+    let own = disable(&boss, boss_id).await;
+    assert_eq!((own.0, error_code(&own)), (StatusCode::CONFLICT, "conflict"));
+
+    // Eleven minutes later the session is still open, but no longer enough.
+    server.clock.advance(11 * 60);
+    let refused = disable(&boss, ada).await;
+    assert_eq!(
+        (refused.0, error_code(&refused)),
+        (StatusCode::FORBIDDEN, "reauthentication_required")
+    );
+    let refused = create(&boss, "root2", "full").await;
+    assert_eq!(error_code(&refused), "reauthentication_required");
+    // What does not lower security goes on.
+    assert_eq!(create(&boss, "helper", "staff").await.0, StatusCode::CREATED);
+    assert_eq!(disable(&boss, cy).await.0, StatusCode::NO_CONTENT);
+    let audit = server.app.store.audit_events(Some(boss_id), 100).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.outcome == "reauthentication_required")
+            .count(),
+        2,
+        "each refusal is audited"
+    );
+    assert_eq!(
+        server.app.store.credentials(ada).await.unwrap().len(),
+        1,
+        "nothing changed"
+    );
+
+    // After a new login, it is allowed.
+    let fresh = server.client();
+    fresh.login("admin", "boss").await;
+    assert_eq!(create(&fresh, "root2", "full").await.0, StatusCode::CREATED);
+    assert_eq!(disable(&fresh, ada).await.0, StatusCode::NO_CONTENT);
+}
+
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (secret, backup) = enrolled_client(&server, "tina").await;
@@ -726,6 +804,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
         new_token_hash: b"its renewal",
         from: Stage::SecondFactor,
         expires_at: server.now() + 60,
+        verified_at: server.now(),
     };
     let consumption = Consumption::BackupCode {
         used: &used,
@@ -757,6 +836,7 @@ on_both_backends!(
     the_session_token_is_renewed_when_the_login_completes,
     a_request_with_two_session_cookies_is_refused,
     without_a_public_url_only_local_host_names_are_answered,
+    what_lowers_security_needs_a_recent_login,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,

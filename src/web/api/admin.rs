@@ -105,7 +105,6 @@ pub async fn create_account(
     SignedIn(caller): SignedIn,
     ApiJson(body): ApiJson<NewAccountRequest>,
 ) -> Result<Response, Error> {
-    crate::services::admin::require_full_admin(&caller.account)?;
     let request = AccountRequest {
         kind: body.kind,
         role: body.role,
@@ -113,13 +112,15 @@ pub async fn create_account(
         email: body.email.as_deref(),
         password: &body.password,
     };
-    let id = app.create_account(&request).await?;
+    let id = app
+        .admin_create_account(&caller.account, &caller.session, &request, caller.remote())
+        .await?;
     Ok((StatusCode::CREATED, Json(Created { id })).into_response())
 }
 
 /// Turns off an account's 2FA (full administrators; 2FA cannot be turned on for someone).
 #[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/two-factor/disable", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn admin_disable_two_factor(
     State(app): State<App>,
     SignedIn(caller): SignedIn,

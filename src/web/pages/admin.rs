@@ -253,6 +253,8 @@ struct AccountsPage {
     accounts: Vec<AccountSummary>,
     is_admin_list: bool,
     can_manage: bool,
+    /// The signed-in administrator: their own 2FA is turned off from My Account.
+    own_id: i64,
 }
 
 impl AccountsPage {
@@ -300,6 +302,7 @@ async fn account_list(app: &App, caller: MaybeCaller, kind: AccountKind, done: O
         accounts,
         is_admin_list: kind == AccountKind::Admin,
         can_manage: require_full_admin(&caller.account).is_ok(),
+        own_id: caller.account.id,
     };
     render(StatusCode::OK, page)
 }
