@@ -130,6 +130,12 @@ impl Cluster {
         }
     }
 
+    /// The one-time setup token a node wrote into its data directory.
+    pub fn setup_token(&self, node: &str) -> String {
+        let path = self.dir.path().join(node).join("setup-token");
+        std::fs::read_to_string(path).unwrap().trim().to_string()
+    }
+
     /// Runs a `twofold` subcommand against the cluster's database.
     pub fn run(&self, args: &[&str]) -> (bool, String) {
         let output = self.command("cli").args(args).output().unwrap();
@@ -802,4 +808,32 @@ async fn postgres_in_read_only_mode_is_unavailable() {
         .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
         .await
         .unwrap();
+}
+
+/// Each node of a new installation writes its own setup token; two setups raced on two
+/// nodes, each with its node's token, create exactly one first administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_setups_raced_on_two_nodes_create_one_first_administrator() {
+    let cluster = Cluster::new(&[]).await;
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+    let (token_a, token_b) = (cluster.setup_token("a"), cluster.setup_token("b"));
+    assert_ne!(token_a, token_b);
+    let setup = |node: &Node, token: String, username: &'static str| {
+        let client = node.client();
+        async move {
+            client
+                .post(
+                    "/api/v1/setup",
+                    json!({"setup_token": token, "username": username, "password": PASSWORD}),
+                )
+                .await
+        }
+    };
+    let (first, second) = tokio::join!(setup(&a, token_a, "alpha"), setup(&b, token_b, "bravo"));
+    let created = [&first, &second].iter().filter(|answer| answer.0.is_success()).count();
+    assert_eq!(created, 1, "{first:?} {second:?}");
+    let (ok, listed) = cluster.run(&["admin", "list"]);
+    assert!(ok, "{listed}");
+    let admins = ["alpha", "bravo"].iter().filter(|name| listed.contains(*name)).count();
+    assert_eq!(admins, 1, "{listed}");
 }

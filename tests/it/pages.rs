@@ -499,6 +499,107 @@ async fn second_factors_are_added_renamed_and_removed_on_the_account_page(backen
     assert!(server.app.store.credentials(wes.id).await.unwrap().is_empty());
 }
 
+/// A complete, valid settings form: window 0, forcing clients (a change anyone could see).
+fn settings_form(csrf: &str) -> Vec<(&'static str, String)> {
+    [
+        ("csrf", csrf),
+        ("totp_active", "on"),
+        ("totp_clients", "on"),
+        ("totp_admins", "on"),
+        ("totp_window", "0"),
+        ("totp_max_drift", "0"),
+        ("totp_algorithm", "SHA1"),
+        ("totp_digits", "6"),
+        ("force_clients", "on"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, value.to_string()))
+    .collect()
+}
+
+/// Only a full administrator who has finished logging in may use the admin forms: a staff
+/// administrator's and a half-logged-in administrator's complete, valid forms change nothing.
+async fn staff_and_half_logged_in_administrators_cannot_use_admin_forms(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    server
+        .create_account(
+            twofold::core::policy::AccountKind::Admin,
+            Some(twofold::core::policy::Role::Staff),
+            "stan",
+        )
+        .await;
+    enrolled_client(&server, "cleo").await;
+    let cleo = server
+        .app
+        .store
+        .find_account(twofold::core::policy::AccountKind::Client, "cleo")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // A full administrator with 2FA, who has typed only the password.
+    let boss = server.client();
+    boss.login("admin", "boss").await;
+    let (boss_secret, _) = boss.enrol_totp(&server).await;
+    let half = Browser::new(&server);
+    assert_eq!(
+        half.login("/admin", "boss").await.location.as_deref(),
+        Some("/admin/login/code")
+    );
+    let half_csrf = half.get("/admin/login/code").await.csrf();
+    let staff = Browser::new(&server);
+    staff.login("/admin", "stan").await;
+    let staff_csrf = staff.get("/admin").await.csrf();
+
+    for (who, browser, csrf) in [("half-logged-in", &half, &half_csrf), ("staff", &staff, &staff_csrf)] {
+        let form = settings_form(csrf);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let saved = browser.post("/admin/settings/two-factor", &form).await;
+        assert!(
+            saved.status != StatusCode::OK || !saved.html.contains("Settings saved"),
+            "{who}"
+        );
+        for action in ["two-factor/disable", "unlock"] {
+            let done = browser
+                .post(&format!("/admin/accounts/{cleo}/{action}"), &[("csrf", csrf.as_str())])
+                .await;
+            assert!(
+                done.location.as_deref() != Some("/admin/clients?done=disabled")
+                    && done.location.as_deref() != Some("/admin/clients?done=unlocked"),
+                "{who} {action}: {:?}",
+                done.location
+            );
+        }
+    }
+    let settings = server.app.two_factor_settings().await.unwrap();
+    assert!(
+        !settings.force_clients && settings.services.totp.settings.window == 1,
+        "settings unchanged"
+    );
+    assert_eq!(
+        server.app.store.credentials(cleo).await.unwrap().len(),
+        1,
+        "cleo's 2FA still on"
+    );
+    // The same form from the full administrator, logged in with both factors, is saved:
+    // the forms above were refused for who sent them, not for what they held.
+    server.next_step();
+    let code = half
+        .post(
+            "/admin/login/code",
+            &[("csrf", &half_csrf), ("code", &server.code(&boss_secret, 0))],
+        )
+        .await;
+    assert_eq!(code.location.as_deref(), Some("/admin"));
+    let csrf = half.get("/admin").await.csrf();
+    let form = settings_form(&csrf);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = half.post("/admin/settings/two-factor", &form).await;
+    assert!(saved.html.contains("Settings saved"), "{}", saved.html);
+    assert!(server.app.two_factor_settings().await.unwrap().force_clients);
+}
+
 async fn pages_carry_the_security_headers(backend: Backend) {
     let server = TestServer::start(backend).await;
     let response = reqwest::get(format!("{}/login", server.base)).await.unwrap();
@@ -521,5 +622,6 @@ on_both_backends!(
     staff_do_not_get_the_settings_page_and_forms_need_their_token,
     full_admin_disables_a_clients_two_factor_from_the_clients_page,
     second_factors_are_added_renamed_and_removed_on_the_account_page,
+    staff_and_half_logged_in_administrators_cannot_use_admin_forms,
     pages_carry_the_security_headers,
 );
