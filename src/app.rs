@@ -52,6 +52,7 @@ impl App {
             backup_code_key: master_key.derive("twofold backup codes"),
             factors: Factors::new(),
             password_slots: Semaphore::new(cores * 2),
+            password_checks: Default::default(),
             config,
             store,
             clock,

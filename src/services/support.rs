@@ -76,6 +76,7 @@ impl Services {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
+        self.password_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?

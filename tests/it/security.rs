@@ -358,8 +358,12 @@ async fn without_a_public_url_only_local_host_names_are_answered(backend: Backen
 async fn unknown_users_and_wrong_passwords_look_the_same(backend: Backend) {
     let server = TestServer::start(backend).await;
     server.client_account("sara").await;
+    let checks = || server.app.password_checks.load(std::sync::atomic::Ordering::Relaxed);
+    let before = checks();
     let unknown = server.client().login("client", "nobody").await;
+    assert_eq!(checks(), before + 1, "an unknown name costs a real password hash");
     let wrong = server.client().login_with("client", "sara", "wrong password!").await;
+    assert_eq!(checks(), before + 2);
     assert_eq!(unknown, wrong);
     assert_eq!(error_code(&unknown), "invalid_credentials");
 }
