@@ -316,14 +316,7 @@ async fn full_admin_disables_a_clients_two_factor_from_the_clients_page(backend:
     browser.login("/admin", "root").await;
     let list = browser.get("/admin/clients").await;
     assert!(list.html.contains("xena") && list.html.contains("On (Time-Based Tokens)"));
-    let id = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "xena")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let id = server.client_id("xena").await;
     let done = browser
         .post(
             &format!("/admin/accounts/{id}/two-factor/disable"),
@@ -530,14 +523,7 @@ async fn staff_and_half_logged_in_administrators_cannot_use_admin_forms(backend:
         )
         .await;
     enrolled_client(&server, "cleo").await;
-    let cleo = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "cleo")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let cleo = server.client_id("cleo").await;
     // A full administrator with 2FA, who has typed only the password.
     let boss = server.client();
     boss.login("admin", "boss").await;

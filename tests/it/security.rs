@@ -447,14 +447,7 @@ async fn turning_two_factor_off_or_unlocking_ends_the_users_other_sessions(backe
     server.full_admin("boss").await;
     let admin = server.client();
     admin.login("admin", "boss").await;
-    let id = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "ursula")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let id = server.client_id("ursula").await;
     let half_session = || async {
         let client = server.client();
         assert_eq!(
@@ -686,14 +679,7 @@ async fn what_lowers_security_needs_a_recent_login(backend: Backend) {
     ada_client.login("admin", "ada").await;
     ada_client.enrol_totp(&server).await;
     let (_, _) = enrolled_client(&server, "cy").await;
-    let cy = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "cy")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let cy = server.client_id("cy").await;
     let disable = |client: &Client, id: i64| {
         let client = client.clone();
         async move {

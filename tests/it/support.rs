@@ -212,6 +212,17 @@ impl TestServer {
         self.app.create_account(&request).await.unwrap()
     }
 
+    /// The id of the client account named `username`.
+    pub async fn client_id(&self, username: &str) -> i64 {
+        self.app
+            .store
+            .find_account(AccountKind::Client, username)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
     pub async fn full_admin(&self, username: &str) -> i64 {
         self.create_account(AccountKind::Admin, Some(Role::Full), username)
             .await
