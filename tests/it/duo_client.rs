@@ -10,17 +10,12 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use twofold::core::duo_sign::{canon_json, canon_params, signature, Canonical, Digest};
 
-/// The Python interpreter of the test peers' virtual environment.
-pub fn python_peer() -> String {
-    let venv = std::env::var("TWOFOLD_TEST_VENV")
-        .expect("TWOFOLD_TEST_VENV names the Python peers' virtual environment: run scripts/test, which installs them");
-    format!("{venv}/bin/python")
-}
+use crate::support::python_peer;
 
 /// Runs one of `tests/python/`'s scripts with `input` as JSON on its standard input.
 pub fn run_python(script: &str, input: &Value) -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/");
-    let mut child = Command::new(python_peer())
+    let mut child = Command::new(python_peer("python"))
         .arg(format!("{path}{script}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

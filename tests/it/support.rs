@@ -344,6 +344,14 @@ impl Client {
     }
 }
 
+/// A program of the Python peers' virtual environment (`python`, `st`), which `scripts/test`
+/// installs from `tests/python/requirements.txt` and names in `TWOFOLD_TEST_VENV`.
+pub fn python_peer(program: &str) -> String {
+    let venv = std::env::var("TWOFOLD_TEST_VENV")
+        .expect("TWOFOLD_TEST_VENV names the Python peers' virtual environment: run scripts/test, which installs them");
+    format!("{venv}/bin/{program}")
+}
+
 /// The error code of an error answer.
 pub fn error_code(answer: &Answer) -> &str {
     answer.1["error"]["code"].as_str().unwrap_or("<none>")

@@ -1,5 +1,6 @@
 //! Real third-party clients: the QR code decoded by `zbarimg` (as a phone's camera would),
-//! the codes computed by `oathtool` (as an authenticator app would). `.ci/run` installs both
+//! the codes computed by `oathtool` (as an authenticator app would), and the JSON API checked
+//! against its OpenAPI document by `schemathesis`. `.ci/run` installs both
 //! (Debian packages `zbar-tools` and `oathtool`).
 
 use std::process::Command;
@@ -152,7 +153,57 @@ async fn eight_digit_sha256_enrolments_work_with_oathtool(backend: Backend) {
     );
 }
 
+/// schemathesis (PyPI) generates requests for every operation of `/api/openapi.json`, valid
+/// and not, and checks the real server's answers: never a server error, every status
+/// documented, every body as its schema says. Once without a session, once with a full
+/// administrator's.
+async fn the_api_answers_as_its_openapi_document_says(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let login = reqwest::Client::new()
+        .post(format!("{}/api/v1/login", server.base))
+        .json(&json!({"username": "boss", "password": PASSWORD, "area": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let document = format!("{}/api/openapi.json", server.base);
+    for session in [None, Some(format!("Cookie: {cookie}"))] {
+        let workdir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(python_peer("st"));
+        command
+            .current_dir(workdir.path())
+            .args(["run", &document, "--checks"])
+            .arg("not_a_server_error,status_code_conformance,response_schema_conformance")
+            .args(["--max-examples", "25", "--seed", "7", "--no-color"]);
+        if let Some(header) = &session {
+            command.args(["-H", header]);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("schemathesis runs (st, from tests/python/requirements.txt)");
+        assert!(
+            output.status.success(),
+            "schemathesis {}:\n{}",
+            if session.is_some() {
+                "with a session"
+            } else {
+                "without a session"
+            },
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
 on_both_backends!(
+    the_api_answers_as_its_openapi_document_says,
     an_authenticator_app_scanning_the_qr_code_can_log_in,
     eight_digit_sha256_enrolments_work_with_oathtool,
 );

@@ -120,7 +120,8 @@ pub struct SecondFactorRequest {
 
 /// Step two of a login: the answer to one of the account's second factors.
 #[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = SecondFactorRequest,
-    responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "Already logged in"),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn second_factor(
     State(app): State<App>,
     AwaitingSecondFactor(caller): AwaitingSecondFactor,
@@ -166,7 +167,8 @@ pub struct BackupCodeLoginResponse {
 /// Step two with the backup code; answers with the next backup code, and sets the new
 /// session cookie.
 #[utoipa::path(post, path = "/api/v1/login/backup-code", request_body = BackupCodeRequest,
-    responses((status = 200, body = BackupCodeLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = BackupCodeLoginResponse), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "Already logged in"),
+              (status = 429, body = ErrorBody)))]
 pub async fn backup_code(
     State(app): State<App>,
     AwaitingSecondFactor(caller): AwaitingSecondFactor,

@@ -86,9 +86,78 @@ async fn not_found() -> Response {
         admin::create_account,
         admin::admin_disable_two_factor,
         admin::unlock
-    )
+    ),
+    modifiers(&CommonErrors)
 )]
 pub struct ApiDoc;
+
+/// Documents, on every operation, the errors that come from the layers every request goes
+/// through rather than from the handler: the host and origin checks, the session, the JSON
+/// body, a database outage, an internal error.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = matches!(path.as_str(), "/api/v1/setup" | "/api/v1/login");
+            let operations = [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.patch.as_mut()),
+                (true, item.delete.as_mut()),
+            ];
+            for (changes_state, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let mut statuses = vec![
+                    ("421", "unknown_host: the request was addressed to another host name"),
+                    ("500", "internal_error"),
+                    ("503", "service_unavailable: the database cannot be reached or written"),
+                ];
+                if operation.request_body.is_some() {
+                    statuses.extend([
+                        ("400", "invalid_request: the body is not the JSON expected"),
+                        ("408", "request_timeout: the body did not arrive in time"),
+                        ("415", "unsupported_media_type: the body is not application/json"),
+                        ("422", "validation_error"),
+                    ]);
+                }
+                if path.contains('{') {
+                    statuses.push(("400", "invalid_request: a path parameter is malformed"));
+                }
+                if changes_state {
+                    statuses.push(("403", "cross_origin: sent by another site's page"));
+                }
+                if !public {
+                    statuses.extend([
+                        ("400", "ambiguous_session: two session cookies"),
+                        ("401", "unauthenticated, or second_factor_required"),
+                        ("403", "forbidden, or enrollment_required"),
+                    ]);
+                }
+                for (status, description) in statuses {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
