@@ -32,6 +32,9 @@ pub struct Config {
     pub http_read_timeout_secs: u64,
     /// Most client connections served at once; more wait to be accepted.
     pub http_max_connections: usize,
+    /// The reverse proxies (CIDRs, such as `10.0.0.0/8`) whose `X-Forwarded-For` tells the
+    /// client's address; nobody else's is believed.
+    pub trusted_proxies: Vec<String>,
     /// The master key (base64 of 32 bytes) that seals secrets at rest. Prefer
     /// `master_key_file`; when neither is set, one is generated in `<data_dir>/master.key`.
     #[serde(skip_serializing)]
@@ -59,6 +62,7 @@ impl Default for Config {
             database_acquire_timeout_secs: 5,
             http_read_timeout_secs: 10,
             http_max_connections: 1024,
+            trusted_proxies: Vec::new(),
             master_key: None,
             master_key_file: None,
             public_url: None,
@@ -119,6 +123,11 @@ impl Config {
         if !(1..=300).contains(&self.http_read_timeout_secs) || self.http_max_connections == 0 {
             return fail("http_read_timeout_secs must be 1 to 300, and http_max_connections at least 1");
         }
+        if let Some(bad) = self.trusted_proxies.iter().find(|net| parse_network(net).is_none()) {
+            return Err(ConfigError(format!(
+                "trusted_proxies: {bad:?} is not an address or a network such as 10.0.0.0/8"
+            )));
+        }
         if self.session_ttl_secs < 60 {
             return fail("session_ttl_secs must be at least 60");
         }
@@ -171,6 +180,14 @@ impl Config {
         self.data_dir.join("master.key")
     }
 
+    /// The trusted proxies' networks (validated at load).
+    pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|net| parse_network(net))
+            .collect()
+    }
+
     /// Cookies get `Secure` when users reach Twofold over TLS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url
@@ -194,4 +211,12 @@ impl Config {
             false => "",
         }
     }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address (`192.0.2.1`).
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }

@@ -279,13 +279,13 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOr
     }
 }
 
-/// The caller's IP address, for the audit log.
+/// The client's IP address (see `session::remote_addr`), for the audit log.
 pub struct Remote(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Remote {
+impl FromRequestParts<App> for Remote {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Remote(session::remote_addr(parts)))
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &App) -> Result<Self, Self::Rejection> {
+        Ok(Remote(session::remote_addr(app, parts)))
     }
 }

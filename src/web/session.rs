@@ -10,7 +10,7 @@
 //! - [`AwaitingSecondFactor`]: the password is done and the second factor is due.
 //! - [`AnySession`]: any live session (to log out).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -63,11 +63,33 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = St
         .map(|(_, value)| value.to_string())
 }
 
-pub fn remote_addr(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+/// The client's address: the peer's, unless the peer is one of the `trusted_proxies`; then
+/// the nearest address in `X-Forwarded-For` (read from the right) that is not one of them.
+/// What a client writes there itself is never believed: only the entries its trusted proxies
+/// appended are walked.
+pub fn remote_addr(app: &App, parts: &Parts) -> Option<String> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let trusted = app.config.trusted_networks();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if is_trusted(&peer) {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for entry in forwarded.iter().rev() {
+            let Ok(ip) = entry.parse::<IpAddr>() else { break };
+            client = ip;
+            if !is_trusted(&ip) {
+                break;
+            }
+        }
+    }
+    Some(client.to_string())
 }
 
 /// `Set-Cookie` for a new session, or (with `None`) to delete it.
@@ -90,7 +112,7 @@ async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
     Ok(Caller {
         session,
         account,
-        remote: remote_addr(parts),
+        remote: remote_addr(app, parts),
     })
 }
 

@@ -737,6 +737,47 @@ async fn what_lowers_security_needs_a_recent_login(backend: Backend) {
     assert_eq!(disable(&fresh, ada).await.0, StatusCode::NO_CONTENT);
 }
 
+/// The audit (and, later, the lockout by source) needs the client's real address: it is read
+/// from `X-Forwarded-For` only when the peer is a trusted proxy, and only from the entries
+/// the trusted proxies appended.
+async fn the_client_address_comes_from_trusted_proxies_only(backend: Backend) {
+    async fn seen_as(server: &TestServer, forwarded: &str) -> String {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/api/v1/login", server.base))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"username": "pia", "password": "a wrong password", "area": "client"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        let events = server.app.store.audit_events(None, 1).await.unwrap();
+        events[0].remote_addr.clone().unwrap_or_default()
+    }
+    let direct = TestServer::start(backend).await;
+    direct.client_account("pia").await;
+    assert_eq!(
+        seen_as(&direct, "203.0.113.9").await,
+        "127.0.0.1",
+        "no proxy is trusted: the peer"
+    );
+
+    let proxied = TestServer::start_with(backend, |config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".into(), "192.0.2.10".into()]
+    })
+    .await;
+    proxied.client_account("pia").await;
+    for (forwarded, client) in [
+        ("203.0.113.9", "203.0.113.9"),
+        // The client wrote the first entry itself: only what the proxies appended counts.
+        ("198.51.100.1, 203.0.113.9", "203.0.113.9"),
+        // Two trusted hops.
+        ("203.0.113.9, 192.0.2.10", "203.0.113.9"),
+        ("not an address", "127.0.0.1"),
+    ] {
+        assert_eq!(seen_as(&proxied, forwarded).await, client, "{forwarded}");
+    }
+}
+
 async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (secret, backup) = enrolled_client(&server, "tina").await;
@@ -827,6 +868,7 @@ on_both_backends!(
     a_request_with_two_session_cookies_is_refused,
     without_a_public_url_only_local_host_names_are_answered,
     what_lowers_security_needs_a_recent_login,
+    the_client_address_comes_from_trusted_proxies_only,
     a_backup_code_is_not_spent_unless_the_login_completes,
     a_password_only_session_can_call_nothing_else,
     the_same_code_raced_twenty_times_succeeds_once,

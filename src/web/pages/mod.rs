@@ -248,7 +248,7 @@ impl FromRequestParts<App> for MaybeCaller {
             Ok(found) => Ok(MaybeCaller(found.map(|(session, account)| Caller {
                 session,
                 account,
-                remote: remote_addr(parts),
+                remote: remote_addr(app, parts),
             }))),
             Err(error) => Err(error_page(app, Area::of::<false>(), None, error)),
         }
