@@ -77,10 +77,24 @@ impl Services {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let (candidate, stored) = (candidate.to_owned(), stored.to_owned());
         self.password_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(e.to_string()))
+        // At most one scratch per slot exists: the memory stays bounded, and is reused.
+        let mut scratch = self.password_scratch().pop().unwrap_or_default();
+        let (verified, scratch) = tokio::task::spawn_blocking(move || {
+            let verified = password::verify(&candidate, &stored, &mut scratch);
+            (verified, scratch)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        self.password_scratch().push(scratch);
+        verified.map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The argon2id working memories not in use (see `password::Scratch`).
+    fn password_scratch(&self) -> std::sync::MutexGuard<'_, Vec<password::Scratch>> {
+        // A panic while holding the lock leaves the list usable.
+        self.password_scratch_pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub async fn hash_password(&self, new_password: &str) -> Result<String, Error> {
