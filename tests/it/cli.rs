@@ -130,6 +130,17 @@ fn a_bad_configuration_is_refused_with_its_key_named() {
         .arg("migrate"));
     assert!(!ok);
     assert!(err.to_lowercase().contains("listen"), "{err}");
+    let (ok, _, err) = run(twofold(dir.path())
+        .env("TWOFOLD_TRUSTED_PROXIES", r#"["10.0.0.0/8", "proxy.example"]"#)
+        .arg("migrate"));
+    assert!(
+        !ok && err.contains("trusted_proxies") && err.contains("proxy.example"),
+        "{err}"
+    );
+    let (ok, _, err) = run(twofold(dir.path())
+        .env("TWOFOLD_HTTP_READ_TIMEOUT_SECS", "0")
+        .arg("migrate"));
+    assert!(!ok && err.contains("http_read_timeout_secs"), "{err}");
     let config = dir.path().join("twofold.toml");
     std::fs::write(&config, "issuer = \"Acme: Inc\"\n").unwrap();
     let (ok, _, err) = run(twofold(dir.path()).arg("--config").arg(&config).arg("migrate"));
