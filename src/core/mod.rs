@@ -6,6 +6,7 @@
 //! arguments, so every rule is a plain function with unit tests beside it.
 
 pub mod backup_codes;
+pub mod duo_api;
 pub mod duo_sign;
 pub mod hotp;
 pub mod lockout;
