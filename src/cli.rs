@@ -363,8 +363,11 @@ async fn serve(app: App) -> anyhow::Result<()> {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
-            if let Err(error) = sweeper.store.delete_expired_sessions(sweeper.now()).await {
-                tracing::warn!(%error, "could not delete expired sessions");
+            match sweeper.purge_expired().await {
+                Ok((sessions, tokens, events)) => {
+                    tracing::debug!(sessions, tokens, events, "deleted what had expired")
+                }
+                Err(error) => tracing::warn!(%error, "could not delete what has expired"),
             }
         }
     });

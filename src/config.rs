@@ -45,6 +45,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The issuer name authenticator apps show beside the account.
     pub issuer: String,
+    /// Days the audit log keeps an event; 0 keeps them all.
+    pub audit_retention_days: u32,
     /// Lifetime of a logged-in session, in seconds.
     pub session_ttl_secs: i64,
     /// Time allowed between the password and the second factor, in seconds.
@@ -67,6 +69,7 @@ impl Default for Config {
             master_key_file: None,
             public_url: None,
             issuer: "Twofold".into(),
+            audit_retention_days: 400,
             session_ttl_secs: 8 * 3600,
             login_step_ttl_secs: 600,
             lockout: LockoutPolicy::default(),

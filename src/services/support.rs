@@ -45,6 +45,29 @@ impl Services {
         }
     }
 
+    /// Deletes what has expired: sessions (with their challenges), used single-use tokens,
+    /// and audit events beyond `audit_retention_days`, these in batches so that logins never
+    /// wait behind one long delete. Runs every few minutes on every node (each delete is
+    /// safe to run twice). Returns (sessions, tokens, audit events) deleted.
+    pub async fn purge_expired(&self) -> Result<(u64, u64, u64), Error> {
+        const BATCH: i64 = 5_000;
+        let now = self.now();
+        let (sessions, tokens) = self.store.delete_expired(now).await?;
+        let mut events = 0;
+        if self.config.audit_retention_days > 0 {
+            let before = now - i64::from(self.config.audit_retention_days) * 86_400;
+            loop {
+                let deleted = self.store.delete_audit_events_before(before, BATCH).await?;
+                events += deleted;
+                if deleted < BATCH as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok((sessions, tokens, events))
+    }
+
     /// Writes an audit event; a failure to write is logged, never shown to the user.
     pub async fn audit(
         &self,

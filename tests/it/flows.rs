@@ -577,7 +577,49 @@ async fn openapi_document_describes_the_contract(backend: Backend) {
     assert!(doc["paths"]["/api/v1/admin/two-factor/settings"]["put"].is_object());
 }
 
+/// What has expired is deleted: sessions, and audit events beyond the retention (in
+/// batches); what has not stays.
+async fn expired_sessions_and_old_audit_events_are_purged(backend: Backend) {
+    use twofold::store::AuditEvent;
+    let server = TestServer::start_with(backend, |config| config.audit_retention_days = 30).await;
+    let (store, now) = (&server.app.store, server.now());
+    server.client_account("ola").await;
+    let client = server.client();
+    assert_eq!(client.login("client", "ola").await.0, StatusCode::OK);
+    let day = 86_400;
+    for age in [31, 31, 31, 31, 31, 31, 31, 29, 29] {
+        let event = AuditEvent {
+            at: now - age * day,
+            account_id: None,
+            event: format!("aged_{age}"),
+            outcome: "test".into(),
+            remote_addr: None,
+            detail: None,
+        };
+        store.record_audit(&event).await.unwrap();
+    }
+    let count = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let events = store.audit_events(None, 1000).await.unwrap();
+            events.iter().filter(|e| e.event == name).count()
+        }
+    };
+    // One batch deletes at most its size, the oldest first.
+    assert_eq!(store.delete_audit_events_before(now - 30 * day, 3).await.unwrap(), 3);
+    assert_eq!(count("aged_31").await, 4);
+
+    // Nine hours later the session has expired; the purge takes it and the old events.
+    server.clock.advance(9 * 3600);
+    let (sessions, _, events) = server.app.purge_expired().await.unwrap();
+    assert_eq!((sessions, events), (1, 4));
+    assert_eq!((count("aged_31").await, count("aged_29").await), (0, 2));
+    assert_eq!(client.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.app.purge_expired().await.unwrap(), (0, 0, 0), "nothing twice");
+}
+
 on_both_backends!(
+    expired_sessions_and_old_audit_events_are_purged,
     admin_enrols_in_totp_and_then_needs_both_factors,
     codes_are_single_use_and_old_codes_are_out_of_sync,
     out_of_sync_is_said_only_on_a_second_code_at_the_same_offset,
