@@ -7,6 +7,7 @@
 
 pub mod backup_codes;
 pub mod duo_api;
+pub mod duo_oidc;
 pub mod duo_sign;
 pub mod hotp;
 pub mod lockout;
