@@ -53,6 +53,7 @@ impl App {
             factors: Factors::new(),
             password_slots: Semaphore::new(cores * 2),
             password_checks: Default::default(),
+            trusted_proxies: config.trusted_networks(),
             password_scratch_pool: Default::default(),
             config,
             store,

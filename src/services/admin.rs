@@ -9,7 +9,6 @@ use super::Services;
 use secrecy::ExposeSecret;
 
 use super::factors::Sealer;
-use super::support::SETTINGS_KEY;
 use crate::core::policy::{AccountKind, Role, SecretSetting, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
 use crate::store::{Account, AccountSummary, NewAccount, SecretWrite, Session};
@@ -173,10 +172,7 @@ impl Services {
         let already_set = self.store.setting_secrets_set().await?;
         let mut settings = settings.clone();
         let (writes, replaced) = seal_secret_settings(settings.services.secrets_mut(), &already_set, &self.master_key)?;
-        let json = serde_json::to_string(&settings).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store
-            .put_setting_with_secrets(SETTINGS_KEY, &json, &writes, self.now())
-            .await?;
+        self.store_two_factor_settings(&settings, &writes).await?;
         let mut changed = changed_fields(&before, &settings);
         changed.extend(replaced);
         changed.sort();
@@ -198,6 +194,14 @@ impl Services {
             .store
             .list_accounts(kind, self.now(), policy.window_secs, i64::from(policy.max_failures))
             .await?)
+    }
+
+    /// The account an administrator acts on, or 404.
+    async fn existing_account(&self, account_id: i64) -> Result<Account, Error> {
+        self.store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("No such account.".into()))
     }
 
     /// Operations that lower security need every factor proven recently: a session left
@@ -248,11 +252,7 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        let account = self.existing_account(account_id).await?;
         if account.id == actor.id {
             return Err(Error::Conflict(
                 "Turn off your own Two-Factor Authentication from My Account, with your password.".into(),
@@ -314,10 +314,7 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
-        self.store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| Error::NotFound("No such account.".into()))?;
+        self.existing_account(account_id).await?;
         self.store.clear_attempts(account_id, None).await?;
         self.store
             .delete_other_sessions(account_id, &actor_session.token_hash)

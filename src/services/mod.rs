@@ -37,6 +37,8 @@ pub struct Services {
     pub factors: factors::Factors,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     pub password_slots: Semaphore,
+    /// The networks of `trusted_proxies`, parsed once.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Their working memories, kept for the next computation.
     pub password_scratch_pool: std::sync::Mutex<Vec<crate::core::password::Scratch>>,
     /// Password verifications this node has run: an unknown name costs one, as a known

@@ -7,9 +7,9 @@ use crate::core::lockout::{Decision, Factor};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AuditEvent};
+use crate::store::{Account, AuditEvent, SecretWrite};
 
-pub(crate) const SETTINGS_KEY: &str = "two_factor";
+const SETTINGS_KEY: &str = "two_factor";
 
 impl Services {
     pub fn now(&self) -> i64 {
@@ -43,6 +43,20 @@ impl Services {
             None => Ok(TwoFactorSettings::default()),
             Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
         }
+    }
+
+    /// Saves the settings document, with the changes to the write-only settings' sealed
+    /// values, in one transaction.
+    pub(crate) async fn store_two_factor_settings(
+        &self,
+        settings: &TwoFactorSettings,
+        secrets: &[SecretWrite<'_>],
+    ) -> Result<(), Error> {
+        let json = serde_json::to_string(settings).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(self
+            .store
+            .put_setting_with_secrets(SETTINGS_KEY, &json, secrets, self.now())
+            .await?)
     }
 
     /// Deletes what has expired: sessions (with their challenges), used single-use tokens,

@@ -69,8 +69,7 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = St
 /// appended are walked.
 pub fn remote_addr(app: &App, parts: &Parts) -> Option<String> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    let trusted = app.config.trusted_networks();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| app.trusted_proxies.iter().any(|net| net.contains(ip));
     let mut client = peer;
     if is_trusted(&peer) {
         let forwarded = parts

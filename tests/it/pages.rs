@@ -331,13 +331,7 @@ async fn full_admin_disables_a_clients_two_factor_from_the_clients_page(backend:
 async fn second_factors_are_added_renamed_and_removed_on_the_account_page(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (phone_secret, _) = enrolled_client(&server, "wes").await;
-    let wes = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "wes")
-        .await
-        .unwrap()
-        .unwrap();
+    let wes = server.client_id("wes").await;
     let browser = Browser::new(&server);
     assert_eq!(browser.login("", "wes").await.location.as_deref(), Some("/login/code"));
     let prompt = browser.get("/login/code").await;
@@ -413,7 +407,7 @@ async fn second_factors_are_added_renamed_and_removed_on_the_account_page(backen
     let ids: Vec<i64> = server
         .app
         .store
-        .credentials(wes.id)
+        .credentials(wes)
         .await
         .unwrap()
         .iter()
@@ -473,23 +467,17 @@ async fn second_factors_are_added_renamed_and_removed_on_the_account_page(backen
     assert!(refused.html.contains("<strong>Time-Based Tokens</strong>"));
     let (other_secret, _) = enrolled_client(&server, "zoe").await;
     assert!(!other_secret.is_empty());
-    let zoe = server
-        .app
-        .store
-        .find_account(twofold::core::policy::AccountKind::Client, "zoe")
-        .await
-        .unwrap()
-        .unwrap();
-    let zoes = server.app.store.credentials(zoe.id).await.unwrap()[0].id;
+    let zoe = server.client_id("zoe").await;
+    let zoes = server.app.store.credentials(zoe).await.unwrap()[0].id;
     assert_eq!(remove(zoes, PASSWORD).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(server.app.store.credentials(zoe.id).await.unwrap().len(), 1);
+    assert_eq!(server.app.store.credentials(zoe).await.unwrap().len(), 1);
 
     let removed = remove(ids[0], PASSWORD).await;
     assert!(removed.html.contains("The second factor was removed."));
     assert!(!removed.html.contains("<strong>Time-Based Tokens</strong>"));
     let last = remove(ids[1], PASSWORD).await;
     assert!(last.html.contains("Two-Factor Authentication is now off") && last.html.contains("Get Started"));
-    assert!(server.app.store.credentials(wes.id).await.unwrap().is_empty());
+    assert!(server.app.store.credentials(wes).await.unwrap().is_empty());
 }
 
 /// A complete, valid settings form: window 0, forcing clients (a change anyone could see).
