@@ -50,6 +50,7 @@ impl App {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
+            name_key: master_key.derive("twofold lockout names"),
             factors: Factors::new(),
             password_slots: Semaphore::new(cores * 2),
             password_checks: Default::default(),

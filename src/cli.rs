@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{Config, Overrides};
+use crate::core::lockout;
 use crate::core::policy::{AccountKind, Role};
 use crate::services::admin::AccountRequest;
 
@@ -250,7 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .find_account(kind, &name)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no {} account named {name}", kind.as_str()))?;
-            app.store.clear_attempts(account.id, None).await?;
+            app.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
             app.audit(
                 Some(account.id),
                 "unlocked",
@@ -293,11 +294,7 @@ async fn copy_database(app: &App, to: &str, replace: bool) -> anyhow::Result<()>
 }
 
 async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {
-    let policy = app.config.lockout;
-    let accounts = app
-        .store
-        .list_accounts(kind, app.now(), policy.window_secs, i64::from(policy.max_failures))
-        .await?;
+    let accounts = app.store.list_accounts(kind, app.now(), &app.config.lockout).await?;
     println!(
         "{:>5}  {:<24} {:<32} {:<6} {:<10} LOCKED",
         "ID", "USERNAME", "EMAIL", "ROLE", "2FA"

@@ -137,8 +137,17 @@ impl Config {
         if self.login_step_ttl_secs < 30 {
             return fail("login_step_ttl_secs must be at least 30");
         }
-        if self.lockout.max_failures == 0 || self.lockout.window_secs < 1 {
-            return fail("lockout.max_failures and lockout.window_secs must be at least 1");
+        let lockout = &self.lockout;
+        if lockout.max_failures == 0 || lockout.window_secs < 1 || lockout.hard_lock_failures == 0 {
+            return fail("lockout.max_failures, lockout.window_secs and lockout.hard_lock_failures must be at least 1");
+        }
+        if lockout.account_max_failures < lockout.max_failures {
+            return fail(
+                "lockout.account_max_failures (all addresses) must be at least lockout.max_failures (one address)",
+            );
+        }
+        if lockout.max_window_secs < lockout.window_secs {
+            return fail("lockout.max_window_secs must be at least lockout.window_secs");
         }
         if let Some(url) = &self.public_url {
             if url::Url::parse(url).map(|u| u.origin().is_tuple()) != Ok(true) {

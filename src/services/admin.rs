@@ -9,6 +9,7 @@ use super::Services;
 use secrecy::ExposeSecret;
 
 use super::factors::Sealer;
+use crate::core::lockout;
 use crate::core::policy::{AccountKind, Role, SecretSetting, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
 use crate::store::{Account, AccountSummary, NewAccount, SecretWrite, Session};
@@ -189,11 +190,7 @@ impl Services {
 
     pub async fn list_accounts(&self, actor: &Account, kind: AccountKind) -> Result<Vec<AccountSummary>, Error> {
         require_admin(actor)?;
-        let policy = self.config.lockout;
-        Ok(self
-            .store
-            .list_accounts(kind, self.now(), policy.window_secs, i64::from(policy.max_failures))
-            .await?)
+        Ok(self.store.list_accounts(kind, self.now(), &self.config.lockout).await?)
     }
 
     /// The account an administrator acts on, or 404.
@@ -292,7 +289,7 @@ impl Services {
             .await?
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
         let removed = self.store.remove_two_factor(account.id, &[]).await?;
-        self.store.clear_attempts(account.id, None).await?;
+        self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
         self.audit(
             Some(account.id),
             "two_factor_disabled",
@@ -315,7 +312,7 @@ impl Services {
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
         self.existing_account(account_id).await?;
-        self.store.clear_attempts(account_id, None).await?;
+        self.store.lift_lockouts(&lockout::account_subject(account_id)).await?;
         self.store
             .delete_other_sessions(account_id, &actor_session.token_hash)
             .await?;

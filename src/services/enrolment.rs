@@ -8,9 +8,10 @@
 
 use super::factors::{Answer, EnrolmentSetup, Progress};
 use super::login::{new_session_token, require_stage};
+use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::backup_codes::{self, BackupCode};
-use crate::core::lockout::Factor;
+use crate::core::lockout::Guess;
 use crate::core::policy::ServiceId;
 use crate::random;
 use crate::store::{Account, Added, Enrolment, Purpose, Session, SessionUpgrade, Stage, StoredChallenge};
@@ -168,7 +169,8 @@ impl Services {
             .ok_or_else(|| {
                 Error::Conflict("No enrolment is in progress, or it expired: click Get Started again.".into())
             })?;
-        self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
+        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
+        self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
         let cx = self.factor_cx(account, &settings, service);
         let new = match self.factor(service).finish_enrolment(&cx, &kept.sealed, answer).await {
@@ -212,7 +214,7 @@ impl Services {
             state: new.state.as_deref(),
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
             max_credentials: MAX_CREDENTIALS as i64,
-            attempts_factor: Factor::SecondFactor.as_str(),
+            attempts: attempt.cleared_on_success(),
             session: session_upgrade,
         };
         match self.store.add_credential(&enrolment, now).await? {

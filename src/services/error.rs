@@ -20,6 +20,9 @@ pub enum Error {
     MalformedCode(String),
     #[error("Too many failed attempts. Try again in {} minute(s).", (retry_after_secs + 59) / 60)]
     LockedOut { retry_after_secs: i64 },
+    /// Too many wrong second factors in a row (`core::lockout`'s hard lock).
+    #[error("Too many wrong codes in a row: your second factor is locked. Use your backup code, or ask an administrator to unlock your account.")]
+    SecondFactorLocked,
     #[error("Log in first.")]
     Unauthenticated,
     /// More than one session cookie came with the request (one may have been planted).
@@ -57,6 +60,7 @@ impl Error {
             Error::CodeOutOfSync => "code_out_of_sync",
             Error::MalformedCode(_) => "invalid_code_format",
             Error::LockedOut { .. } => "locked_out",
+            Error::SecondFactorLocked => "second_factor_locked",
             Error::Unauthenticated => "unauthenticated",
             Error::AmbiguousSession => "ambiguous_session",
             Error::SecondFactorRequired => "second_factor_required",

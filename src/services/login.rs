@@ -8,13 +8,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::factors::{Accepted, Answer, Challenge, Progress};
+use super::support::Attempt;
 use super::{Error, Services, Verdict};
 use crate::core::backup_codes::{self, BackupCode};
-use crate::core::lockout::Factor;
+use crate::core::lockout::{self, Guess};
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{
-    Account, Completion, Consumption, Credential, Purpose, Session, SessionUpgrade, Stage, StoredChallenge,
+    login_key, Account, Completion, Consumption, Credential, Purpose, Session, SessionUpgrade, Stage, StoredChallenge,
 };
 
 /// A new session and what the login must do next.
@@ -95,20 +96,27 @@ impl Services {
             false => self.store.find_account(kind, username).await?,
         };
         let Some(account) = found else {
+            // Counted and locked out as a real name would be, so that neither tells.
+            let attempt = Attempt {
+                subject: lockout::unknown_name_subject(&self.name_key, kind.as_str(), &login_key(username)),
+                account_id: None,
+                guess: Guess::Password,
+                remote,
+            };
+            self.count_attempt(&attempt).await?;
             let _ = self.check_password(password, dummy_password_hash()).await;
             self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str()))
                 .await;
             return Err(Error::InvalidCredentials);
         };
-        self.count_attempt(account.id, Factor::Password, remote).await?;
+        let attempt = Attempt::on_account(account.id, Guess::Password, remote);
+        self.count_attempt(&attempt).await?;
         if !self.check_password(password, &account.password_hash).await? {
             self.audit(Some(account.id), "login_password", "failure", remote, None)
                 .await;
             return Err(Error::InvalidCredentials);
         }
-        self.store
-            .clear_attempts(account.id, Some(Factor::Password.as_str()))
-            .await?;
+        self.clear_attempts(&attempt).await?;
         self.audit(Some(account.id), "login_password", "success", remote, None)
             .await;
 
@@ -238,7 +246,8 @@ impl Services {
         if credentials.is_empty() {
             return Err(not_a_method(service));
         }
-        self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
+        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
+        self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
         let cx = self.factor_cx(account, &settings, service);
         let kept = self
@@ -258,7 +267,7 @@ impl Services {
                     guard: &guard,
                     challenge: kept.is_some(),
                 };
-                self.finish_second_step(session, account, consumption).await
+                self.finish_second_step(session, &attempt, consumption).await
             }
             Ok(Progress::Pending) => return Ok(Verdict::Pending),
             Ok(Progress::Refused { error, keep }) => {
@@ -292,7 +301,7 @@ impl Services {
     async fn finish_second_step(
         &self,
         session: &Session,
-        account: &Account,
+        attempt: &Attempt<'_>,
         consumption: Consumption<'_>,
     ) -> Result<String, Error> {
         let (session_token, new_token_hash) = new_session_token()?;
@@ -306,9 +315,9 @@ impl Services {
         let completion = self
             .store
             .complete_second_factor(
-                account.id,
+                session.account_id,
                 consumption,
-                Factor::SecondFactor.as_str(),
+                attempt.cleared_on_success(),
                 upgrade,
                 self.now(),
             )
@@ -334,7 +343,8 @@ impl Services {
     ) -> Result<(BackupCode, String), Error> {
         require_stage(session, Stage::SecondFactor)?;
         let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
-        self.count_attempt(account.id, Factor::SecondFactor, remote).await?;
+        let attempt = Attempt::on_account(account.id, Guess::BackupCode, remote);
+        self.count_attempt(&attempt).await?;
         let used = code.hash(&self.backup_code_key);
         let stored = self.store.backup_code(account.id).await?;
         let matches = stored.is_some_and(|(stored, _)| bool::from(stored.as_slice().ct_eq(&used)));
@@ -345,7 +355,7 @@ impl Services {
                 used: &used,
                 next: &next_hash,
             };
-            self.finish_second_step(session, account, consumption).await
+            self.finish_second_step(session, &attempt, consumption).await
         } else {
             Err(Error::InvalidBackupCode)
         };

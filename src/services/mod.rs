@@ -34,6 +34,8 @@ pub struct Services {
     pub master_key: MasterKey,
     /// Key of the HMAC that stores backup codes.
     pub backup_code_key: [u8; 32],
+    /// Key of the HMAC that names the lockout counters of names no account has.
+    pub name_key: [u8; 32],
     pub factors: factors::Factors,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     pub password_slots: Semaphore,

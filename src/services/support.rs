@@ -3,13 +3,53 @@
 
 use super::factors::{FactorCx, Sealer, SecondFactor};
 use super::{Error, Services};
-use crate::core::lockout::{Decision, Factor};
+use crate::core::lockout::{self, Decision, Guess, ALL_SOURCES};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AuditEvent, SecretWrite};
+use crate::store::{Account, AttemptKey, AuditEvent, SecretWrite};
 
 const SETTINGS_KEY: &str = "two_factor";
+
+/// One attempt at a factor: whose it is, what it answers, and where it comes from.
+pub(crate) struct Attempt<'a> {
+    /// The `core::lockout` subject: an account, or a name no account has.
+    pub subject: String,
+    pub account_id: Option<i64>,
+    pub guess: Guess,
+    pub remote: Option<&'a str>,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn on_account(account_id: i64, guess: Guess, remote: Option<&'a str>) -> Self {
+        Attempt {
+            subject: lockout::account_subject(account_id),
+            account_id: Some(account_id),
+            guess,
+            remote,
+        }
+    }
+
+    /// The address counted, as the audit log records it.
+    fn source(&self) -> &str {
+        self.remote.unwrap_or("unknown")
+    }
+
+    /// The counter of `source` (an address or `ALL_SOURCES`).
+    fn key<'k>(&'k self, source: &'k str) -> AttemptKey<'k> {
+        AttemptKey {
+            subject: &self.subject,
+            factor: self.guess.factor().as_str(),
+            source,
+        }
+    }
+
+    /// The counters a success clears: its address's, and all addresses' (the store clears
+    /// both by this key).
+    pub fn cleared_on_success(&self) -> AttemptKey<'_> {
+        self.key(self.source())
+    }
+}
 
 impl Services {
     pub fn now(&self) -> i64 {
@@ -60,13 +100,14 @@ impl Services {
     }
 
     /// Deletes what has expired: sessions (with their challenges), used single-use tokens,
-    /// and audit events beyond `audit_retention_days`, these in batches so that logins never
+    /// attempt counters quiet for a day, and audit events beyond `audit_retention_days`, these in batches so that logins never
     /// wait behind one long delete. Runs every few minutes on every node (each delete is
     /// safe to run twice). Returns (sessions, tokens, audit events) deleted.
     pub async fn purge_expired(&self) -> Result<(u64, u64, u64), Error> {
         const BATCH: i64 = 5_000;
         let now = self.now();
         let (sessions, tokens) = self.store.delete_expired(now).await?;
+        self.store.delete_forgotten_attempts(now).await?;
         let mut events = 0;
         if self.config.audit_retention_days > 0 {
             let before = now - i64::from(self.config.audit_retention_days) * 86_400;
@@ -149,28 +190,42 @@ impl Services {
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
-    /// Counts an attempt on `factor` before it is checked; refuses it when the account is
-    /// locked out (see `core::lockout`).
-    pub(crate) async fn count_attempt(
-        &self,
-        account_id: i64,
-        factor: Factor,
-        remote: Option<&str>,
-    ) -> Result<(), Error> {
-        let policy = self.config.lockout;
+    /// Counts an attempt before it is checked, from its address and from all; refuses it
+    /// while either counter is over its limit, and a second factor under the hard lock (see
+    /// `core::lockout`). Each refusal is audited with the address.
+    pub(crate) async fn count_attempt(&self, attempt: &Attempt<'_>) -> Result<(), Error> {
+        let policy = &self.config.lockout;
         let now = self.now();
-        let (window_start, attempts) = self
-            .store
-            .count_attempt(account_id, factor.as_str(), now, policy.window_secs)
-            .await?;
-        match policy.decide(window_start, attempts, now) {
-            Decision::Allowed => Ok(()),
-            Decision::Locked { retry_after_secs } => {
-                let event = format!("{}_attempt", factor.as_str());
-                self.audit(Some(account_id), &event, "locked_out", remote, None).await;
-                Err(Error::LockedOut { retry_after_secs })
+        for source in [attempt.source(), ALL_SOURCES] {
+            let count = self.store.count_attempt(attempt.key(source), policy, now).await?;
+            let refusal = match policy.decide(source, count, now) {
+                Decision::Locked { retry_after_secs } => Some(Error::LockedOut { retry_after_secs }),
+                Decision::Allowed
+                    if source == ALL_SOURCES && attempt.guess.hard_lock_applies() && policy.hard_locked(count) =>
+                {
+                    Some(Error::SecondFactorLocked)
+                }
+                Decision::Allowed => None,
+            };
+            if let Some(error) = refusal {
+                let event = format!("{}_attempt", attempt.guess.factor().as_str());
+                self.audit(
+                    attempt.account_id,
+                    &event,
+                    "locked_out",
+                    attempt.remote,
+                    Some(error.code()),
+                )
+                .await;
+                return Err(error);
             }
         }
+        Ok(())
+    }
+
+    /// After a success: its address's and the account's counters start again.
+    pub(crate) async fn clear_attempts(&self, attempt: &Attempt<'_>) -> Result<(), Error> {
+        Ok(self.store.clear_attempts(attempt.cleared_on_success()).await?)
     }
 
     /// Re-checks the password of a logged-in user, under the same lockout as the login.
@@ -180,15 +235,13 @@ impl Services {
         password: &str,
         remote: Option<&str>,
     ) -> Result<(), Error> {
-        self.count_attempt(account.id, Factor::Password, remote).await?;
+        let attempt = Attempt::on_account(account.id, Guess::Password, remote);
+        self.count_attempt(&attempt).await?;
         if !self.check_password(password, &account.password_hash).await? {
             self.audit(Some(account.id), "password_check", "failure", remote, None)
                 .await;
             return Err(Error::WrongPassword);
         }
-        self.store
-            .clear_attempts(account.id, Some(Factor::Password.as_str()))
-            .await?;
-        Ok(())
+        self.clear_attempts(&attempt).await
     }
 }

@@ -1,4 +1,5 @@
 use super::{Result, Store, StoreError};
+use crate::core::lockout::{LockoutPolicy, ALL_SOURCES};
 use crate::core::policy::{AccountKind, Role};
 
 /// An administrator or a client, as loaded for a login or a session.
@@ -159,24 +160,27 @@ impl Store {
     }
 
     /// The Administrators or Clients list, with each account's 2FA status; `locked` means
-    /// an attempt window at `now` is over the limit `max_attempts`.
+    /// one of its attempt counters refuses attempts at `now` (from some address, from all,
+    /// or the second factor's hard lock).
     pub async fn list_accounts(
         &self,
         kind: AccountKind,
         now: i64,
-        window_secs: i64,
-        max_attempts: i64,
+        policy: &LockoutPolicy,
     ) -> Result<Vec<AccountSummary>> {
         let rows: Vec<SummaryRow> = with_pool!(self, pool => sqlx::query_as(
             "SELECT a.id, a.username, a.email, a.role,
-                    EXISTS (SELECT 1 FROM attempts x WHERE x.account_id = a.id
-                            AND x.window_start + $2 > $3 AND x.attempts > $4) AS locked
+                    EXISTS (SELECT 1 FROM lockouts x WHERE x.subject = 'account:' || a.id
+                            AND ((x.window_start + x.window_secs > $2
+                                  AND x.attempts > CASE WHEN x.source = '*' THEN $4 ELSE $3 END)
+                                 OR (x.source = '*' AND x.factor = 'second_factor' AND x.failures >= $5))) AS locked
              FROM accounts a WHERE a.kind = $1 ORDER BY a.username_key",
         )
         .bind(kind.as_str())
-        .bind(window_secs)
         .bind(now)
-        .bind(max_attempts)
+        .bind(policy.limit("any address"))
+        .bind(policy.limit(ALL_SOURCES))
+        .bind(i64::from(policy.hard_lock_failures))
         .fetch_all(pool)
         .await?);
         // Each account's services, in the order it first enrolled in them.

@@ -6,7 +6,7 @@
 //!
 //! One replay rule serves every factor ([`ReplayGuard`]); a new factor adds no SQL here.
 
-use super::{Result, Stage, Store};
+use super::{AttemptKey, Result, Stage, Store};
 
 /// What an accepted answer of a credential uses up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Store {
         &self,
         account_id: i64,
         consumption: Consumption<'_>,
-        attempts_factor: &str,
+        attempts: AttemptKey<'_>,
         session: SessionUpgrade<'_>,
         now: i64,
     ) -> Result<Completion> {
@@ -141,7 +141,7 @@ impl Store {
             if !consumed {
                 return Ok(Completion::AlreadyUsed);
             }
-            if !finish_login!(tx, account_id, attempts_factor, Some(session)) {
+            if !finish_login!(tx, &attempts, Some(session)) {
                 return Ok(Completion::SessionGone);
             }
             tx.commit().await?;

@@ -54,12 +54,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
-        "attempts",
+        "lockouts",
         &[
-            ("account_id", Kind::Int),
+            ("subject", Kind::Text),
             ("factor", Kind::Text),
+            ("source", Kind::Text),
             ("window_start", Kind::Int),
+            ("window_secs", Kind::Int),
             ("attempts", Kind::Int),
+            ("failures", Kind::Int),
         ],
     ),
     (

@@ -2,7 +2,7 @@
 //! a step keeps between requests.
 
 use super::completion::SessionUpgrade;
-use super::{Result, Store};
+use super::{AttemptKey, Result, Store};
 
 /// One second-factor credential of an account. `secret` is sealed under the master key.
 #[derive(Clone, Debug)]
@@ -60,8 +60,8 @@ pub struct Enrolment<'a> {
     /// Stored only if this is the account's first credential.
     pub backup_code_hash: &'a [u8],
     pub max_credentials: i64,
-    /// The second-factor attempts to reset (the confirmation was one).
-    pub attempts_factor: &'a str,
+    /// The second-factor attempt counters to reset (the confirmation was one).
+    pub attempts: AttemptKey<'a>,
     /// A forced user's session, which the enrolment completes.
     pub session: Option<SessionUpgrade<'a>>,
 }
@@ -226,7 +226,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            if !finish_login!(tx, enrolment.account_id, enrolment.attempts_factor, enrolment.session) {
+            if !finish_login!(tx, &enrolment.attempts, enrolment.session) {
                 return Ok(Added::Gone);
             }
             // The enrolling session stays, under its new token if the enrolment completed its login.

@@ -20,16 +20,18 @@ macro_rules! with_pool {
     };
 }
 
-/// Inside a transaction `$tx` of either backend: resets the account's attempts on `$factor`
-/// and moves `$session` (an `Option<SessionUpgrade>`) to `Authenticated` under its new token,
+/// Inside a transaction `$tx` of either backend: resets the attempt counters a success
+/// clears (`$attempts`, an `AttemptKey`: its address's and the account's) and moves `$session` (an `Option<SessionUpgrade>`) to `Authenticated` under its new token,
 /// only from the stage it is expected at; what its old token kept (challenges) goes. Evaluates
 /// to false when that session has gone or moved on; the caller then returns without
 /// committing.
 macro_rules! finish_login {
-    ($tx:ident, $account_id:expr, $factor:expr, $session:expr) => {{
-        sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND factor = $2")
-            .bind($account_id)
-            .bind($factor)
+    ($tx:ident, $attempts:expr, $session:expr) => {{
+        let attempts: &$crate::store::AttemptKey = $attempts;
+        sqlx::query("DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)")
+            .bind(attempts.subject)
+            .bind(attempts.factor)
+            .bind(attempts.source)
             .execute(&mut *$tx)
             .await?;
         match $session {
@@ -74,6 +76,7 @@ mod audit;
 mod completion;
 mod copy;
 mod credentials;
+mod lockouts;
 mod sessions;
 mod settings;
 
@@ -85,11 +88,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{Account, AccountSummary, NewAccount};
+pub use accounts::{login_key, Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
 pub use completion::{Completion, Consumption, ReplayGuard, SessionUpgrade};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
+pub use lockouts::AttemptKey;
 pub use sessions::{Session, Stage};
 pub use settings::SecretWrite;
 
@@ -225,43 +229,4 @@ async fn open_sqlite(path: &Path, pool: PoolSettings) -> Result<SqlitePool> {
         .acquire_timeout(pool.acquire_timeout)
         .connect_with(options)
         .await?)
-}
-
-impl Store {
-    /// Counts an attempt on `factor` for the account and returns the window it falls in:
-    /// `(window_start, attempts in it, this one included)`. A window older than
-    /// `window_secs` is replaced by a new one starting now. One statement, so concurrent
-    /// attempts each get their own count.
-    pub async fn count_attempt(&self, account_id: i64, factor: &str, now: i64, window_secs: i64) -> Result<(i64, i64)> {
-        let row = with_pool!(self, pool => sqlx::query_as(
-            "INSERT INTO attempts (account_id, factor, window_start, attempts) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (account_id, factor) DO UPDATE SET
-               attempts = CASE WHEN attempts.window_start + $4 <= $3 THEN 1 ELSE attempts.attempts + 1 END,
-               window_start = CASE WHEN attempts.window_start + $4 <= $3 THEN $3 ELSE attempts.window_start END
-             RETURNING window_start, attempts",
-        )
-        .bind(account_id)
-        .bind(factor)
-        .bind(now)
-        .bind(window_secs)
-        // Run to completion, not just to the first row: SQLite reports a failed commit (a
-        // full disk, a read-only file) only when the statement finishes, and an attempt that
-        // was not counted must not be checked.
-        .fetch_all(pool)
-        .await?);
-        row.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))
-    }
-
-    /// Clears the count for one factor (after a success) or all (an administrator's unlock).
-    pub async fn clear_attempts(&self, account_id: i64, factor: Option<&str>) -> Result<()> {
-        with_pool!(self, pool => sqlx::query("DELETE FROM attempts WHERE account_id = $1 AND ($2 IS NULL OR factor = $2)")
-            .bind(account_id)
-            .bind(factor)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(())
-    }
 }

@@ -38,7 +38,7 @@ impl Error {
             | Error::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::AmbiguousSession => StatusCode::BAD_REQUEST,
-            Error::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::LockedOut { .. } | Error::SecondFactorLocked => StatusCode::TOO_MANY_REQUESTS,
             Error::EnrollmentRequired | Error::Forbidden | Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,

@@ -351,6 +351,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
             expires_at: now + 3600,
             verified_at: now,
         };
+        let subject = twofold::core::lockout::account_subject(account_id);
         let consumption = Consumption::Credential {
             id: credential_id,
             service: "totp",
@@ -358,7 +359,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
             challenge,
         };
         store
-            .complete_second_factor(account_id, consumption, "second_factor", upgrade, now)
+            .complete_second_factor(account_id, consumption, second_factor_attempts(&subject), upgrade, now)
             .await
             .unwrap()
     };

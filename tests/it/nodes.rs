@@ -181,7 +181,11 @@ async fn enrol(node: &Node, username: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_code_raced_across_two_nodes_succeeds_once() {
     // Lockout is raised so all twenty reach the code check: this is about the used step.
-    let cluster = Cluster::new(&[("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000")]).await;
+    let cluster = Cluster::new(&[
+        ("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000"),
+        ("TWOFOLD_LOCKOUT__ACCOUNT_MAX_FAILURES", "1000"),
+    ])
+    .await;
     cluster.create_client("ana");
     let nodes = [cluster.node("a"), cluster.node("b")];
     let (secret, _) = enrol(&nodes[0], "ana").await;
@@ -367,7 +371,11 @@ async fn a_database_outage_answers_503_and_the_nodes_recover_by_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_mid_load_leaves_no_half_enrolment_and_no_twice_used_backup_code() {
-    let cluster = Cluster::new(&[("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000")]).await;
+    let cluster = Cluster::new(&[
+        ("TWOFOLD_LOCKOUT__MAX_FAILURES", "1000"),
+        ("TWOFOLD_LOCKOUT__ACCOUNT_MAX_FAILURES", "1000"),
+    ])
+    .await;
     let names: Vec<String> = (0..24).map(|i| format!("user{i}")).collect();
     for name in &names {
         cluster.create_client(name);

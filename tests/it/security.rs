@@ -99,7 +99,7 @@ async fn half_session_cookie(server: &TestServer, username: &str) -> String {
 async fn the_same_code_raced_twenty_times_succeeds_once(backend: Backend) {
     // Lockout is raised so that all twenty reach the code check: this test is about the
     // compare-and-set on the used step, not about lockout.
-    let server = TestServer::start_with(backend, |config| config.lockout.max_failures = 1000).await;
+    let server = TestServer::start_with(backend, raised_lockout).await;
     let (secret, _) = enrolled_client(&server, "olga").await;
     let mut sessions = Vec::new();
     for _ in 0..20 {
@@ -836,6 +836,7 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
         expires_at: server.now() + 60,
         verified_at: server.now(),
     };
+    let subject = twofold::core::lockout::account_subject(account.id);
     let consumption = Consumption::BackupCode {
         used: &used,
         next: &[7; 32],
@@ -843,7 +844,13 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
     let completion = server
         .app
         .store
-        .complete_second_factor(account.id, consumption, "second_factor", gone, server.now())
+        .complete_second_factor(
+            account.id,
+            consumption,
+            second_factor_attempts(&subject),
+            gone,
+            server.now(),
+        )
         .await
         .unwrap();
     assert_eq!(completion, Completion::SessionGone);

@@ -276,6 +276,13 @@ impl Client {
             .await
     }
 
+    /// A POST that a trusted proxy forwards from `address` (the server must trust loopback:
+    /// see `trusting_loopback_proxies`).
+    pub async fn post_from(&self, address: &str, path: &str, body: Value) -> Answer {
+        let request = self.http.post(format!("{}{path}", self.base));
+        self.send(request.header("x-forwarded-for", address).json(&body)).await
+    }
+
     pub async fn post_empty(&self, path: &str) -> Answer {
         self.send(self.http.post(format!("{}{path}", self.base))).await
     }
@@ -398,4 +405,26 @@ pub fn assert_single_use(answers: &[Answer]) {
             .all(|a| error_code(a) == "code_already_used"),
         "{answers:?}"
     );
+}
+
+/// The second-factor counters a success clears, for calls to the store itself.
+pub fn second_factor_attempts(subject: &str) -> twofold::store::AttemptKey<'_> {
+    twofold::store::AttemptKey {
+        subject,
+        factor: "second_factor",
+        source: "127.0.0.1",
+    }
+}
+
+/// A configuration in which the test clients (on loopback) are trusted proxies, so that
+/// `Client::post_from` sets the client's address.
+pub fn trusting_loopback_proxies(config: &mut Config) {
+    config.trusted_proxies = vec!["127.0.0.0/8".into()];
+}
+
+/// Lockout limits high enough that every attempt of a race reaches the check (for tests of
+/// what the check does, not of lockout).
+pub fn raised_lockout(config: &mut Config) {
+    config.lockout.max_failures = 1_000;
+    config.lockout.account_max_failures = 1_000;
 }

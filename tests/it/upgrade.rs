@@ -1,8 +1,8 @@
 //! Upgrades never lose data: a database made by the previous release (schema 0001: one
 //! TOTP row per account) is opened by this version, which migrates it on start; the account
-//! then logs in with its next code and its backup code, its used step still refuses a replay
-//! and its remembered clock offset still applies. And `twofold db copy` copies every table of
-//! the migrated schema.
+//! then logs in with its next code and its backup code, its used step still refuses a replay,
+//! its remembered clock offset still applies, and a lockout still holds. And `twofold db
+//! copy` copies every table of the migrated schema.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -38,7 +38,7 @@ async fn previous_release_migrator(backend: Backend) -> sqlx::migrate::Migrator 
 
 /// What the previous release stored for an enrolled client: the account, its TOTP
 /// credential sealed under `totp:<id>` with its last used step and clock offset, a backup
-/// code, a pending enrolment and a session.
+/// code, a pending enrolment and a session; and a second account that is locked out.
 fn previous_release_rows(master_key: &MasterKey, secret: &[u8], used_step: i64, backup: &BackupCode) -> Vec<String> {
     let password_hash = twofold::core::password::hash(PASSWORD, [7; 16]).unwrap();
     let sealed = master_key.seal(
@@ -74,6 +74,15 @@ fn previous_release_rows(master_key: &MasterKey, secret: &[u8], used_step: i64, 
             "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
              VALUES ({}, 1, 'authenticated', 'x', 5, 9999999999)",
             blob("00ff")
+        ),
+        // Another account, locked out by sixty wrong passwords in the current window.
+        format!(
+            "INSERT INTO accounts (id, kind, role, username, username_key, email, email_key, password_hash, created_at)
+             VALUES (2, 'client', NULL, 'pia', 'pia', 'pia@example.com', 'pia@example.com', '{password_hash}', 1)"
+        ),
+        format!(
+            "INSERT INTO attempts (account_id, factor, window_start, attempts) VALUES (2, 'password', {}, 60)",
+            START_TIME - 60
         ),
     ]
 }
@@ -132,7 +141,7 @@ async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(back
                 connection.execute(dialect(row, backend).as_str()).await.unwrap();
             }
             connection
-                .execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 1)")
+                .execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 2)")
                 .await
                 .unwrap();
             connection.close().await.unwrap();
@@ -172,6 +181,10 @@ async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(back
         .post("/api/v1/login/backup-code", json!({"backup_code": backup.display()}))
         .await;
     assert_eq!(status, StatusCode::OK, "{used}");
+
+    // The lockout moved over (as the count of all addresses).
+    let locked = server.client().login("client", "pia").await;
+    assert_eq!(error_code(&locked), "locked_out", "{locked:?}");
 }
 
 async fn db_copy_copies_every_table_of_the_schema(backend: Backend) {
