@@ -1,7 +1,7 @@
 use crate::store::StoreError;
 
 /// What can go wrong in a product operation; `web::error` maps each to one HTTP answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("Invalid username or password.")]
     InvalidCredentials,

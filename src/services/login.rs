@@ -15,7 +15,8 @@ use crate::core::lockout::{self, Guess};
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{
-    login_key, Account, Completion, Consumption, Credential, Purpose, Session, SessionUpgrade, Stage, StoredChallenge,
+    login_key, Account, Consumption, Counting, Credential, Judged, KeptChallenge, Purpose, Session, SessionUpgrade,
+    Settled, Stage, StoredChallenge,
 };
 
 /// A new session and what the login must do next.
@@ -246,8 +247,6 @@ impl Services {
         if credentials.is_empty() {
             return Err(not_a_method(service));
         }
-        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
         let cx = self.factor_cx(account, &settings, service);
         let kept = self
@@ -255,80 +254,126 @@ impl Services {
             .challenge(&session.token_hash, Purpose::Login, cx.now)
             .await?
             .filter(|kept| kept.service == service.as_str());
+        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
         let judged = self
             .factor(service)
             .finish_login(&cx, &credentials, kept.as_ref().map(|k| k.sealed.as_slice()), answer)
             .await;
-        let result = match judged {
-            Ok(Progress::Done(Accepted { credential_id, guard })) => {
-                let consumption = Consumption::Credential {
+        let guard;
+        let checked = match judged {
+            Ok(Progress::Done(Accepted {
+                credential_id,
+                guard: used,
+            })) => {
+                guard = used;
+                Checked::Right(Consumption::Credential {
                     id: credential_id,
                     service: service.as_str(),
                     guard: &guard,
                     challenge: kept.is_some(),
-                };
-                self.finish_second_step(session, &attempt, consumption).await
+                })
             }
-            Ok(Progress::Pending) => return Ok(Verdict::Pending),
-            Ok(Progress::Refused { error, keep }) => {
-                let kept = StoredChallenge {
+            Ok(Progress::Pending) => {
+                self.count_attempt(&attempt).await?;
+                return Ok(Verdict::Pending);
+            }
+            Ok(Progress::Refused { error, keep }) => Checked::Wrong {
+                error,
+                keep: Some(StoredChallenge {
                     service: service.as_str().into(),
                     label: None,
                     sealed: keep,
-                };
-                let expires_at = cx.now + self.config.login_step_ttl_secs;
-                self.store
-                    .put_challenge(&session.token_hash, Purpose::Login, &kept, expires_at)
-                    .await?;
-                Err(error)
-            }
-            Err(error) => Err(error),
+                }),
+            },
+            // The server's trouble is no answer of the user's: nothing to count.
+            Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
+            Err(error) => Checked::Wrong { error, keep: None },
         };
         let event = format!("login_{}", service.as_str());
-        match &result {
-            Ok(_) => self.audit(Some(account.id), &event, "success", remote, None).await,
-            Err(error) => {
-                self.audit(Some(account.id), &event, "failure", remote, Some(error.code()))
-                    .await
-            }
-        }
-        result.map(|session_token| Verdict::Accepted { session_token })
+        let session_token = self.settle(session, &attempt, checked, &event, None).await?;
+        Ok(Verdict::Accepted { session_token })
     }
 
-    /// Records what the accepted answer used up, resets the attempts and completes the
-    /// login under a new session token, in one transaction (see `store::completion`).
-    /// Returns the new token.
-    async fn finish_second_step(
+    /// Counts a checked answer, and consumes it and completes the login if it is right and
+    /// the count allows, with its audit event, in one transaction (see
+    /// `Store::settle_second_factor`). Returns the new session token.
+    async fn settle(
         &self,
         session: &Session,
         attempt: &Attempt<'_>,
-        consumption: Consumption<'_>,
+        checked: Checked<'_>,
+        event: &str,
+        success_detail: Option<&str>,
     ) -> Result<String, Error> {
+        let now = self.now();
         let (session_token, new_token_hash) = new_session_token()?;
-        let upgrade = SessionUpgrade {
-            token_hash: &session.token_hash,
-            new_token_hash: &new_token_hash,
-            from: session.stage,
-            expires_at: self.now() + self.stage_ttl(Stage::Authenticated),
-            verified_at: self.now(),
+        let (judged, wrong, already_used) = match &checked {
+            Checked::Right(consumption) => {
+                let upgrade = SessionUpgrade {
+                    token_hash: &session.token_hash,
+                    new_token_hash: &new_token_hash,
+                    from: session.stage,
+                    expires_at: now + self.stage_ttl(Stage::Authenticated),
+                    verified_at: now,
+                };
+                let already_used = match consumption {
+                    Consumption::Credential { .. } => Error::CodeAlreadyUsed,
+                    Consumption::BackupCode { .. } => Error::InvalidBackupCode,
+                };
+                let right = Judged::Right {
+                    consumption: *consumption,
+                    session: upgrade,
+                };
+                (right, None, Some(already_used))
+            }
+            Checked::Wrong { error, keep } => {
+                let keep = keep.as_ref().map(|challenge| KeptChallenge {
+                    session_hash: &session.token_hash,
+                    challenge,
+                    expires_at: now + self.config.login_step_ttl_secs,
+                });
+                (Judged::Wrong { keep }, Some(error), None)
+            }
         };
-        let completion = self
+        let error_of = |settled: &Settled| match settled {
+            Settled::Completed => None,
+            Settled::Locked { retry_after_secs } => Some(Error::LockedOut {
+                retry_after_secs: *retry_after_secs,
+            }),
+            Settled::HardLocked => Some(Error::SecondFactorLocked),
+            Settled::Wrong => Some(wrong.cloned().unwrap_or(Error::InvalidCode)),
+            Settled::AlreadyUsed => Some(already_used.clone().unwrap_or(Error::CodeAlreadyUsed)),
+            Settled::SessionGone => Some(Error::Unauthenticated),
+        };
+        let audit = |settled: &Settled| {
+            let account_id = Some(session.account_id);
+            match (settled, error_of(settled)) {
+                (_, None) => self.audit_record(account_id, event, "success", attempt.remote, success_detail),
+                (Settled::Locked { .. } | Settled::HardLocked, Some(error)) => {
+                    let event = format!("{}_attempt", attempt.guess.factor().as_str());
+                    self.audit_record(account_id, &event, "locked_out", attempt.remote, Some(error.code()))
+                }
+                (_, Some(error)) => self.audit_record(account_id, event, "failure", attempt.remote, Some(error.code())),
+            }
+        };
+        let counting = Counting {
+            policy: &self.config.lockout,
+            hard_lock: attempt.guess.hard_lock_applies(),
+        };
+        let settled = self
             .store
-            .complete_second_factor(
+            .settle_second_factor(
                 session.account_id,
-                consumption,
+                Some(counting),
                 attempt.cleared_on_success(),
-                upgrade,
-                self.now(),
+                judged,
+                audit,
+                now,
             )
             .await?;
-        match completion {
-            Completion::Completed => Ok(session_token),
-            Completion::AlreadyUsed => Err(match consumption {
-                Consumption::Credential { .. } => Error::CodeAlreadyUsed,
-                Consumption::BackupCode { .. } => Error::InvalidBackupCode,
-            }),
-            Completion::SessionGone => Err(Error::Unauthenticated),
+        match error_of(&settled) {
+            None => Ok(session_token),
+            Some(error) => Err(error),
         }
     }
 
@@ -344,39 +389,32 @@ impl Services {
         require_stage(session, Stage::SecondFactor)?;
         let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         let attempt = Attempt::on_account(account.id, Guess::BackupCode, remote);
-        self.count_attempt(&attempt).await?;
         let used = code.hash(&self.backup_code_key);
         let stored = self.store.backup_code(account.id).await?;
         let matches = stored.is_some_and(|(stored, _)| bool::from(stored.as_slice().ct_eq(&used)));
         let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
-        let result = if matches {
-            let next_hash = next.hash(&self.backup_code_key);
-            let consumption = Consumption::BackupCode {
+        let next_hash = next.hash(&self.backup_code_key);
+        let checked = if matches {
+            Checked::Right(Consumption::BackupCode {
                 used: &used,
                 next: &next_hash,
-            };
-            self.finish_second_step(session, &attempt, consumption).await
+            })
         } else {
-            Err(Error::InvalidBackupCode)
+            Checked::Wrong {
+                error: Error::InvalidBackupCode,
+                keep: None,
+            }
         };
-        let event = "login_backup_code";
-        match &result {
-            Ok(_) => {
-                self.audit(
-                    Some(account.id),
-                    event,
-                    "success",
-                    remote,
-                    Some("new backup code issued"),
-                )
-                .await
-            }
-            Err(error) => {
-                self.audit(Some(account.id), event, "failure", remote, Some(error.code()))
-                    .await
-            }
-        }
-        result.map(|session_token| (next, session_token))
+        let session_token = self
+            .settle(
+                session,
+                &attempt,
+                checked,
+                "login_backup_code",
+                Some("new backup code issued"),
+            )
+            .await?;
+        Ok((next, session_token))
     }
 
     pub async fn logout(&self, session: &Session, remote: Option<&str>) -> Result<(), Error> {
@@ -385,6 +423,16 @@ impl Services {
             .await;
         Ok(())
     }
+}
+
+/// What the check of an answer found, before it is settled.
+enum Checked<'a> {
+    Right(Consumption<'a>),
+    Wrong {
+        error: Error,
+        /// What the factor remembers of it for the session's next answer.
+        keep: Option<StoredChallenge>,
+    },
 }
 
 fn not_a_method(service: ServiceId) -> Error {

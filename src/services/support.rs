@@ -132,17 +132,30 @@ impl Services {
         remote: Option<&str>,
         detail: Option<&str>,
     ) {
-        let record = AuditEvent {
+        let record = self.audit_record(account_id, event, outcome, remote, detail);
+        if let Err(error) = self.store.record_audit(&record).await {
+            tracing::error!(%error, event, "could not write the audit event");
+        }
+    }
+
+    /// An audit event as of now, logged as it is made (for a caller that writes it in its
+    /// own transaction).
+    pub(crate) fn audit_record(
+        &self,
+        account_id: Option<i64>,
+        event: &str,
+        outcome: &str,
+        remote: Option<&str>,
+        detail: Option<&str>,
+    ) -> AuditEvent {
+        tracing::info!(account_id, event, outcome, remote, detail, "audit");
+        AuditEvent {
             at: self.now(),
             account_id,
             event: event.into(),
             outcome: outcome.into(),
             remote_addr: remote.map(Into::into),
             detail: detail.map(Into::into),
-        };
-        tracing::info!(account_id, event, outcome, remote, detail, "audit");
-        if let Err(error) = self.store.record_audit(&record).await {
-            tracing::error!(%error, event, "could not write the audit event");
         }
     }
 

@@ -96,8 +96,7 @@ impl Store {
     /// `None` when one already exists. Concurrent setups (on any node) are serialised by
     /// claiming the `setup` settings row in the same transaction: one wins.
     pub async fn create_first_admin(&self, new: NewAccount<'_>, now: i64) -> Result<Option<i64>> {
-        let id = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let id = with_pool!(self, pool => transaction!(pool, tx => {
             let claimed = sqlx::query(
                 "INSERT INTO settings (name, value, updated_at) VALUES ('setup', 'done', $1) ON CONFLICT (name) DO NOTHING",
             )
@@ -124,8 +123,8 @@ impl Store {
             if id.is_some() {
                 tx.commit().await?;
             }
-            id
-        });
+            Ok(id)
+        }));
         Ok(id)
     }
 

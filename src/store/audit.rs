@@ -14,19 +14,7 @@ pub struct AuditEvent {
 
 impl Store {
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<()> {
-        with_pool!(self, pool => sqlx::query(
-            "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(event.at)
-        .bind(event.account_id)
-        .bind(&event.event)
-        .bind(&event.outcome)
-        .bind(&event.remote_addr)
-        .bind(&event.detail)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        with_pool!(self, pool => record_audit_in!(pool, event));
         Ok(())
     }
 

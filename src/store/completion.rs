@@ -1,12 +1,13 @@
-//! Finishing a login's second step: what the accepted answer uses up and the session's move
-//! to `Authenticated` happen in one transaction, together with the reset of the account's
-//! second-factor attempts. So an answer is accepted at most once (each consumption is a
+//! Settling a login's second step: the attempt's count, what an accepted answer uses up, the
+//! session's move to `Authenticated`, the reset of the account's second-factor attempts and
+//! the audit event happen in one transaction. So an answer is accepted at most once (each consumption is a
 //! compare-and-set), and never consumed without the login completing: a backup code is not
 //! spent unless its successor is stored and the session upgraded.
 //!
 //! One replay rule serves every factor ([`ReplayGuard`]); a new factor adds no SQL here.
 
-use super::{AttemptKey, Result, Stage, Store};
+use super::{AttemptKey, AuditEvent, Purpose, Result, Stage, Store, StoredChallenge};
+use crate::core::lockout::{Decision, LockoutPolicy, ALL_SOURCES};
 
 /// What an accepted answer of a credential uses up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,13 +38,50 @@ pub enum Consumption<'a> {
     BackupCode { used: &'a [u8], next: &'a [u8] },
 }
 
+/// How the counters are asked before an answer is settled.
+#[derive(Clone, Copy, Debug)]
+pub struct Counting<'a> {
+    pub policy: &'a LockoutPolicy,
+    /// Whether the hard lock refuses this answer (not the backup code: see
+    /// `core::lockout::Guess`).
+    pub hard_lock: bool,
+}
+
+/// What the check of an answer found.
+#[derive(Clone, Copy, Debug)]
+pub enum Judged<'a> {
+    /// Right: what it uses up, and the session it completes.
+    Right {
+        consumption: Consumption<'a>,
+        session: SessionUpgrade<'a>,
+    },
+    /// Wrong; `keep`: what the factor remembers of it for the session's next answer.
+    Wrong { keep: Option<KeptChallenge<'a>> },
+}
+
+/// A login challenge to keep for a session (see `Judged::Wrong`).
+#[derive(Clone, Copy, Debug)]
+pub struct KeptChallenge<'a> {
+    pub session_hash: &'a [u8],
+    pub challenge: &'a StoredChallenge,
+    pub expires_at: i64,
+}
+
+/// How an answer was settled. Every outcome counted the attempt (when asked to) and wrote
+/// its audit event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Completion {
+pub enum Settled {
     /// Consumed, attempts reset, session authenticated.
     Completed,
-    /// Another request consumed it first (or a later step was used): nothing changed.
+    /// Not checked: the counters are over their limit until then.
+    Locked { retry_after_secs: i64 },
+    /// Not checked: the second factor's hard lock.
+    HardLocked,
+    /// A wrong answer.
+    Wrong,
+    /// Another request consumed it first (or a later step was used): nothing consumed.
     AlreadyUsed,
-    /// The session is gone (logged out, expired) or already moved on: nothing changed.
+    /// The session is gone (logged out, expired) or already moved on: nothing consumed.
     SessionGone,
 }
 
@@ -75,78 +113,123 @@ macro_rules! mark_used {
 }
 
 impl Store {
-    pub async fn complete_second_factor(
+    /// Settles a checked second-factor answer in one transaction: counts the attempt
+    /// (`counting`; `None` when it was counted before a check over the network), then, if
+    /// the counters allow it, consumes a right answer and completes the login, or keeps what
+    /// a wrong one leaves the factor to remember; and writes the audit event `audit` makes
+    /// of the outcome. One commit per attempt. The answer was checked before it was counted,
+    /// but nothing of the check is used or shown unless the count allows it, so parallel
+    /// guesses still get no more than the limit.
+    pub async fn settle_second_factor(
         &self,
         account_id: i64,
-        consumption: Consumption<'_>,
+        counting: Option<Counting<'_>>,
         attempts: AttemptKey<'_>,
-        session: SessionUpgrade<'_>,
+        judged: Judged<'_>,
+        audit: impl Fn(&Settled) -> AuditEvent,
         now: i64,
-    ) -> Result<Completion> {
-        let completion = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let consumed = match consumption {
-                Consumption::Credential { id, service, guard, challenge } => {
-                    let challenge_taken = !challenge
-                        || sqlx::query("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'")
-                            .bind(session.token_hash)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                            == 1;
-                    let guarded = match guard {
-                        ReplayGuard::Counter { value, state } => sqlx::query(
-                            "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
-                             WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
-                        )
-                        .bind(account_id)
-                        .bind(id)
-                        .bind(*value)
-                        .bind(state)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                            == 1,
-                        ReplayGuard::Token { token_hash, expires_at } => {
-                            sqlx::query(
-                                "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
-                                 ON CONFLICT (service, token_hash) DO NOTHING",
-                            )
-                            .bind(service)
-                            .bind(token_hash)
-                            .bind(*expires_at)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                                == 1
-                                && mark_used!(tx, account_id, id, now)
+    ) -> Result<Settled> {
+        let settled = with_pool!(self, pool => transaction!(pool, tx => {
+            let mut refused = None;
+            if let Some(counting) = counting {
+                for source in [attempts.source, ALL_SOURCES] {
+                    let key = AttemptKey { source, ..attempts };
+                    let count = count_attempt_in!(&mut *tx, key, counting.policy, now);
+                    refused = match counting.policy.decide(source, count, now) {
+                        Decision::Locked { retry_after_secs } => Some(Settled::Locked { retry_after_secs }),
+                        Decision::Allowed
+                            if source == ALL_SOURCES && counting.hard_lock && counting.policy.hard_locked(count) =>
+                        {
+                            Some(Settled::HardLocked)
                         }
-                        ReplayGuard::ChallengeOnly => mark_used!(tx, account_id, id, now),
+                        Decision::Allowed => None,
                     };
-                    challenge_taken && guarded
+                    if refused.is_some() {
+                        break;
+                    }
                 }
-                Consumption::BackupCode { used, next } => sqlx::query(
-                    "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
-                )
-                .bind(account_id)
-                .bind(used)
-                .bind(next)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1,
+            }
+            let settled = match (refused, judged) {
+                (Some(refused), _) => refused,
+                (None, Judged::Wrong { keep }) => {
+                    if let Some(keep) = keep {
+                        put_challenge_in!(&mut *tx, keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at);
+                    }
+                    Settled::Wrong
+                }
+                (None, Judged::Right { consumption, session }) => {
+                    // A savepoint: an answer used up elsewhere, or a session gone, changes
+                    // nothing but the count and the audit.
+                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                let consumed = match consumption {
+                    Consumption::Credential { id, service, guard, challenge } => {
+                        let challenge_taken = !challenge
+                            || sqlx::query("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'")
+                                .bind(session.token_hash)
+                                .execute(&mut *savepoint)
+                                .await?
+                                .rows_affected()
+                                == 1;
+                        let guarded = match guard {
+                            ReplayGuard::Counter { value, state } => sqlx::query(
+                                "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
+                                 WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
+                            )
+                            .bind(account_id)
+                            .bind(id)
+                            .bind(*value)
+                            .bind(state)
+                            .bind(now)
+                            .execute(&mut *savepoint)
+                            .await?
+                            .rows_affected()
+                                == 1,
+                            ReplayGuard::Token { token_hash, expires_at } => {
+                                sqlx::query(
+                                    "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
+                                     ON CONFLICT (service, token_hash) DO NOTHING",
+                                )
+                                .bind(service)
+                                .bind(token_hash)
+                                .bind(*expires_at)
+                                .execute(&mut *savepoint)
+                                .await?
+                                .rows_affected()
+                                    == 1
+                                    && mark_used!(savepoint, account_id, id, now)
+                            }
+                            ReplayGuard::ChallengeOnly => mark_used!(savepoint, account_id, id, now),
+                        };
+                        challenge_taken && guarded
+                    }
+                    Consumption::BackupCode { used, next } => sqlx::query(
+                        "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
+                    )
+                    .bind(account_id)
+                    .bind(used)
+                    .bind(next)
+                    .bind(now)
+                    .execute(&mut *savepoint)
+                    .await?
+                    .rows_affected()
+                        == 1,
+                };
+                    if !consumed {
+                        savepoint.rollback().await?;
+                        Settled::AlreadyUsed
+                    } else if !finish_login!(savepoint, &attempts, Some(session)) {
+                        savepoint.rollback().await?;
+                        Settled::SessionGone
+                    } else {
+                        savepoint.commit().await?;
+                        Settled::Completed
+                    }
+                }
             };
-            if !consumed {
-                return Ok(Completion::AlreadyUsed);
-            }
-            if !finish_login!(tx, &attempts, Some(session)) {
-                return Ok(Completion::SessionGone);
-            }
+            record_audit_in!(&mut *tx, &audit(&settled));
             tx.commit().await?;
-            Completion::Completed
-        });
-        Ok(completion)
+            Ok(settled)
+        }));
+        Ok(settled)
     }
 }

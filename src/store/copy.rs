@@ -185,8 +185,7 @@ impl Store {
     /// settings or audit events is refused, unless `replace` is set: then its contents are
     /// deleted first, in the same transaction.
     pub async fn import(&self, snapshot: &Snapshot, replace: bool) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_pool!(self, pool => transaction!(pool, tx => {
             let existing: i64 = sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM settings) + (SELECT COUNT(*) FROM audit_events)",
             )
@@ -214,7 +213,8 @@ impl Store {
                 }
             }
             tx.commit().await?;
-        });
+            Ok(())
+        }));
         self.continue_identities_after_copy().await
     }
 

@@ -144,21 +144,7 @@ impl Store {
         challenge: &StoredChallenge,
         expires_at: i64,
     ) -> Result<()> {
-        with_pool!(self, pool => sqlx::query(
-            "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
-               label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
-        )
-        .bind(session_hash)
-        .bind(purpose.as_str())
-        .bind(&challenge.service)
-        .bind(&challenge.label)
-        .bind(&challenge.sealed)
-        .bind(expires_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        with_pool!(self, pool => put_challenge_in!(pool, session_hash, purpose, challenge, expires_at));
         Ok(())
     }
 
@@ -181,8 +167,7 @@ impl Store {
     /// code, for a first credential), the attempts reset, a forced user's session completed
     /// and the account's other sessions ended. Nothing is written unless all of it is.
     pub async fn add_credential(&self, enrolment: &Enrolment<'_>, now: i64) -> Result<Added> {
-        let added = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let added = with_pool!(self, pool => transaction!(pool, tx => {
             lock_account!(tx, enrolment.account_id);
             let consumed = sqlx::query(
                 "DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'enrolment' AND service = $2 AND sealed = $3",
@@ -233,8 +218,8 @@ impl Store {
             let keep = enrolment.session.map_or(enrolment.session_hash, |s| s.new_token_hash);
             end_other_sessions!(tx, enrolment.account_id, keep);
             tx.commit().await?;
-            Added::Added { id, first: existing == 0 }
-        });
+            Ok(Added::Added { id, first: existing == 0 })
+        }));
         Ok(added)
     }
 
@@ -253,8 +238,7 @@ impl Store {
     /// Removes one of the account's credentials and ends its sessions but `keep`. Removing
     /// the last one turns 2FA off (the backup code goes too), unless `allow_last` is false.
     pub async fn remove_credential(&self, account_id: i64, id: i64, allow_last: bool, keep: &[u8]) -> Result<Removed> {
-        let removed = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let removed = with_pool!(self, pool => transaction!(pool, tx => {
             lock_account!(tx, account_id);
             let deleted = sqlx::query("DELETE FROM credentials WHERE id = $2 AND account_id = $1")
                 .bind(account_id)
@@ -279,8 +263,8 @@ impl Store {
             }
             end_other_sessions!(tx, account_id, keep);
             tx.commit().await?;
-            Removed::Removed { last: left == 0 }
-        });
+            Ok(Removed::Removed { last: left == 0 })
+        }));
         Ok(removed)
     }
 
@@ -288,8 +272,7 @@ impl Store {
     /// progress, and ends every session of the account but `keep` (the owner's own, or none).
     /// False, changing nothing, when the account had no credential.
     pub async fn remove_two_factor(&self, account_id: i64, keep: &[u8]) -> Result<bool> {
-        let removed = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let removed = with_pool!(self, pool => transaction!(pool, tx => {
             let removed = sqlx::query("DELETE FROM credentials WHERE account_id = $1")
                 .bind(account_id)
                 .execute(&mut *tx)
@@ -310,9 +293,9 @@ impl Store {
             .await?;
             end_other_sessions!(tx, account_id, keep);
             tx.commit().await?;
-            removed
-        });
-        Ok(removed > 0)
+            Ok(true)
+        }));
+        Ok(removed)
     }
 
     /// The hash of the account's backup code and when it was issued.

@@ -1,6 +1,6 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 use crate::core::lockout::{Count, LockoutPolicy, FORGET_AFTER_SECS};
 
 /// One counter: a subject's factor, from one source address or from all (`ALL_SOURCES`).
@@ -18,49 +18,7 @@ impl Store {
     /// within the window's limit (those that get checked). One statement, so concurrent
     /// attempts each get their own count.
     pub async fn count_attempt(&self, key: AttemptKey<'_>, policy: &LockoutPolicy, now: i64) -> Result<Count> {
-        let row: Vec<(i64, i64, i64, i64)> = with_pool!(self, pool => sqlx::query_as(
-            "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
-             VALUES ($1, $2, $3, $4, $5, 1, 1)
-             ON CONFLICT (subject, factor, source) DO UPDATE SET
-               window_start = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
-                                   THEN lockouts.window_start ELSE $4 END,
-               window_secs = CASE
-                   WHEN lockouts.window_start + lockouts.window_secs > $4 THEN lockouts.window_secs
-                   WHEN lockouts.window_start + lockouts.window_secs + $8 <= $4 THEN $5
-                   WHEN lockouts.attempts > $6 AND lockouts.window_secs * 2 > $7 THEN $7
-                   WHEN lockouts.attempts > $6 THEN lockouts.window_secs * 2
-                   ELSE lockouts.window_secs END,
-               attempts = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
-                               THEN lockouts.attempts + 1 ELSE 1 END,
-               failures = lockouts.failures + CASE
-                   WHEN lockouts.window_start + lockouts.window_secs <= $4 THEN 1
-                   WHEN lockouts.attempts + 1 <= $6 THEN 1
-                   ELSE 0 END
-             RETURNING window_start, window_secs, attempts, failures",
-        )
-        .bind(key.subject)
-        .bind(key.factor)
-        .bind(key.source)
-        .bind(now)
-        .bind(policy.window_secs)
-        .bind(policy.limit(key.source))
-        .bind(policy.max_window_secs)
-        .bind(FORGET_AFTER_SECS)
-        // Run to completion, not just to the first row: SQLite reports a failed commit (a
-        // full disk, a read-only file) only when the statement finishes, and an attempt that
-        // was not counted must not be checked.
-        .fetch_all(pool)
-        .await?);
-        let (window_start, window_secs, attempts, failures) = row
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))?;
-        Ok(Count {
-            window_start,
-            window_secs,
-            attempts,
-            failures,
-        })
+        Ok(with_pool!(self, pool => count_attempt_in!(pool, key, policy, now)))
     }
 
     /// After a success: clears the counters of its address and of all addresses (another

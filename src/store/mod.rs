@@ -59,6 +59,122 @@ macro_rules! finish_login {
     }};
 }
 
+/// Runs `$body` (which evaluates to a `Result`, and commits `$tx` itself) in a transaction
+/// `$tx` on a connection of `$pool`; a connection whose transaction failed is closed, not
+/// returned to the pool: a failed COMMIT may leave SQLite's transaction open, or rolled back
+/// behind the driver's back (which then takes the next BEGIN for a savepoint).
+macro_rules! transaction {
+    ($pool:ident, $tx:ident => $body:block) => {{
+        let mut connection = $pool.acquire().await?;
+        let result: $crate::store::Result<_> = async {
+            #[allow(unused_mut)]
+            let mut $tx = sqlx::Connection::begin(&mut *connection).await?;
+            $body
+        }
+        .await;
+        if result.is_err() {
+            connection.close_on_drop();
+        }
+        result?
+    }};
+}
+
+/// Counts an attempt on the counter `$key` (an `AttemptKey`) through `$executor` (a pool or
+/// a transaction), evaluating to its `core::lockout::Count`: see `Store::count_attempt`.
+macro_rules! count_attempt_in {
+    ($executor:expr, $key:expr, $policy:expr, $now:expr) => {{
+        let key: $crate::store::AttemptKey = $key;
+        let policy: &$crate::core::lockout::LockoutPolicy = $policy;
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
+             VALUES ($1, $2, $3, $4, $5, 1, 1)
+             ON CONFLICT (subject, factor, source) DO UPDATE SET
+               window_start = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
+                                   THEN lockouts.window_start ELSE $4 END,
+               window_secs = CASE
+                   WHEN lockouts.window_start + lockouts.window_secs > $4 THEN lockouts.window_secs
+                   WHEN lockouts.window_start + lockouts.window_secs + $8 <= $4 THEN $5
+                   WHEN lockouts.attempts > $6 AND lockouts.window_secs * 2 > $7 THEN $7
+                   WHEN lockouts.attempts > $6 THEN lockouts.window_secs * 2
+                   ELSE lockouts.window_secs END,
+               attempts = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
+                               THEN lockouts.attempts + 1 ELSE 1 END,
+               failures = lockouts.failures + CASE
+                   WHEN lockouts.window_start + lockouts.window_secs <= $4 THEN 1
+                   WHEN lockouts.attempts + 1 <= $6 THEN 1
+                   ELSE 0 END
+             RETURNING window_start, window_secs, attempts, failures",
+        )
+        .bind(key.subject)
+        .bind(key.factor)
+        .bind(key.source)
+        .bind($now)
+        .bind(policy.window_secs)
+        .bind(policy.limit(key.source))
+        .bind(policy.max_window_secs)
+        .bind($crate::core::lockout::FORGET_AFTER_SECS)
+        // Run to completion, not just to the first row: SQLite reports a failed commit (a
+        // full disk, a read-only file) only when the statement finishes, and an attempt that
+        // was not counted must not be checked.
+        .fetch_all($executor)
+        .await?;
+        let (window_start, window_secs, attempts, failures) = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| $crate::store::StoreError::Internal("counting an attempt returned no row".into()))?;
+        $crate::core::lockout::Count {
+            window_start,
+            window_secs,
+            attempts,
+            failures,
+        }
+    }};
+}
+
+/// Writes the audit event `$event` through `$executor` (a pool or a transaction).
+macro_rules! record_audit_in {
+    ($executor:expr, $event:expr) => {{
+        let event: &$crate::store::AuditEvent = $event;
+        sqlx::query(
+            "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at)
+        .bind(event.account_id)
+        .bind(&event.event)
+        .bind(&event.outcome)
+        .bind(&event.remote_addr)
+        .bind(&event.detail)
+        .execute($executor)
+        .await?
+        .rows_affected()
+    }};
+}
+
+/// Keeps `$challenge` for the session `$session_hash` and `$purpose` until `$expires_at`,
+/// through `$executor` (a pool or a transaction), replacing what it kept.
+macro_rules! put_challenge_in {
+    ($executor:expr, $session_hash:expr, $purpose:expr, $challenge:expr, $expires_at:expr) => {{
+        let challenge: &$crate::store::StoredChallenge = $challenge;
+        let purpose: $crate::store::Purpose = $purpose;
+        sqlx::query(
+            "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
+               label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
+        )
+        .bind($session_hash)
+        .bind(purpose.as_str())
+        .bind(&challenge.service)
+        .bind(&challenge.label)
+        .bind(&challenge.sealed)
+        .bind($expires_at)
+        .execute($executor)
+        .await?
+        .rows_affected()
+    }};
+}
+
 /// Inside a transaction `$tx`: ends every session of the account but `$keep` (after a
 /// change to its credentials, which a session opened before it must not outlive).
 macro_rules! end_other_sessions {
@@ -90,7 +206,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{login_key, Account, AccountSummary, NewAccount};
 pub use audit::AuditEvent;
-pub use completion::{Completion, Consumption, ReplayGuard, SessionUpgrade};
+pub use completion::{Consumption, Counting, Judged, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
 pub use lockouts::AttemptKey;

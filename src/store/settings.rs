@@ -33,8 +33,7 @@ impl Store {
         secrets: &[SecretWrite<'_>],
         now: i64,
     ) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_pool!(self, pool => transaction!(pool, tx => {
             sqlx::query(
                 "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -62,7 +61,8 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-        });
+            Ok(())
+        }));
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use twofold::core::policy::{AccountKind, TwoFactorSettings};
-use twofold::store::{Completion, Consumption, Purpose, ReplayGuard, SessionUpgrade, Stage, StoredChallenge};
+use twofold::store::{Consumption, Purpose, ReplayGuard, SessionUpgrade, Settled, Stage, StoredChallenge};
 
 use crate::support::*;
 
@@ -351,17 +351,13 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
             expires_at: now + 3600,
             verified_at: now,
         };
-        let subject = twofold::core::lockout::account_subject(account_id);
         let consumption = Consumption::Credential {
             id: credential_id,
             service: "totp",
             guard: &guard,
             challenge,
         };
-        store
-            .complete_second_factor(account_id, consumption, second_factor_attempts(&subject), upgrade, now)
-            .await
-            .unwrap()
+        settle_right_answer(store, account_id, consumption, upgrade, now).await
     };
 
     // The same token, raced from two sessions: one login completes.
@@ -378,7 +374,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
     );
     let mut outcomes = [a, b];
     outcomes.sort_by_key(|c| format!("{c:?}"));
-    assert_eq!(outcomes, [Completion::AlreadyUsed, Completion::Completed]);
+    assert_eq!(outcomes, [Settled::AlreadyUsed, Settled::Completed]);
 
     // A kept challenge is consumed by the login it completes, and by nothing else.
     let session = half_logged_in(12);
@@ -396,12 +392,12 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
     store.create_session(&without_one, now).await.unwrap();
     assert_eq!(
         complete(without_one, ReplayGuard::ChallengeOnly, true).await,
-        Completion::AlreadyUsed,
+        Settled::AlreadyUsed,
         "a session that was given no challenge cannot claim one"
     );
     assert_eq!(
         complete(session.clone(), ReplayGuard::ChallengeOnly, true).await,
-        Completion::Completed
+        Settled::Completed
     );
     assert!(store
         .challenge(&session.token_hash, Purpose::Login, now)

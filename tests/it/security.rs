@@ -817,7 +817,7 @@ async fn secrets_are_sealed_at_rest_and_never_logged_in_the_audit(backend: Backe
 
 async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend) {
     use twofold::core::backup_codes::BackupCode;
-    use twofold::store::{Completion, Consumption, SessionUpgrade, Stage};
+    use twofold::store::{Consumption, SessionUpgrade, Settled, Stage};
     let server = TestServer::start(backend).await;
     let (_, backup) = enrolled_client(&server, "vera").await;
     let account = server
@@ -836,24 +836,12 @@ async fn a_backup_code_is_not_spent_unless_the_login_completes(backend: Backend)
         expires_at: server.now() + 60,
         verified_at: server.now(),
     };
-    let subject = twofold::core::lockout::account_subject(account.id);
     let consumption = Consumption::BackupCode {
         used: &used,
         next: &[7; 32],
     };
-    let completion = server
-        .app
-        .store
-        .complete_second_factor(
-            account.id,
-            consumption,
-            second_factor_attempts(&subject),
-            gone,
-            server.now(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(completion, Completion::SessionGone);
+    let settled = settle_right_answer(&server.app.store, account.id, consumption, gone, server.now()).await;
+    assert_eq!(settled, Settled::SessionGone);
     // Nothing was spent: the code still logs in once.
     let client = server.client();
     client.login("client", "vera").await;

@@ -407,13 +407,34 @@ pub fn assert_single_use(answers: &[Answer]) {
     );
 }
 
-/// The second-factor counters a success clears, for calls to the store itself.
-pub fn second_factor_attempts(subject: &str) -> twofold::store::AttemptKey<'_> {
-    twofold::store::AttemptKey {
-        subject,
+/// Settles a right answer through the store itself (no counting, as for an answer counted
+/// before a check over the network), as the login's second step would.
+pub async fn settle_right_answer(
+    store: &twofold::store::Store,
+    account_id: i64,
+    consumption: twofold::store::Consumption<'_>,
+    session: twofold::store::SessionUpgrade<'_>,
+    now: i64,
+) -> twofold::store::Settled {
+    let subject = twofold::core::lockout::account_subject(account_id);
+    let attempts = twofold::store::AttemptKey {
+        subject: &subject,
         factor: "second_factor",
         source: "127.0.0.1",
-    }
+    };
+    let audit = |settled: &twofold::store::Settled| twofold::store::AuditEvent {
+        at: now,
+        account_id: Some(account_id),
+        event: "test_settlement".into(),
+        outcome: format!("{settled:?}"),
+        remote_addr: None,
+        detail: None,
+    };
+    let judged = twofold::store::Judged::Right { consumption, session };
+    store
+        .settle_second_factor(account_id, None, attempts, judged, audit, now)
+        .await
+        .unwrap()
 }
 
 /// A configuration in which the test clients (on loopback) are trusted proxies, so that
