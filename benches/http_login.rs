@@ -45,11 +45,17 @@ fn main() {
         "{:<52} {:>8} {:>10} {:>9} {:>9} {:>9}",
         "scenario / step", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
     );
-    scenario("SQLite, 1 node", None, 1);
-    let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
-    scenario("PostgreSQL, 1 node", Some(&postgres), 1);
-    scenario("PostgreSQL, 2 nodes (load split evenly)", Some(&postgres), 2);
+    // TWOFOLD_BENCH_ONLY=sqlite (or postgres) runs only those scenarios.
+    let only = std::env::var("TWOFOLD_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "sqlite" {
+        scenario("SQLite, 1 node", None, 1);
+    }
+    if only.is_empty() || only == "postgres" {
+        let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
+        scenario("PostgreSQL, 1 node", Some(&postgres), 1);
+        scenario("PostgreSQL, 2 nodes (load split evenly)", Some(&postgres), 2);
+    }
 }
 
 /// Starts `nodes` servers on one database, prepares the accounts, and measures each step.
@@ -70,6 +76,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
             data_dir: dir.path().join(format!("node{node}")),
             database_url: database_url.clone(),
             master_key: Some(master_key.clone().into()),
+            database_max_connections: std::env::var("BENCH_CONNS").ok().map_or(10, |v| v.parse().unwrap()),
             ..Config::default()
         };
         let (app, base) = server_runtime.block_on(async {

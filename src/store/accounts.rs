@@ -129,7 +129,7 @@ impl Store {
     }
 
     pub async fn has_admin(&self) -> Result<bool> {
-        let found: Option<i64> = with_pool!(self, pool => sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'admin' LIMIT 1")
+        let found: Option<i64> = with_reader!(self, pool => sqlx::query_scalar("SELECT id FROM accounts WHERE kind = 'admin' LIMIT 1")
             .fetch_optional(pool)
             .await?);
         Ok(found.is_some())
@@ -138,7 +138,7 @@ impl Store {
     /// Finds the account a login names: its username or its e-mail, in any case.
     pub async fn find_account(&self, kind: AccountKind, name: &str) -> Result<Option<Account>> {
         let key = login_key(name);
-        let row: Option<AccountRow> = with_pool!(self, pool => sqlx::query_as(&format!(
+        let row: Option<AccountRow> = with_reader!(self, pool => sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts
              WHERE kind = $1 AND (username_key = $2 OR email_key = $2)
              ORDER BY username_key = $2 DESC LIMIT 1"
@@ -151,7 +151,7 @@ impl Store {
     }
 
     pub async fn account(&self, id: i64) -> Result<Option<Account>> {
-        let row: Option<AccountRow> = with_pool!(self, pool => sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
+        let row: Option<AccountRow> = with_reader!(self, pool => sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
             .bind(id)
             .fetch_optional(pool)
             .await?);
@@ -167,7 +167,7 @@ impl Store {
         now: i64,
         policy: &LockoutPolicy,
     ) -> Result<Vec<AccountSummary>> {
-        let rows: Vec<SummaryRow> = with_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<SummaryRow> = with_reader!(self, pool => sqlx::query_as(
             "SELECT a.id, a.username, a.email, a.role,
                     EXISTS (SELECT 1 FROM lockouts x WHERE x.subject = 'account:' || a.id
                             AND ((x.window_start + x.window_secs > $2
@@ -183,7 +183,7 @@ impl Store {
         .fetch_all(pool)
         .await?);
         // Each account's services, in the order it first enrolled in them.
-        let services: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(
+        let services: Vec<(i64, String)> = with_reader!(self, pool => sqlx::query_as(
             "SELECT c.account_id, c.service FROM credentials c JOIN accounts a ON a.id = c.account_id
              WHERE a.kind = $1 GROUP BY c.account_id, c.service ORDER BY c.account_id, MIN(c.id)",
         )

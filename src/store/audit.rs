@@ -36,7 +36,7 @@ impl Store {
 
     /// The newest events first.
     pub async fn audit_events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<AuditEvent>> {
-        let events = with_pool!(self, pool => sqlx::query_as(
+        let events = with_reader!(self, pool => sqlx::query_as(
             "SELECT at, account_id, event, outcome, remote_addr, detail FROM audit_events
              WHERE ($1 IS NULL OR account_id = $1) ORDER BY id DESC LIMIT $2",
         )

@@ -161,7 +161,7 @@ impl Store {
         let mut tables = Vec::with_capacity(TABLES.len());
         for (table, spec) in TABLES {
             let sql = format!("SELECT {} FROM {table} ORDER BY 1", columns(spec));
-            let rows = with_pool!(self, pool => {
+            let rows = with_reader!(self, pool => {
                 let mut rows = Vec::new();
                 for row in sqlx::query(&sql).fetch_all(pool).await? {
                     let mut values = Vec::with_capacity(spec.len());

@@ -127,7 +127,7 @@ fn credential_from_row(row: CredentialRow) -> Credential {
 impl Store {
     /// The account's credentials, oldest first.
     pub async fn credentials(&self, account_id: i64) -> Result<Vec<Credential>> {
-        let rows: Vec<CredentialRow> = with_pool!(self, pool => sqlx::query_as(&format!(
+        let rows: Vec<CredentialRow> = with_reader!(self, pool => sqlx::query_as(&format!(
             "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id"
         ))
         .bind(account_id)
@@ -151,7 +151,7 @@ impl Store {
     /// What the session keeps for `purpose`, unless it expired. Reading does not consume
     /// it: the transaction that completes the step does, if it is still the same.
     pub async fn challenge(&self, session_hash: &[u8], purpose: Purpose, now: i64) -> Result<Option<StoredChallenge>> {
-        let row: Option<(String, Option<String>, Vec<u8>)> = with_pool!(self, pool => sqlx::query_as(
+        let row: Option<(String, Option<String>, Vec<u8>)> = with_reader!(self, pool => sqlx::query_as(
             "SELECT service, label, sealed FROM challenges WHERE session_hash = $1 AND purpose = $2 AND expires_at > $3",
         )
         .bind(session_hash)
@@ -300,7 +300,7 @@ impl Store {
 
     /// The hash of the account's backup code and when it was issued.
     pub async fn backup_code(&self, account_id: i64) -> Result<Option<(Vec<u8>, i64)>> {
-        let row = with_pool!(self, pool => sqlx::query_as("SELECT code_hash, issued_at FROM backup_codes WHERE account_id = $1")
+        let row = with_reader!(self, pool => sqlx::query_as("SELECT code_hash, issued_at FROM backup_codes WHERE account_id = $1")
             .bind(account_id)
             .fetch_optional(pool)
             .await?);
@@ -309,7 +309,7 @@ impl Store {
 
     /// Any one stored credential, to check at start-up that the master key opens it.
     pub async fn any_sealed_credential(&self) -> Result<Option<(i64, String, Vec<u8>)>> {
-        let row = with_pool!(self, pool => sqlx::query_as("SELECT account_id, service, secret FROM credentials ORDER BY id LIMIT 1")
+        let row = with_reader!(self, pool => sqlx::query_as("SELECT account_id, service, secret FROM credentials ORDER BY id LIMIT 1")
             .fetch_optional(pool)
             .await?);
         Ok(row)

@@ -9,12 +9,28 @@
 //! Two backends, one set of statements: SQLite (the embedded default) and PostgreSQL
 //! (several nodes on one database). Queries use `$n` placeholders and SQL both accept;
 //! [`with_pool!`] compiles each body once per backend, so no method branches on the backend.
+//!
+//! SQLite takes one writer at a time: its writes go through a pool of one connection, so
+//! that writers queue in the process (first come, first served) instead of sleeping in
+//! SQLite's busy handler; reads that need no write ([`with_reader!`]) run in parallel on the
+//! other pool (WAL). PostgreSQL has one pool for both.
 
-/// Runs `$body` with `$pool` bound to this store's pool, whichever backend it is.
+/// Runs `$body` with `$pool` bound to this store's pool for writes (and for reads that are
+/// part of a write), whichever backend it is.
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body`, which only reads, with `$pool` bound to this store's pool for reads.
+macro_rules! with_reader {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { readers: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
@@ -281,7 +297,7 @@ pub struct PoolSettings {
 
 #[derive(Clone)]
 pub(crate) enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite { writer: SqlitePool, readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -295,7 +311,12 @@ impl Store {
     /// holds an advisory lock, so nodes starting together migrate once.
     pub async fn open(database: &Database, pool: PoolSettings) -> Result<Store> {
         let backend = match database {
-            Database::Sqlite(path) => Backend::Sqlite(open_sqlite(path, pool).await?),
+            Database::Sqlite(path) => {
+                // The writer first: it creates the file and sets WAL mode.
+                let writer = open_sqlite(path, PoolSettings { max_connections: 1, ..pool }).await?;
+                let readers = open_sqlite(path, pool).await?;
+                Backend::Sqlite { writer, readers }
+            }
             Database::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
                 let pg = PgPoolOptions::new()
@@ -313,7 +334,7 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         let migrated = match &self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Backend::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await,
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         };
         migrated.map_err(|error| match error {
@@ -325,13 +346,14 @@ impl Store {
     /// Which backend this is, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite(_) => "sqlite",
+            Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
     }
 }
 
-/// SQLite in WAL mode: readers never block the writer; the busy timeout queues writers.
+/// SQLite in WAL mode: readers never block the writer. The busy timeout is for writers of
+/// other processes (the command line), and checkpoints.
 async fn open_sqlite(path: &Path, pool: PoolSettings) -> Result<SqlitePool> {
     let options = SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)

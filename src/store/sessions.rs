@@ -75,7 +75,7 @@ impl Store {
     /// The live session with this token hash, if it has not expired, with its account
     /// (one query: this runs on every request).
     pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, Account)>> {
-        let row: Option<SessionRow> = with_pool!(self, pool => sqlx::query_as(
+        let row: Option<SessionRow> = with_reader!(self, pool => sqlx::query_as(
             "SELECT s.stage, s.csrf_token, s.expires_at, s.verified_at,
                     a.id, a.kind, a.role, a.username, a.email, a.password_hash
              FROM sessions s JOIN accounts a ON a.id = s.account_id

@@ -13,7 +13,7 @@ pub struct SecretWrite<'a> {
 impl Store {
     /// Reads a setting's JSON value.
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let value = with_pool!(self, pool => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        let value = with_reader!(self, pool => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await?);
@@ -68,7 +68,7 @@ impl Store {
 
     /// The `(service, name)` of every write-only setting that has a value.
     pub async fn setting_secrets_set(&self) -> Result<Vec<(String, String)>> {
-        let names = with_pool!(self, pool => sqlx::query_as("SELECT service, name FROM setting_secrets ORDER BY service, name")
+        let names = with_reader!(self, pool => sqlx::query_as("SELECT service, name FROM setting_secrets ORDER BY service, name")
             .fetch_all(pool)
             .await?);
         Ok(names)
@@ -76,7 +76,7 @@ impl Store {
 
     /// One write-only setting's sealed value.
     pub async fn setting_secret(&self, service: &str, name: &str) -> Result<Option<Vec<u8>>> {
-        let sealed = with_pool!(self, pool => sqlx::query_scalar(
+        let sealed = with_reader!(self, pool => sqlx::query_scalar(
             "SELECT sealed FROM setting_secrets WHERE service = $1 AND name = $2",
         )
         .bind(service)
@@ -88,7 +88,7 @@ impl Store {
 
     /// Any one sealed setting, to check at start-up that the master key opens it.
     pub async fn any_setting_secret(&self) -> Result<Option<(String, String, Vec<u8>)>> {
-        let row = with_pool!(self, pool => sqlx::query_as(
+        let row = with_reader!(self, pool => sqlx::query_as(
             "SELECT service, name, sealed FROM setting_secrets ORDER BY service, name LIMIT 1",
         )
         .fetch_optional(pool)
