@@ -1,5 +1,6 @@
 //! Load on the login steps over HTTP on loopback: requests/s and latency percentiles.
-//! Run: `cargo bench --bench http_login` (prints a table; takes about a minute).
+//! Run: `cargo bench --bench http_login` (prints a table, then each target of issue #13
+//! beside its figure; takes about two minutes; `TWOFOLD_BENCH_ONLY=sqlite` or `postgres`).
 //!
 //! Three scenarios: SQLite with one node, PostgreSQL with one node, and PostgreSQL with two
 //! nodes sharing the database and master key, the load split evenly between them
@@ -48,18 +49,76 @@ fn main() {
     // TWOFOLD_BENCH_ONLY=sqlite (or postgres) runs only those scenarios.
     let only = std::env::var("TWOFOLD_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "sqlite" {
-        scenario("SQLite, 1 node", None, 1);
+        let sqlite = scenario("SQLite, 1 node", None, 1);
+        let share = sqlite.accepted.rate / sqlite.healthz.rate;
+        target(
+            "accepted code >= 25 % of /healthz, p99 <= 25 ms",
+            format!("{:.1} %, p99 {:.1} ms", share * 100.0, sqlite.accepted.p99_ms),
+            share >= 0.25 && sqlite.accepted.p99_ms <= 25.0,
+        );
+        let share = sqlite.wrong.rate / sqlite.healthz.rate;
+        target(
+            "wrong code >= 25 % of /healthz, p99 <= 25 ms",
+            format!("{:.1} %, p99 {:.1} ms", share * 100.0, sqlite.wrong.p99_ms),
+            share >= 0.25 && sqlite.wrong.p99_ms <= 25.0,
+        );
+        sqlite.password_targets();
     }
     if only.is_empty() || only == "postgres" {
         let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
-        scenario("PostgreSQL, 1 node", Some(&postgres), 1);
-        scenario("PostgreSQL, 2 nodes (load split evenly)", Some(&postgres), 2);
+        let one = scenario("PostgreSQL, 1 node", Some(&postgres), 1);
+        target(
+            "accepted code >= 3,000/s, p99 <= 30 ms",
+            format!("{:.0}/s, p99 {:.1} ms", one.accepted.rate, one.accepted.p99_ms),
+            one.accepted.rate >= 3000.0 && one.accepted.p99_ms <= 30.0,
+        );
+        one.password_targets();
+        let two = scenario("PostgreSQL, 2 nodes (load split evenly)", Some(&postgres), 2);
+        let ratio = two.accepted.rate / one.accepted.rate;
+        target(
+            "two nodes accept no slower than one",
+            format!("{:.0}/s, {ratio:.2} x one node", two.accepted.rate),
+            ratio >= 1.0,
+        );
+    }
+}
+
+/// What a scenario measured.
+struct Scenario {
+    healthz: Figures,
+    accepted: Figures,
+    wrong: Figures,
+    password: Figures,
+    raw_argon2: f64,
+    /// An accepted code while password logins flood in.
+    accepted_under_passwords: Figures,
+}
+
+impl Scenario {
+    fn password_targets(&self) {
+        let share = self.password.rate / self.raw_argon2;
+        target(
+            "password step >= 90 % of raw argon2id",
+            format!(
+                "{:.0}/s of {:.0}/s: {:.0} %",
+                self.password.rate,
+                self.raw_argon2,
+                share * 100.0
+            ),
+            share >= 0.9,
+        );
+        let growth = self.accepted_under_passwords.p99_ms / self.accepted.p99_ms;
+        target(
+            "under a password flood, accepted code p99 at most x2",
+            format!("p99 {:.1} ms, {growth:.2} x", self.accepted_under_passwords.p99_ms),
+            growth <= 2.0,
+        );
     }
 }
 
 /// Starts `nodes` servers on one database, prepares the accounts, and measures each step.
-fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
+fn scenario(name: &str, postgres: Option<&str>, nodes: usize) -> Scenario {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_800_000_010));
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,7 +135,6 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
             data_dir: dir.path().join(format!("node{node}")),
             database_url: database_url.clone(),
             master_key: Some(master_key.clone().into()),
-            database_max_connections: std::env::var("BENCH_CONNS").ok().map_or(10, |v| v.parse().unwrap()),
             ..Config::default()
         };
         let (app, base) = server_runtime.block_on(async {
@@ -100,7 +158,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
         .unwrap();
     println!("{name}");
     let baseline: Vec<Request> = (0..ACCOUNTS).map(|_| (String::new(), "/healthz", None)).collect();
-    load.block_on(run(
+    let healthz = load.block_on(run(
         "  GET /healthz (HTTP only: no database, no crypto)",
         &bases,
         baseline,
@@ -118,7 +176,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
             )
         })
         .collect();
-    load.block_on(run("  second factor, right code (accepted)", &bases, right, 32));
+    let accepted = load.block_on(run("  second factor, right code (accepted)", &bases, right, 32));
 
     // Fresh half-logged-in sessions for the failing path.
     let sessions = server_runtime.block_on(half_logged_in_sessions(app, &prepared));
@@ -126,7 +184,7 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
         .into_iter()
         .map(|cookie| (cookie, "/api/v1/login/second-factor", Some(json!({ "code": "000000" }))))
         .collect();
-    load.block_on(run("  second factor, wrong code (refused, audited)", &bases, wrong, 32));
+    let wrong = load.block_on(run("  second factor, wrong code (refused, audited)", &bases, wrong, 32));
 
     let passwords: Vec<_> = prepared
         .iter()
@@ -136,10 +194,56 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) {
             (String::new(), "/api/v1/login", Some(body))
         })
         .collect();
-    load.block_on(run("  password step (argon2id 19 MiB, t=2)", &bases, passwords, 8));
+    let password = load.block_on(run(
+        "  password step (argon2id 19 MiB, t=2)",
+        &bases,
+        passwords.clone(),
+        8,
+    ));
+    let stored = server_runtime.block_on(app.hash_password(PASSWORD)).unwrap();
+    let raw_argon2 = raw_argon2_rate(&stored);
+    println!("  raw argon2id on this machine (a thread per core, no server): {raw_argon2:.0}/s");
+
+    // The next step's codes on fresh sessions, while password logins arrive faster than
+    // they can be served (more than 200 a second).
+    clock.advance(30);
+    let now = clock.now();
+    let sessions = server_runtime.block_on(half_logged_in_sessions(app, &prepared));
+    let right: Vec<_> = prepared
+        .iter()
+        .zip(sessions)
+        .map(|(p, cookie)| {
+            let code = code_at(&p.secret, TotpParams::default(), step_at(now, 30)).unwrap();
+            (cookie, "/api/v1/login/second-factor", Some(json!({ "code": code })))
+        })
+        .collect();
+    let flood: Vec<_> = passwords.iter().cycle().take(2_000).cloned().collect();
+    let accepted_under_passwords = load.block_on(async {
+        let bases_for_flood = bases.clone();
+        let flood = tokio::spawn(async move {
+            run(
+                "  (password logins saturating argon2, 16 concurrent)",
+                &bases_for_flood,
+                flood,
+                16,
+            )
+            .await
+        });
+        let figures = run("  second factor, right code, argon2 saturated", &bases, right, 32).await;
+        flood.abort();
+        figures
+    });
     drop(load);
     drop(apps);
     server_runtime.shutdown_background();
+    Scenario {
+        healthz,
+        accepted,
+        wrong,
+        password,
+        raw_argon2,
+        accepted_under_passwords,
+    }
 }
 
 /// A fresh schema in the PostgreSQL database at `url`, as a `database_url`.
@@ -222,9 +326,16 @@ async fn half_logged_in_sessions(app: &App, prepared: &[Prepared]) -> Vec<String
     cookies
 }
 
+/// What a run measured.
+#[derive(Clone, Copy)]
+struct Figures {
+    rate: f64,
+    p99_ms: f64,
+}
+
 /// Sends every request once, `concurrency` at a time, and prints the figures.
 /// Request `i` goes to node `i % nodes`: the load split evenly, as a load balancer would.
-async fn run(name: &str, bases: &[String], requests: Vec<Request>, concurrency: usize) {
+async fn run(name: &str, bases: &[String], requests: Vec<Request>, concurrency: usize) -> Figures {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -285,4 +396,38 @@ async fn run(name: &str, bases: &[String], requests: Vec<Request>, concurrency: 
         statuses,
         concurrency
     );
+    Figures {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p99_ms: ms(pct(0.99)),
+    }
+}
+
+/// Prints a target beside the figure it is about.
+fn target(what: &str, measured: String, met: bool) {
+    println!(
+        "  target: {what:<58} measured: {measured:<28} {}",
+        if met { "met" } else { "NOT MET" }
+    );
+}
+
+/// The raw argon2id rate of this machine: verifications of the benchmark's password on one
+/// thread per core, outside any server.
+fn raw_argon2_rate(stored: &str) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per_thread = 20;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut scratch = twofold::core::password::Scratch::default();
+                for _ in 0..per_thread {
+                    assert_eq!(
+                        twofold::core::password::verify(PASSWORD, stored, &mut scratch),
+                        Ok(true)
+                    );
+                }
+            });
+        }
+    });
+    (threads * per_thread) as f64 / started.elapsed().as_secs_f64()
 }

@@ -313,7 +313,14 @@ impl Store {
         let backend = match database {
             Database::Sqlite(path) => {
                 // The writer first: it creates the file and sets WAL mode.
-                let writer = open_sqlite(path, PoolSettings { max_connections: 1, ..pool }).await?;
+                let writer = open_sqlite(
+                    path,
+                    PoolSettings {
+                        max_connections: 1,
+                        ..pool
+                    },
+                )
+                .await?;
                 let readers = open_sqlite(path, pool).await?;
                 Backend::Sqlite { writer, readers }
             }
