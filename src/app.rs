@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
@@ -11,6 +12,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::secretbox::{MasterKey, OpenError};
+use crate::duo::DuoApi;
 use crate::random;
 use crate::services::factors::{sealing_context, setting_sealing_context, Factors};
 use crate::services::{Error, Services};
@@ -37,7 +39,13 @@ pub enum StartError {
     MasterKey(String),
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("outbound HTTPS: {0}")]
+    Outbound(String),
 }
+
+/// How long a call to Duo may take: longer than Duo's own answers take, short enough that
+/// an outage never holds a login for long (asynchronous pushes are polled, never waited on).
+const DUO_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl App {
     /// Opens the database (migrating it), loads or creates the master key and checks that it
@@ -47,11 +55,13 @@ impl App {
         let master_key = load_master_key(&config)?;
         let store = Store::open(&config.database()?, config.pool_settings()).await?;
         check_master_key(&store, &master_key).await?;
+        let duo = DuoApi::new(config.tls_ca_file.as_deref(), DUO_TIMEOUT).map_err(StartError::Outbound)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
             name_key: master_key.derive("twofold lockout names"),
             factors: Factors::new(),
+            duo,
             password_slots: Semaphore::new(cores * 2),
             password_checks: Default::default(),
             trusted_proxies: config.trusted_networks(),

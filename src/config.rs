@@ -35,6 +35,8 @@ pub struct Config {
     /// The reverse proxies (CIDRs, such as `10.0.0.0/8`) whose `X-Forwarded-For` tells the
     /// client's address; nobody else's is believed.
     pub trusted_proxies: Vec<String>,
+    /// A PEM file of certificates trusted for outbound HTTPS (Duo) besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
     /// The master key (base64 of 32 bytes) that seals secrets at rest. Prefer
     /// `master_key_file`; when neither is set, one is generated in `<data_dir>/master.key`.
     #[serde(skip_serializing)]
@@ -65,6 +67,7 @@ impl Default for Config {
             http_read_timeout_secs: 10,
             http_max_connections: 1024,
             trusted_proxies: Vec::new(),
+            tls_ca_file: None,
             master_key: None,
             master_key_file: None,
             public_url: None,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod duo;
 pub mod random;
 pub mod services;
 pub mod store;

@@ -21,6 +21,8 @@ pub enum DuoFailure {
     Unavailable { status: u16 },
     /// Duo answered something that is not Duo's envelope.
     Garbled(String),
+    /// No answer: the connection, TLS or the time allowed failed (the reason, for the log).
+    Unreachable(String),
 }
 
 /// What an administrator must fix (or wait for) after a failure, in the words the admin
@@ -39,7 +41,10 @@ pub fn diagnosis(failure: &DuoFailure) -> Option<&'static str> {
         ),
         DuoFailure::Refused { .. } => None,
         DuoFailure::RateLimited { .. } => Some("Duo is limiting this server's requests; try again shortly."),
-        DuoFailure::Unavailable { .. } | DuoFailure::Garbled(_) => Some("Duo cannot be reached or answered wrongly."),
+        DuoFailure::Unavailable { .. } | DuoFailure::Garbled(_) => Some("Duo answered wrongly or is having an outage."),
+        DuoFailure::Unreachable(_) => {
+            Some("Duo cannot be reached: check the API hostname, this server's outbound HTTPS and its trusted certificates.")
+        }
     }
 }
 
