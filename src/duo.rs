@@ -8,7 +8,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::core::duo_api::{read_answer, DuoFailure};
+use crate::core::duo_api::{
+    read_activation, read_activation_status, read_answer, read_auth_result, read_preauth, read_txid, Activation,
+    ActivationStatus, AuthResult, DuoFailure, Preauth,
+};
 use crate::core::duo_sign::sign_v5;
 
 /// What identifies Twofold to Duo: an Auth API application's keys and host.
@@ -17,6 +20,26 @@ pub struct Integration<'a> {
     pub api_hostname: &'a str,
     pub integration_key: &'a str,
     pub secret_key: &'a SecretString,
+}
+
+/// A second factor of Duo's to start.
+pub enum AuthFactor<'a> {
+    /// A push to Duo Mobile on `device` (a device id, or `auto`).
+    Push { device: &'a str },
+    /// A phone call to `device`.
+    Phone { device: &'a str },
+    /// New passcodes by text message to `device` (never itself a login: the user types one).
+    Sms { device: &'a str },
+    /// A passcode the user typed (Duo Mobile, a token, a text message, a bypass code).
+    Passcode(&'a str),
+}
+
+/// What `/auth/v2/auth` gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthStarted {
+    /// Asynchronous: the transaction to poll.
+    Transaction(String),
+    Done(AuthResult),
 }
 
 /// The HTTPS client every call to Duo goes through.
@@ -62,6 +85,104 @@ impl DuoApi {
     /// kind, this server's clock); Duo's clock, in Unix seconds.
     pub async fn check(&self, integration: &Integration<'_>, now: i64) -> Result<i64, DuoFailure> {
         duo_time(&self.call(integration, "GET", "/auth/v2/check", &[], now).await?)
+    }
+
+    /// `/auth/v2/preauth`: may `username` log in, and with what. `ipaddr`: the user's
+    /// address, for Duo's address-based policies.
+    pub async fn preauth(
+        &self,
+        integration: &Integration<'_>,
+        username: &str,
+        ipaddr: Option<&str>,
+        now: i64,
+    ) -> Result<Preauth, DuoFailure> {
+        let mut params = vec![("username", username)];
+        params.extend(ipaddr.map(|ip| ("ipaddr", ip)));
+        read_preauth(&self.call(integration, "POST", "/auth/v2/preauth", &params, now).await?)
+    }
+
+    /// `/auth/v2/auth`: starts `factor` for `username`. A push or a call is asynchronous
+    /// (its transaction is polled with [`DuoApi::auth_status`]); a passcode or a batch of
+    /// text messages is answered at once.
+    pub async fn auth(
+        &self,
+        integration: &Integration<'_>,
+        username: &str,
+        factor: &AuthFactor<'_>,
+        ipaddr: Option<&str>,
+        now: i64,
+    ) -> Result<AuthStarted, DuoFailure> {
+        let mut params = vec![("username", username)];
+        params.extend(ipaddr.map(|ip| ("ipaddr", ip)));
+        let asynchronous = match factor {
+            AuthFactor::Push { device } => {
+                params.extend([("factor", "push"), ("device", *device), ("type", "Login")]);
+                true
+            }
+            AuthFactor::Phone { device } => {
+                params.extend([("factor", "phone"), ("device", *device)]);
+                true
+            }
+            AuthFactor::Sms { device } => {
+                params.extend([("factor", "sms"), ("device", *device)]);
+                false
+            }
+            AuthFactor::Passcode(passcode) => {
+                params.extend([("factor", "passcode"), ("passcode", *passcode)]);
+                false
+            }
+        };
+        params.push(("async", if asynchronous { "1" } else { "0" }));
+        let response = self.call(integration, "POST", "/auth/v2/auth", &params, now).await?;
+        match asynchronous {
+            true => Ok(AuthStarted::Transaction(read_txid(&response)?)),
+            false => Ok(AuthStarted::Done(read_auth_result(&response)?)),
+        }
+    }
+
+    /// `/auth/v2/auth_status`: where the transaction `txid` stands.
+    pub async fn auth_status(
+        &self,
+        integration: &Integration<'_>,
+        txid: &str,
+        now: i64,
+    ) -> Result<AuthResult, DuoFailure> {
+        read_auth_result(
+            &self
+                .call(integration, "GET", "/auth/v2/auth_status", &[("txid", txid)], now)
+                .await?,
+        )
+    }
+
+    /// `/auth/v2/enroll`: a new Duo user `username` and its activation for Duo Mobile.
+    pub async fn enroll(
+        &self,
+        integration: &Integration<'_>,
+        username: &str,
+        valid_secs: u32,
+        now: i64,
+    ) -> Result<Activation, DuoFailure> {
+        let valid_secs = valid_secs.to_string();
+        let params = [("username", username), ("valid_secs", valid_secs.as_str())];
+        read_activation(&self.call(integration, "POST", "/auth/v2/enroll", &params, now).await?)
+    }
+
+    /// `/auth/v2/enroll_status`: whether Duo Mobile has activated.
+    pub async fn enroll_status(
+        &self,
+        integration: &Integration<'_>,
+        activation: &Activation,
+        now: i64,
+    ) -> Result<ActivationStatus, DuoFailure> {
+        let params = [
+            ("user_id", activation.user_id.as_str()),
+            ("activation_code", activation.activation_code.as_str()),
+        ];
+        read_activation_status(
+            &self
+                .call(integration, "POST", "/auth/v2/enroll_status", &params, now)
+                .await?,
+        )
     }
 
     /// A signed call: its `response`, or why there is none.

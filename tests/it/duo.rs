@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::json;
-use twofold::core::duo_api::{diagnosis, DuoFailure};
-use twofold::duo::{DuoApi, Integration};
+use twofold::core::duo_api::{diagnosis, ActivationStatus, AuthResult, Capability, DuoFailure, Preauth};
+use twofold::duo::{AuthFactor, AuthStarted, DuoApi, Integration};
 
 use crate::duo_client::run_python;
-use crate::duo_double::{real_now, DuoDouble};
+use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure};
 
 const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
 const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
@@ -152,4 +152,163 @@ async fn an_unreachable_or_untrusted_duo_is_never_an_answer() {
     std::fs::write(&empty, "not a certificate").unwrap();
     let error = DuoApi::new(Some(&empty), Duration::from_secs(1)).err().unwrap();
     assert!(error.contains("empty.pem"), "{error}");
+}
+
+/// The same walk through the Auth API as `tests/python/duo_auth.py`, with Twofold's client,
+/// in the same shape.
+async fn twofold_walk(api: &DuoApi, integration: &Integration<'_>, user: &str, new_user: &str) -> serde_json::Value {
+    let now = real_now;
+    let result_name = |result: &AuthResult| match result {
+        AuthResult::Allow => "allow".to_string(),
+        AuthResult::Deny { .. } => "deny".to_string(),
+        AuthResult::Waiting { .. } => "waiting".to_string(),
+    };
+    let status_name = |result: &AuthResult| match result {
+        AuthResult::Allow => "allow".to_string(),
+        AuthResult::Deny { status, .. } | AuthResult::Waiting { status, .. } => status.clone(),
+    };
+    let Preauth::Auth { devices } = api.preauth(integration, user, Some("192.0.2.7"), now()).await.unwrap() else {
+        panic!("{user} is enrolled at Duo")
+    };
+    let devices: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            let mut capabilities: Vec<&str> = d
+                .capabilities
+                .iter()
+                .map(|c| match c {
+                    Capability::Push => "push",
+                    Capability::Phone => "phone",
+                    Capability::Sms => "sms",
+                    Capability::MobileOtp => "mobile_otp",
+                })
+                .collect();
+            capabilities.sort();
+            json!({"id": d.id, "capabilities": capabilities})
+        })
+        .collect();
+    let unknown = match api.preauth(integration, new_user, None, now()).await.unwrap() {
+        Preauth::Enroll { .. } => "enroll",
+        other => panic!("{other:?}"),
+    };
+    let push = AuthFactor::Push { device: "auto" };
+    let AuthStarted::Transaction(txid) = api.auth(integration, user, &push, None, now()).await.unwrap() else {
+        panic!("a push is asynchronous")
+    };
+    let mut polled = Vec::new();
+    loop {
+        let status = api.auth_status(integration, &txid, now()).await.unwrap();
+        polled.push(status_name(&status));
+        if !matches!(status, AuthResult::Waiting { .. }) {
+            break;
+        }
+    }
+    let at_once = |factor: AuthFactor<'static>| async move {
+        match api.auth(integration, user, &factor, None, now()).await.unwrap() {
+            AuthStarted::Done(result) => result,
+            other => panic!("{other:?}"),
+        }
+    };
+    let right = result_name(&at_once(AuthFactor::Passcode("123456")).await);
+    let wrong = result_name(&at_once(AuthFactor::Passcode("000000")).await);
+    let sms = status_name(&at_once(AuthFactor::Sms { device: "auto" }).await);
+    let activation = api.enroll(integration, new_user, 600, now()).await.unwrap();
+    let mut statuses = Vec::new();
+    loop {
+        let status = api.enroll_status(integration, &activation, now()).await.unwrap();
+        statuses.push(match status {
+            ActivationStatus::Success => "success",
+            ActivationStatus::Waiting => "waiting",
+            ActivationStatus::Invalid => "invalid",
+        });
+        if status != ActivationStatus::Waiting {
+            break;
+        }
+    }
+    let after = match api.preauth(integration, new_user, None, now()).await.unwrap() {
+        Preauth::Auth { .. } => "auth",
+        other => panic!("{other:?}"),
+    };
+    json!({"preauth": "auth", "devices": devices, "unknown": unknown, "push": polled,
+           "passcode_right": right, "passcode_wrong": wrong, "sms": sms,
+           "activation": statuses, "after_activation": after})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twofold_walks_the_auth_api_as_duo_client_does() {
+    let skey = SecretString::from(SKEY);
+    let mut walks = Vec::new();
+    for by_duo_client in [true, false] {
+        // A fresh double for each client, with the same script.
+        let double = DuoDouble::start(IKEY, SKEY).await;
+        double.add_user("kim", DuoUser::default());
+        let walk = if by_duo_client {
+            run_python(
+                "duo_auth.py",
+                &json!({"host": "127.0.0.1", "port": double.port, "ikey": IKEY, "skey": SKEY,
+                        "ca_file": double.ca_file, "username": "kim", "new_username": "newbie"}),
+            )
+        } else {
+            let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+            let integration = Integration {
+                api_hostname: &double.host,
+                integration_key: IKEY,
+                secret_key: &skey,
+            };
+            twofold_walk(&api, &integration, "kim", "newbie").await
+        };
+        assert!(
+            double.seen().iter().all(|seen| seen.signature_version == Some(5)),
+            "every call signed with version 5: {:?}",
+            double.seen()
+        );
+        walks.push(walk);
+    }
+    assert_eq!(walks[0], walks[1], "duo_client and Twofold see the same Duo");
+    assert_eq!(walks[1]["push"], json!(["pushed", "pushed", "allow"]));
+    assert_eq!(walks[1]["activation"], json!(["waiting", "success"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_an_outage_and_garbage_are_told_apart() {
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let skey = SecretString::from(SKEY);
+    let integration = Integration {
+        api_hostname: &double.host,
+        integration_key: IKEY,
+        secret_key: &skey,
+    };
+    let check_with = |failure: Failure| {
+        double.fail_next(failure);
+        api.check(&integration, real_now())
+    };
+    let limited = check_with(Failure {
+        status: 429,
+        retry_after: Some("7"),
+        body: "",
+    })
+    .await;
+    assert_eq!(
+        limited,
+        Err(DuoFailure::RateLimited {
+            retry_after_secs: Some(7)
+        })
+    );
+    let down = check_with(Failure {
+        status: 503,
+        retry_after: None,
+        body: "<html>Service Unavailable</html>",
+    })
+    .await;
+    assert_eq!(down, Err(DuoFailure::Unavailable { status: 503 }));
+    let garbage = check_with(Failure {
+        status: 200,
+        retry_after: None,
+        body: "{\"stat\": \"OK\"",
+    })
+    .await;
+    assert!(matches!(garbage, Err(DuoFailure::Garbled(_))), "{garbage:?}");
+    // And the next call is answered again.
+    assert!(api.check(&integration, real_now()).await.is_ok());
 }

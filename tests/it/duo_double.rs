@@ -5,6 +5,7 @@
 //! over the configured host or the `Host` header), and answers scripted per test. It is
 //! proven right by Duo's own client in `duo::duo_client_is_accepted_by_the_double_*`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -27,12 +28,53 @@ pub struct Seen {
     pub signature_version: Option<u8>,
 }
 
+/// How the double's Duo treats one user.
+#[derive(Clone, Debug)]
+pub struct DuoUser {
+    /// What `/preauth` answers: `auth`, `allow`, `deny` or `enroll`.
+    pub preauth: &'static str,
+    /// Polls of a push or call answered `waiting` before its outcome.
+    pub waits: u32,
+    /// A push's or call's outcome: `allow`, `deny`, `timeout` or `fraud`.
+    pub outcome: &'static str,
+    /// The passcode Duo accepts for the user.
+    pub passcode: &'static str,
+}
+
+impl Default for DuoUser {
+    /// Enrolled with one phone; a push is approved after two polls; passcode 123456.
+    fn default() -> Self {
+        DuoUser {
+            preauth: "auth",
+            waits: 2,
+            outcome: "allow",
+            passcode: "123456",
+        }
+    }
+}
+
+/// A scripted failure for the next request.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub status: u16,
+    pub retry_after: Option<&'static str>,
+    pub body: &'static str,
+}
+
 struct State {
     integration_key: String,
     secret_key: String,
     /// Added to the real clock: the double's Duo runs this far ahead of the machine.
     skew_secs: i64,
     seen: Vec<Seen>,
+    users: HashMap<String, DuoUser>,
+    /// Open transactions: polls still `waiting`, and the outcome.
+    transactions: HashMap<String, (u32, &'static str)>,
+    /// Activations: user id → (username, activation code, polls still `waiting`).
+    activations: HashMap<String, (String, String, u32)>,
+    /// Polls of a new activation answered `waiting` before Duo Mobile activates.
+    activation_waits: u32,
+    fail_next: Option<Failure>,
 }
 
 pub struct DuoDouble {
@@ -75,6 +117,11 @@ impl DuoDouble {
             secret_key: secret_key.into(),
             skew_secs: 0,
             seen: Vec::new(),
+            users: HashMap::new(),
+            transactions: HashMap::new(),
+            activations: HashMap::new(),
+            activation_waits: 1,
+            fail_next: None,
         }));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let (served_state, served_host) = (state.clone(), host.clone());
@@ -124,6 +171,15 @@ impl DuoDouble {
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
+
+    pub fn add_user(&self, username: &str, user: DuoUser) {
+        self.state.lock().unwrap().users.insert(username.into(), user);
+    }
+
+    /// The next request (signed or not) gets this answer instead.
+    pub fn fail_next(&self, failure: Failure) {
+        self.state.lock().unwrap().fail_next = Some(failure);
+    }
 }
 
 /// A certificate authority (its PEM) and the server's TLS configuration with a certificate
@@ -157,6 +213,10 @@ fn envelope(status: StatusCode, body: Value) -> Response {
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
+fn ok(response: Value) -> Response {
+    envelope(StatusCode::OK, json!({"stat": "OK", "response": response}))
+}
+
 fn fail(status: StatusCode, code: u32, message: &str) -> Response {
     envelope(status, json!({"stat": "FAIL", "code": code, "message": message}))
 }
@@ -170,22 +230,161 @@ fn answer(state: &Mutex<State>, host: &str, method: &Method, uri: &Uri, headers:
         path: path.clone(),
         signature_version: None,
     };
-    let response = if path == "/auth/v2/ping" {
-        envelope(StatusCode::OK, json!({"stat": "OK", "response": {"time": now}}))
+    let response = if let Some(failure) = state.fail_next.take() {
+        let mut response = (StatusCode::from_u16(failure.status).unwrap(), failure.body).into_response();
+        if let Some(retry_after) = failure.retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after.parse().unwrap());
+        }
+        response
+    } else if path == "/auth/v2/ping" {
+        ok(json!({"time": now}))
     } else {
         match verify(&state, host, method, uri, headers, body, now) {
             Err(refusal) => refusal,
             Ok(version) => {
                 seen.signature_version = Some(version);
-                match path.as_str() {
-                    "/auth/v2/check" => envelope(StatusCode::OK, json!({"stat": "OK", "response": {"time": now}})),
-                    _ => fail(StatusCode::NOT_FOUND, 40401, "Resource not found"),
-                }
+                let params = params(uri, headers, body);
+                scripted(&mut state, host, &path, &params, now)
             }
         }
     };
     state.seen.push(seen);
     response
+}
+
+/// A request's parameters: a GET's query, a POST's JSON object (signature version 5) or
+/// form (version 2).
+fn params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> HashMap<String, String> {
+    let json_body = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json_body {
+        let object: HashMap<String, Value> = serde_json::from_slice(body).unwrap_or_default();
+        return object
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+    }
+    let source = match uri.query() {
+        Some(query) => query.as_bytes(),
+        None => body,
+    };
+    url::form_urlencoded::parse(source).into_owned().collect()
+}
+
+/// The scripted Auth API (protocol reference §1.1, §1.5).
+fn scripted(state: &mut State, host: &str, path: &str, params: &HashMap<String, String>, now: i64) -> Response {
+    let bad = |detail: &str| {
+        envelope(
+            StatusCode::BAD_REQUEST,
+            json!({"stat": "FAIL", "code": 40002, "message": "Invalid request parameters", "message_detail": detail}),
+        )
+    };
+    let username = params.get("username").cloned();
+    let user = username.as_ref().and_then(|name| state.users.get(name)).cloned();
+    match path {
+        "/auth/v2/check" => ok(json!({"time": now})),
+        "/auth/v2/preauth" => {
+            let Some(_) = username else { return bad("username") };
+            match user {
+                None => ok(
+                    json!({"result": "enroll", "status_msg": "Enroll an authentication device to proceed",
+                                  "enroll_portal_url": format!("https://{host}/portal?code=x")}),
+                ),
+                Some(DuoUser { preauth: "auth", .. }) => {
+                    ok(json!({"result": "auth", "status_msg": "Account is active",
+                    "devices": [{"device": "DPFZRS9FB0D46QFTM891", "type": "phone", "number": "XXX-XXX-0100",
+                                 "name": "", "display_name": "iOS (XXX-XXX-0100)",
+                                 "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"]}]}))
+                }
+                Some(DuoUser { preauth: "allow", .. }) => {
+                    ok(json!({"result": "allow", "status_msg": "Allowing unknown user"}))
+                }
+                Some(DuoUser { preauth, .. }) => {
+                    ok(json!({"result": preauth, "status_msg": "Your account is disabled"}))
+                }
+            }
+        }
+        "/auth/v2/auth" => {
+            let Some(user) = user else { return bad("username") };
+            let asynchronous = params.get("async").map(String::as_str) == Some("1");
+            match params.get("factor").map(String::as_str) {
+                Some("push" | "phone" | "auto") if asynchronous => {
+                    let txid = data_encoding::HEXLOWER.encode(&twofold::random::bytes::<16>().unwrap());
+                    state.transactions.insert(txid.clone(), (user.waits, user.outcome));
+                    ok(json!({"txid": txid}))
+                }
+                Some("push" | "phone" | "auto") => ok(outcome(user.outcome)),
+                Some("sms") => ok(json!({"result": "deny", "status": "sent", "status_msg": "New SMS passcodes sent"})),
+                Some("passcode") if params.get("passcode").map(String::as_str) == Some(user.passcode) => {
+                    ok(outcome("allow"))
+                }
+                Some("passcode") => {
+                    ok(json!({"result": "deny", "status": "deny", "status_msg": "Invalid passcode, please try again."}))
+                }
+                _ => bad("factor"),
+            }
+        }
+        "/auth/v2/auth_status" => {
+            let Some(transaction) = params.get("txid").and_then(|txid| state.transactions.get_mut(txid)) else {
+                return bad("txid");
+            };
+            if transaction.0 > 0 {
+                transaction.0 -= 1;
+                return ok(json!({"result": "waiting", "status": "pushed",
+                                 "status_msg": "Pushed a login request to your device..."}));
+            }
+            ok(outcome(transaction.1))
+        }
+        "/auth/v2/enroll" => {
+            let random = data_encoding::HEXLOWER.encode(&twofold::random::bytes::<8>().unwrap());
+            let user_id = format!("DU{}", random.to_uppercase());
+            let username = username.unwrap_or_else(|| format!("user{random}"));
+            let code = format!("duo://{random}-{}", host.replace(':', "-"));
+            let valid_secs: i64 = params.get("valid_secs").and_then(|v| v.parse().ok()).unwrap_or(86_400);
+            state.activations.insert(
+                user_id.clone(),
+                (username.clone(), code.clone(), state.activation_waits),
+            );
+            ok(
+                json!({"user_id": user_id, "username": username, "activation_code": code,
+                      "activation_barcode": format!("https://{host}/frame/qr?value={random}"),
+                      "expiration": now + valid_secs}),
+            )
+        }
+        "/auth/v2/enroll_status" => {
+            let (Some(user_id), Some(code)) = (params.get("user_id"), params.get("activation_code")) else {
+                return bad("user_id, activation_code");
+            };
+            let Some((username, expected, waits)) = state.activations.get_mut(user_id) else {
+                return ok(json!("invalid"));
+            };
+            if expected != code {
+                return ok(json!("invalid"));
+            }
+            if *waits > 0 {
+                *waits -= 1;
+                return ok(json!("waiting"));
+            }
+            let username = username.clone();
+            state.users.entry(username).or_default();
+            ok(json!("success"))
+        }
+        _ => fail(StatusCode::NOT_FOUND, 40401, "Resource not found"),
+    }
+}
+
+/// The final answer of an authentication with this outcome.
+fn outcome(outcome: &str) -> Value {
+    match outcome {
+        "allow" => json!({"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."}),
+        "timeout" => json!({"result": "deny", "status": "timeout", "status_msg": "Login timed out."}),
+        "fraud" => json!({"result": "deny", "status": "fraud", "status_msg": "Login request reported as fraudulent."}),
+        _ => json!({"result": "deny", "status": "deny", "status_msg": "Login request denied."}),
+    }
 }
 
 /// Checks a signed request as Duo does; the signature version that matched.
