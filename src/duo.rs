@@ -12,7 +12,9 @@ use crate::core::duo_api::{
     read_activation, read_activation_status, read_answer, read_auth_result, read_preauth, read_txid, Activation,
     ActivationStatus, AuthResult, DuoFailure, Preauth,
 };
+use crate::core::duo_oidc;
 use crate::core::duo_sign::sign_v5;
+use crate::random;
 
 /// What identifies Twofold to Duo: an Auth API application's keys and host.
 pub struct Integration<'a> {
@@ -20,6 +22,24 @@ pub struct Integration<'a> {
     pub api_hostname: &'a str,
     pub integration_key: &'a str,
     pub secret_key: &'a SecretString,
+}
+
+/// A Web SDK application of Duo's (the Universal Prompt): its Client ID and secret, and
+/// Duo's host.
+pub struct WebSdk<'a> {
+    pub api_hostname: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+}
+
+impl WebSdk<'_> {
+    fn oidc(&self) -> duo_oidc::Client<'_> {
+        duo_oidc::Client {
+            client_id: self.client_id,
+            client_secret: self.client_secret.expose_secret(),
+            api_host: self.api_hostname,
+        }
+    }
 }
 
 /// A second factor of Duo's to start.
@@ -183,6 +203,69 @@ impl DuoApi {
                 .call(integration, "POST", "/auth/v2/enroll_status", &params, now)
                 .await?,
         )
+    }
+
+    /// The Universal Prompt's health check: whether Duo accepts the application (its
+    /// client assertion); Duo's clock, in Unix seconds.
+    pub async fn health_check(&self, app: &WebSdk<'_>, now: i64) -> Result<i64, DuoFailure> {
+        const ENDPOINT: &str = "/oauth/v1/health_check";
+        let assertion = self.client_assertion(app, ENDPOINT, now)?;
+        let form = [("client_id", app.client_id), ("client_assertion", assertion.as_str())];
+        let request = self
+            .http
+            .post(format!("https://{}{ENDPOINT}", app.api_hostname))
+            .form(&form);
+        let response = self.send(request).await?;
+        response
+            .get("timestamp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| DuoFailure::Garbled("no timestamp in the answer".into()))
+    }
+
+    /// The Universal Prompt's token exchange: the `id_token` for the code Duo sent the
+    /// browser back with (to check with `duo_oidc::Client::check_id_token`).
+    pub async fn exchange_code(
+        &self,
+        app: &WebSdk<'_>,
+        code: &str,
+        redirect_uri: &str,
+        now: i64,
+    ) -> Result<String, DuoFailure> {
+        const ENDPOINT: &str = "/oauth/v1/token";
+        let assertion = self.client_assertion(app, ENDPOINT, now)?;
+        // A form body, as Duo's Go client sends it: the code never lands in a URL log.
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", app.client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let request = self
+            .http
+            .post(format!("https://{}{ENDPOINT}", app.api_hostname))
+            .form(&form);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
+        duo_oidc::read_token_answer(status, &body)
+    }
+
+    fn client_assertion(&self, app: &WebSdk<'_>, endpoint: &str, now: i64) -> Result<String, DuoFailure> {
+        let jti = random::alphanumeric(36).map_err(|e| DuoFailure::Unreachable(e.to_string()))?;
+        app.oidc()
+            .client_assertion(endpoint, &jti, now)
+            .ok_or_else(|| DuoFailure::Unreachable("the client assertion could not be made".into()))
     }
 
     /// A signed call: its `response`, or why there is none.

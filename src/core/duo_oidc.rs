@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha512;
 use subtle::ConstantTimeEq;
 
+use super::duo_api::DuoFailure;
+
 /// How long the JWTs Twofold signs are valid (Duo accepts at most five minutes).
 pub const LIFETIME_SECS: i64 = 300;
 /// The leeway of every time check on an `id_token`.
@@ -131,6 +133,26 @@ impl Client<'_> {
         sign(self.client_secret, &claims)
     }
 
+    /// Where to send the browser: `https://<host>/oauth/v1/authorize` with the signed
+    /// request, and the `nonce` the `id_token` must carry back.
+    pub fn authorize_url(
+        &self,
+        username: &str,
+        state: &str,
+        nonce: &str,
+        redirect_uri: &str,
+        now: i64,
+    ) -> Option<String> {
+        let request = self.authorization_request(username, state, redirect_uri, now)?;
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", self.client_id)
+            .append_pair("request", &request)
+            .append_pair("nonce", nonce)
+            .finish();
+        Some(format!("https://{}/oauth/v1/authorize?{query}", self.api_host))
+    }
+
     /// The `client_assertion` for `endpoint` (`/oauth/v1/health_check`, `/oauth/v1/token`);
     /// `jti` must be random and new.
     pub fn client_assertion(&self, endpoint: &str, jti: &str, now: i64) -> Option<String> {
@@ -189,6 +211,32 @@ impl Client<'_> {
             return Err(OidcError::NotAllowed(claims.token.auth_result.result));
         }
         Ok(claims.token)
+    }
+}
+
+/// Reads the token endpoint's answer: the `id_token`, or why there is none. Its refusals are
+/// OAuth's (`{"error": "invalid_grant", "error_description": ...}`), not the Auth API's
+/// envelope: they are `Refused` with code 0 and the OAuth error as the message.
+pub fn read_token_answer(status: u16, body: &[u8]) -> Result<String, DuoFailure> {
+    if status == 429 {
+        return Err(DuoFailure::RateLimited { retry_after_secs: None });
+    }
+    let answer: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(answer) => answer,
+        Err(_) if status != 200 => return Err(DuoFailure::Unavailable { status }),
+        Err(error) => return Err(DuoFailure::Garbled(format!("not JSON: {error}"))),
+    };
+    let text = |key: &str| answer.get(key).and_then(serde_json::Value::as_str);
+    match (status, text("id_token"), text("error")) {
+        (200, Some(token), _) => Ok(token.to_string()),
+        (_, _, Some(error)) => Err(DuoFailure::Refused {
+            status,
+            code: 0,
+            message: error.to_string(),
+            detail: text("error_description").map(str::to_string),
+        }),
+        (200, None, None) => Err(DuoFailure::Garbled("no id_token in the answer".into())),
+        _ => Err(DuoFailure::Unavailable { status }),
     }
 }
 
@@ -327,5 +375,75 @@ mod tests {
         for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert_eq!(check(garbage, NOW), Err(OidcError::Malformed), "{garbage}");
         }
+    }
+
+    #[test]
+    fn token_answers_give_the_id_token_or_the_oauth_refusal() {
+        assert_eq!(
+            read_token_answer(
+                200,
+                br#"{"id_token": "a.b.c", "access_token": "x", "expires_in": 300, "token_type": "Bearer"}"#
+            ),
+            Ok("a.b.c".to_string())
+        );
+        let refused = read_token_answer(
+            400,
+            br#"{"error": "invalid_grant", "error_description": "The provided authorization grant is invalid"}"#,
+        );
+        assert!(
+            matches!(&refused, Err(DuoFailure::Refused { status: 400, code: 0, message, .. }) if message == "invalid_grant"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            read_token_answer(502, b"<html/>"),
+            Err(DuoFailure::Unavailable { status: 502 })
+        );
+        assert!(matches!(read_token_answer(200, b"{}"), Err(DuoFailure::Garbled(_))));
+        assert!(matches!(
+            read_token_answer(200, b"{\"id_token\""),
+            Err(DuoFailure::Garbled(_))
+        ));
+        assert_eq!(
+            read_token_answer(429, b""),
+            Err(DuoFailure::RateLimited { retry_after_secs: None })
+        );
+    }
+
+    #[test]
+    fn the_authorize_url_carries_the_signed_request_and_the_nonce() {
+        let client = Client {
+            client_id: "DIXXXXXXXXXXXXXXXXXX",
+            client_secret: "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef",
+            api_host: "api-XXXXXXX.test.duosecurity.com",
+        };
+        let url = client
+            .authorize_url(
+                "user1",
+                "deadbeefdeadbeefdeadbeefdeadbeefdead",
+                "n0nce-n0nce-n0nce-n0nce",
+                "https://www.example.com",
+                2,
+            )
+            .unwrap();
+        let (base, query) = url.split_once('?').unwrap();
+        assert_eq!(base, "https://api-XXXXXXX.test.duosecurity.com/oauth/v1/authorize");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let request = client
+            .authorization_request(
+                "user1",
+                "deadbeefdeadbeefdeadbeefdeadbeefdead",
+                "https://www.example.com",
+                2,
+            )
+            .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("response_type".to_string(), "code".to_string()),
+                ("client_id".into(), "DIXXXXXXXXXXXXXXXXXX".into()),
+                ("request".into(), request),
+                ("nonce".into(), "n0nce-n0nce-n0nce-n0nce".into()),
+            ]
+        );
     }
 }

@@ -312,3 +312,120 @@ async fn a_rate_limit_an_outage_and_garbage_are_told_apart() {
     // And the next call is answered again.
     assert!(api.check(&integration, real_now()).await.is_ok());
 }
+
+fn duo_universal_walk(double: &DuoDouble, secret: &str, username: &str) -> serde_json::Value {
+    run_python(
+        "duo_prompt.py",
+        &json!({"host": double.host, "client_id": IKEY, "client_secret": secret,
+                "ca_file": double.ca_file, "username": username}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duo_universal_completes_its_flow_against_the_double() {
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    double.add_user("kim", DuoUser::default());
+    let walk = duo_universal_walk(&double, SKEY, "kim");
+    assert_eq!(
+        walk,
+        json!({"health": "OK", "state_came_back": true, "preferred_username": "kim", "auth_result": "allow"})
+    );
+    let wrong = duo_universal_walk(&double, &SKEY.replace('Z', "Y"), "kim");
+    assert!(wrong["error"].as_str().unwrap().contains("invalid_client"), "{wrong}");
+    // With Duo's clock two minutes ahead, duo_universal refuses the id_token (issued in
+    // its future), as the protocol reference observed of the real client.
+    double.set_skew(120);
+    let ahead = duo_universal_walk(&double, SKEY, "kim");
+    assert!(ahead.get("error").is_some(), "{ahead}");
+    assert_eq!(ahead["health"], "OK");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twofold_completes_the_universal_prompt_and_checks_what_comes_back() {
+    use twofold::core::duo_oidc::OidcError;
+    use twofold::duo::WebSdk;
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    double.add_user("kim", DuoUser::default());
+    double.add_user(
+        "lou",
+        DuoUser {
+            outcome: "deny",
+            ..DuoUser::default()
+        },
+    );
+    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let secret = SecretString::from(SKEY);
+    let app = WebSdk {
+        api_hostname: &double.host,
+        client_id: IKEY,
+        client_secret: &secret,
+    };
+    let oidc = twofold::core::duo_oidc::Client {
+        client_id: IKEY,
+        client_secret: SKEY,
+        api_host: &double.host,
+    };
+    let timestamp = api.health_check(&app, real_now()).await.unwrap();
+    assert!((timestamp - real_now()).abs() < 60);
+
+    // The browser's round trip through Duo's prompt: the double answers the redirect back.
+    let browser = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&double.ca_file).unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect_uri = "https://twofold.example/login/duo/callback";
+    let prompt = |username: &'static str| {
+        let (browser, oidc) = (&browser, &oidc);
+        async move {
+            let (state, nonce) = ("s".repeat(36), "n".repeat(36));
+            let url = oidc
+                .authorize_url(username, &state, &nonce, redirect_uri, real_now())
+                .unwrap();
+            let back = browser.get(url).send().await.unwrap();
+            let location = back.headers()["location"].to_str().unwrap().to_string();
+            let query: std::collections::HashMap<String, String> =
+                url::Url::parse(&location).unwrap().query_pairs().into_owned().collect();
+            assert_eq!(query["state"], state, "the state comes back");
+            (query["duo_code"].clone(), nonce)
+        }
+    };
+    let (code, nonce) = prompt("kim").await;
+    let id_token = api.exchange_code(&app, &code, redirect_uri, real_now()).await.unwrap();
+    let checked = oidc.check_id_token(&id_token, "kim", &nonce, real_now()).unwrap();
+    assert_eq!(checked.preferred_username, "kim");
+    // A code is exchanged once.
+    let replayed = api.exchange_code(&app, &code, redirect_uri, real_now()).await;
+    assert!(
+        matches!(&replayed, Err(DuoFailure::Refused { message, .. }) if message == "invalid_grant"),
+        "{replayed:?}"
+    );
+    // Another user's token, a wrong nonce, a denial: none of them logs "kim" in.
+    assert_eq!(
+        oidc.check_id_token(&id_token, "kimberly", &nonce, real_now()),
+        Err(OidcError::Username)
+    );
+    let (code, _) = prompt("kim").await;
+    let id_token = api.exchange_code(&app, &code, redirect_uri, real_now()).await.unwrap();
+    assert_eq!(
+        oidc.check_id_token(&id_token, "kim", &"x".repeat(36), real_now()),
+        Err(OidcError::Nonce)
+    );
+    let (code, nonce) = prompt("lou").await;
+    let id_token = api.exchange_code(&app, &code, redirect_uri, real_now()).await.unwrap();
+    assert_eq!(
+        oidc.check_id_token(&id_token, "lou", &nonce, real_now()),
+        Err(OidcError::NotAllowed("deny".into()))
+    );
+    // A wrong secret: the health check says so, before any user is sent to Duo.
+    let wrong_secret = SecretString::from(SKEY.replace('Z', "Y"));
+    let wrong = WebSdk {
+        client_secret: &wrong_secret,
+        ..app
+    };
+    let refused = api.health_check(&wrong, real_now()).await;
+    assert!(
+        matches!(&refused, Err(DuoFailure::Refused { code: 40002, message, .. }) if message == "invalid_client"),
+        "{refused:?}"
+    );
+}

@@ -68,6 +68,9 @@ struct State {
     skew_secs: i64,
     seen: Vec<Seen>,
     users: HashMap<String, DuoUser>,
+    /// Universal Prompt codes not yet exchanged: code → (username, nonce, redirect URI,
+    /// outcome).
+    codes: HashMap<String, (String, String, String, &'static str)>,
     /// Open transactions: polls still `waiting`, and the outcome.
     transactions: HashMap<String, (u32, &'static str)>,
     /// Activations: user id → (username, activation code, polls still `waiting`).
@@ -118,6 +121,7 @@ impl DuoDouble {
             skew_secs: 0,
             seen: Vec::new(),
             users: HashMap::new(),
+            codes: HashMap::new(),
             transactions: HashMap::new(),
             activations: HashMap::new(),
             activation_waits: 1,
@@ -240,6 +244,9 @@ fn answer(state: &Mutex<State>, host: &str, method: &Method, uri: &Uri, headers:
         response
     } else if path == "/auth/v2/ping" {
         ok(json!({"time": now}))
+    } else if path.starts_with("/oauth/v1/") {
+        let params = params(uri, headers, body);
+        universal_prompt(&mut state, host, &path, &params, now)
     } else {
         match verify(&state, host, method, uri, headers, body, now) {
             Err(refusal) => refusal,
@@ -375,6 +382,113 @@ fn scripted(state: &mut State, host: &str, path: &str, params: &HashMap<String, 
         }
         _ => fail(StatusCode::NOT_FOUND, 40401, "Resource not found"),
     }
+}
+
+/// The Universal Prompt (protocol reference §2), the double's Web SDK application using
+/// the same pair of keys as Client ID and secret. The authorize endpoint stands for the
+/// user at Duo's prompt: it answers at once with the redirect back, as the user's script
+/// decides (an unknown user is denied).
+fn universal_prompt(state: &mut State, host: &str, path: &str, params: &HashMap<String, String>, now: i64) -> Response {
+    let invalid_client = || {
+        envelope(
+            StatusCode::BAD_REQUEST,
+            json!({"stat": "FAIL", "code": 40002, "message": "invalid_client",
+                   "message_detail": "The provided client_assertion was invalid.", "timestamp": now}),
+        )
+    };
+    let oauth_error = |error: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": error, "error_description": error})),
+        )
+            .into_response()
+    };
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    let assertion_valid = |endpoint: &str| {
+        param("client_id") == state.integration_key
+            && jwt_claims(&state.secret_key, param("client_assertion")).is_some_and(|claims| {
+                claims["iss"] == state.integration_key.as_str()
+                    && claims["sub"] == state.integration_key.as_str()
+                    && claims["aud"] == format!("https://{host}{endpoint}").as_str()
+                    && claims["exp"].as_f64().is_some_and(|exp| exp >= now as f64)
+            })
+    };
+    match path {
+        "/oauth/v1/health_check" => match assertion_valid(path) {
+            true => ok(json!({"timestamp": now})),
+            false => invalid_client(),
+        },
+        "/oauth/v1/authorize" => {
+            let Some(request) = jwt_claims(&state.secret_key, param("request")) else {
+                return oauth_error("invalid_request");
+            };
+            let fresh = request["exp"].as_f64().is_some_and(|exp| exp >= now as f64);
+            if param("client_id") != state.integration_key
+                || request["aud"] != format!("https://{host}").as_str()
+                || !fresh
+            {
+                return oauth_error("invalid_request");
+            }
+            let text = |key: &str| request[key].as_str().unwrap_or("").to_string();
+            let (username, redirect_uri) = (text("duo_uname"), text("redirect_uri"));
+            let outcome = state.users.get(&username).map_or("deny", |user| user.outcome);
+            let code = data_encoding::HEXLOWER.encode(&twofold::random::bytes::<16>().unwrap());
+            state.codes.insert(
+                code.clone(),
+                (username, param("nonce").to_string(), redirect_uri.clone(), outcome),
+            );
+            let back = format!("{redirect_uri}?state={}&duo_code={code}", text("state"));
+            (StatusCode::FOUND, [("location", back)]).into_response()
+        }
+        "/oauth/v1/token" => {
+            if !assertion_valid(path) {
+                return oauth_error("invalid_client");
+            }
+            let Some((username, nonce, redirect_uri, outcome)) = state.codes.remove(param("code")) else {
+                return oauth_error("invalid_grant");
+            };
+            if redirect_uri != param("redirect_uri") || param("grant_type") != "authorization_code" {
+                return oauth_error("invalid_grant");
+            }
+            let claims = json!({"aud": state.integration_key, "iss": format!("https://{host}/oauth/v1/token"),
+                "exp": now + 300, "iat": now, "auth_time": now, "nonce": nonce, "preferred_username": username,
+                "auth_result": {"result": outcome, "status": outcome, "status_msg": "Login Successful"}});
+            let id_token = jwt_sign(&state.secret_key, &claims);
+            axum::Json(
+                json!({"id_token": id_token, "access_token": "double", "expires_in": 300, "token_type": "Bearer"}),
+            )
+            .into_response()
+        }
+        _ => fail(StatusCode::NOT_FOUND, 40401, "Resource not found"),
+    }
+}
+
+/// An HS512 JWT of `claims`, keyed with `secret`.
+fn jwt_sign(secret: &str, claims: &Value) -> String {
+    let encode = |bytes: &[u8]| data_encoding::BASE64URL_NOPAD.encode(bytes);
+    let input = format!(
+        "{}.{}",
+        encode(br#"{"alg":"HS512","typ":"JWT"}"#),
+        encode(claims.to_string().as_bytes())
+    );
+    format!("{input}.{}", encode(&hs512(secret, &input)))
+}
+
+/// The claims of an HS512 JWT whose signature `secret` makes, else nothing.
+fn jwt_claims(secret: &str, token: &str) -> Option<Value> {
+    let decode = |part: &str| data_encoding::BASE64URL_NOPAD.decode(part.as_bytes()).ok();
+    let (input, signature) = token.rsplit_once('.')?;
+    let (header, payload) = input.split_once('.')?;
+    let header: Value = serde_json::from_slice(&decode(header)?).ok()?;
+    let valid = header["alg"] == "HS512" && bool::from(hs512(secret, input).ct_eq(&decode(signature)?));
+    valid.then(|| serde_json::from_slice(&decode(payload)?).ok()).flatten()
+}
+
+fn hs512(secret: &str, input: &str) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// The final answer of an authentication with this outcome.
