@@ -361,8 +361,8 @@ async fn serve(app: App) -> anyhow::Result<()> {
         loop {
             every.tick().await;
             match sweeper.purge_expired().await {
-                Ok((sessions, tokens, events)) => {
-                    tracing::debug!(sessions, tokens, events, "deleted what had expired")
+                Ok([sessions, tokens, counters, events]) => {
+                    tracing::debug!(sessions, tokens, counters, events, "deleted what had expired")
                 }
                 Err(error) => tracing::warn!(%error, "could not delete what has expired"),
             }

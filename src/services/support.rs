@@ -3,11 +3,11 @@
 
 use super::factors::{FactorCx, Sealer, SecondFactor};
 use super::{Error, Services};
-use crate::core::lockout::{self, Decision, Guess, ALL_SOURCES};
+use crate::core::lockout::{self, Decision, Guess, ALL_SOURCES, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AttemptKey, AuditEvent, SecretWrite};
+use crate::store::{Account, AttemptKey, AuditEvent, Purge, SecretWrite};
 
 const SETTINGS_KEY: &str = "two_factor";
 
@@ -100,27 +100,33 @@ impl Services {
     }
 
     /// Deletes what has expired: sessions (with their challenges), used single-use tokens,
-    /// attempt counters quiet for a day, and audit events beyond `audit_retention_days`, these in batches so that logins never
-    /// wait behind one long delete. Runs every few minutes on every node (each delete is
-    /// safe to run twice). Returns (sessions, tokens, audit events) deleted.
-    pub async fn purge_expired(&self) -> Result<(u64, u64, u64), Error> {
+    /// attempt counters quiet for a day, and audit events beyond `audit_retention_days`,
+    /// each in batches that find their rows by index, so that logins never wait behind one
+    /// long delete. Runs every few minutes on every node (each delete is safe to run
+    /// twice). Returns how many rows of each `Purge::ALL` it deleted.
+    pub async fn purge_expired(&self) -> Result<[u64; 4], Error> {
         const BATCH: i64 = 5_000;
         let now = self.now();
-        let (sessions, tokens) = self.store.delete_expired(now).await?;
-        self.store.delete_forgotten_attempts(now).await?;
-        let mut events = 0;
-        if self.config.audit_retention_days > 0 {
-            let before = now - i64::from(self.config.audit_retention_days) * 86_400;
+        let lockout = &self.config.lockout;
+        let mut deleted = [0; 4];
+        for (what, count) in Purge::ALL.into_iter().zip(&mut deleted) {
+            let cutoff = match what {
+                Purge::Sessions | Purge::UsedTokens => now,
+                // A counter's window is at most max_window_secs long.
+                Purge::Lockouts => now - FORGET_AFTER_SECS - lockout.max_window_secs,
+                Purge::AuditEvents if self.config.audit_retention_days == 0 => continue,
+                Purge::AuditEvents => now - i64::from(self.config.audit_retention_days) * 86_400,
+            };
             loop {
-                let deleted = self.store.delete_audit_events_before(before, BATCH).await?;
-                events += deleted;
-                if deleted < BATCH as u64 {
+                let batch = self.store.purge_batch(what, cutoff, BATCH).await?;
+                *count += batch;
+                if batch < BATCH as u64 {
                     break;
                 }
                 tokio::task::yield_now().await;
             }
         }
-        Ok((sessions, tokens, events))
+        Ok(deleted)
     }
 
     /// Writes an audit event; a failure to write is logged, never shown to the user.

@@ -18,22 +18,6 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes up to `batch` events older than `before` (the oldest first); returns how
-    /// many. Callers loop: each batch is a short statement, so logins never wait behind one
-    /// long delete.
-    pub async fn delete_audit_events_before(&self, before: i64, batch: i64) -> Result<u64> {
-        let deleted = with_pool!(self, pool => sqlx::query(
-            "DELETE FROM audit_events WHERE id IN
-               (SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)",
-        )
-        .bind(before)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(deleted)
-    }
-
     /// The newest events first.
     pub async fn audit_events(&self, account_id: Option<i64>, limit: i64) -> Result<Vec<AuditEvent>> {
         let events = with_reader!(self, pool => sqlx::query_as(

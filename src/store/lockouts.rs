@@ -1,7 +1,7 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
 use super::{Result, Store};
-use crate::core::lockout::{Count, LockoutPolicy, FORGET_AFTER_SECS};
+use crate::core::lockout::{Count, LockoutPolicy};
 
 /// One counter: a subject's factor, from one source address or from all (`ALL_SOURCES`).
 #[derive(Clone, Copy, Debug)]
@@ -44,19 +44,5 @@ impl Store {
             .await?
             .rows_affected());
         Ok(())
-    }
-
-    /// Deletes the counters quiet for `FORGET_AFTER_SECS`, but never the count of
-    /// second-factor failures in a row (which only a success or an administrator ends).
-    pub async fn delete_forgotten_attempts(&self, now: i64) -> Result<u64> {
-        Ok(with_pool!(self, pool => sqlx::query(
-            "DELETE FROM lockouts WHERE window_start + window_secs + $1 <= $2
-             AND NOT (source = '*' AND factor = 'second_factor')",
-        )
-        .bind(FORGET_AFTER_SECS)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected()))
     }
 }

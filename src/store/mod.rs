@@ -209,6 +209,7 @@ mod completion;
 mod copy;
 mod credentials;
 mod lockouts;
+mod purge;
 mod sessions;
 mod settings;
 
@@ -226,6 +227,7 @@ pub use completion::{Consumption, Counting, Judged, KeptChallenge, ReplayGuard, 
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
 pub use lockouts::AttemptKey;
+pub use purge::Purge;
 pub use sessions::{Session, Stage};
 pub use settings::SecretWrite;
 

@@ -118,23 +118,4 @@ impl Store {
             .rows_affected());
         Ok(())
     }
-
-    /// Deletes expired sessions (their challenges go with them) and the single-use tokens
-    /// that could no longer be presented; returns how many of each.
-    pub async fn delete_expired(&self, now: i64) -> Result<(u64, u64)> {
-        let done = with_pool!(self, pool => {
-            let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            let tokens = sqlx::query("DELETE FROM used_tokens WHERE expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            (sessions, tokens)
-        });
-        Ok(done)
-    }
 }
