@@ -48,6 +48,27 @@ fn main() {
     );
     // TWOFOLD_BENCH_ONLY=sqlite (or postgres) runs only those scenarios.
     let only = std::env::var("TWOFOLD_BENCH_ONLY").unwrap_or_default();
+    if std::env::var("TWOFOLD_BENCH_LARGE").is_ok_and(|v| v == "1") {
+        let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
+        for (name, database) in [("SQLite, 1 node", None), ("PostgreSQL, 1 node", Some(postgres.as_str()))] {
+            let small = scenario_with(name, database, 1, false);
+            let large = scenario_with(&format!("{name}, large data"), database, 1, true);
+            for (step, small, large) in [
+                ("accepted code", small.accepted, large.accepted),
+                ("wrong code", small.wrong, large.wrong),
+                ("password step", small.password, large.password),
+            ] {
+                let ratio = large.rate / small.rate;
+                target(
+                    &format!("{name}: {step} with large data within 20 %"),
+                    format!("{:.0}/s vs {:.0}/s: {:.2} x", large.rate, small.rate, ratio),
+                    ratio >= 0.8,
+                );
+            }
+        }
+        return;
+    }
     if only.is_empty() || only == "sqlite" {
         let sqlite = scenario("SQLite, 1 node", None, 1);
         let share = sqlite.accepted.rate / sqlite.healthz.rate;
@@ -119,6 +140,70 @@ impl Scenario {
 
 /// Starts `nodes` servers on one database, prepares the accounts, and measures each step.
 fn scenario(name: &str, postgres: Option<&str>, nodes: usize) -> Scenario {
+    scenario_with(name, postgres, nodes, false)
+}
+
+/// The large data set of issue #13, beside the accounts the steps use: 200,000 accounts,
+/// 1,000,000 live sessions and 10,000,000 audit events over 400 days. Written with SQL
+/// straight into the database (each backend's fastest way), not through the services:
+/// argon2 and one request per row would take hours, and only the tables' sizes matter.
+async fn add_large_data(database: &LargeTarget, now: i64) {
+    use sqlx::{Connection, Executor};
+    let statements: Vec<String> = match database {
+        LargeTarget::Sqlite(_) => vec![
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+             INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+             SELECT 'client', NULL, 'bulk' || i, 'bulk' || i, 'bulk' || i || '@example.com',
+                    'bulk' || i || '@example.com', 'not a hash', 0 FROM n".into(),
+            format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+             INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
+             SELECT randomblob(32), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
+                    'authenticated', 'x', {now}, {now} + 86400 FROM n"),
+            format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000)
+             INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
+             SELECT {now} - (i % 34560000), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
+                    'login_totp', 'success', '192.0.2.1', NULL FROM n"),
+        ],
+        LargeTarget::Postgres(_) => vec![
+            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+             SELECT 'client', NULL, 'bulk' || i, 'bulk' || i, 'bulk' || i || '@example.com',
+                    'bulk' || i || '@example.com', 'not a hash', 0 FROM generate_series(1, 200000) AS i".into(),
+            format!("INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
+             SELECT decode(md5(i::text), 'hex') || decode(md5('s' || i::text), 'hex'),
+                    (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
+                    'authenticated', 'x', {now}, {now} + 86400 FROM generate_series(1, 1000000) AS i"),
+            format!("INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
+             SELECT {now} - (i % 34560000), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
+                    'login_totp', 'success', '192.0.2.1', NULL FROM generate_series(1, 10000000) AS i"),
+            "ANALYZE".into(),
+        ],
+    };
+    let started = Instant::now();
+    match database {
+        LargeTarget::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for statement in &statements {
+                connection.execute(statement.as_str()).await.unwrap();
+            }
+            connection.execute("ANALYZE").await.unwrap();
+        }
+        LargeTarget::Postgres(url) => {
+            let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+            for statement in &statements {
+                connection.execute(statement.as_str()).await.unwrap();
+            }
+        }
+    }
+    println!("  (large data set written in {:.0} s)", started.elapsed().as_secs_f64());
+}
+
+enum LargeTarget {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+fn scenario_with(name: &str, postgres: Option<&str>, nodes: usize, large: bool) -> Scenario {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_800_000_010));
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -148,6 +233,13 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) -> Scenario {
         bases.push(base);
     }
     let app = &apps[0];
+    if large {
+        let target = match &database_url {
+            Some(url) => LargeTarget::Postgres(url.clone()),
+            None => LargeTarget::Sqlite(dir.path().join("node0").join("twofold.db")),
+        };
+        server_runtime.block_on(add_large_data(&target, clock.now()));
+    }
     let prepared = server_runtime.block_on(prepare(app));
     clock.advance(30);
 
