@@ -51,7 +51,10 @@ fn main() {
     if std::env::var("TWOFOLD_BENCH_LARGE").is_ok_and(|v| v == "1") {
         let postgres = std::env::var("TWOFOLD_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/twofold_test".into());
-        for (name, database) in [("SQLite, 1 node", None), ("PostgreSQL, 1 node", Some(postgres.as_str()))] {
+        for (name, database) in [
+            ("SQLite, 1 node", None),
+            ("PostgreSQL, 1 node", Some(postgres.as_str())),
+        ] {
             let small = scenario_with(name, database, 1, false);
             let large = scenario_with(&format!("{name}, large data"), database, 1, true);
             for (step, small, large) in [
@@ -149,22 +152,29 @@ fn scenario(name: &str, postgres: Option<&str>, nodes: usize) -> Scenario {
 /// argon2 and one request per row would take hours, and only the tables' sizes matter.
 async fn add_large_data(database: &LargeTarget, now: i64) {
     use sqlx::{Connection, Executor};
-    let statements: Vec<String> = match database {
-        LargeTarget::Sqlite(_) => vec![
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+    let statements: Vec<String> =
+        match database {
+            LargeTarget::Sqlite(_) => vec![
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
              INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
              SELECT 'client', NULL, 'bulk' || i, 'bulk' || i, 'bulk' || i || '@example.com',
-                    'bulk' || i || '@example.com', 'not a hash', 0 FROM n".into(),
-            format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+                    'bulk' || i || '@example.com', 'not a hash', 0 FROM n"
+                    .into(),
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
              INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at)
              SELECT randomblob(32), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
-                    'authenticated', 'x', {now}, {now} + 86400 FROM n"),
-            format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000)
+                    'authenticated', 'x', {now}, {now} + 86400 FROM n"
+                ),
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000)
              INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
              SELECT {now} - (i % 34560000), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
-                    'login_totp', 'success', '192.0.2.1', NULL FROM n"),
-        ],
-        LargeTarget::Postgres(_) => vec![
+                    'login_totp', 'success', '192.0.2.1', NULL FROM n"
+                ),
+            ],
+            LargeTarget::Postgres(_) => {
+                vec![
             "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
              SELECT 'client', NULL, 'bulk' || i, 'bulk' || i, 'bulk' || i || '@example.com',
                     'bulk' || i || '@example.com', 'not a hash', 0 FROM generate_series(1, 200000) AS i".into(),
@@ -176,8 +186,9 @@ async fn add_large_data(database: &LargeTarget, now: i64) {
              SELECT {now} - (i % 34560000), (SELECT MIN(id) FROM accounts WHERE username LIKE 'bulk%') + i % 200000,
                     'login_totp', 'success', '192.0.2.1', NULL FROM generate_series(1, 10000000) AS i"),
             "ANALYZE".into(),
-        ],
-    };
+        ]
+            }
+        };
     let started = Instant::now();
     match database {
         LargeTarget::Sqlite(path) => {
