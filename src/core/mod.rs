@@ -16,3 +16,5 @@ pub mod password;
 pub mod policy;
 pub mod secretbox;
 pub mod totp;
+pub mod yubico_otp;
+pub mod yubico_validation;

@@ -18,3 +18,4 @@ mod pages;
 mod security;
 mod third_party;
 mod upgrade;
+mod yubikey;
