@@ -15,3 +15,4 @@ pub mod random;
 pub mod services;
 pub mod store;
 pub mod web;
+pub mod yubico;
