@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{Config, Overrides};
-use crate::core::lockout;
 use crate::core::policy::{AccountKind, Role};
 use crate::services::admin::AccountRequest;
 
@@ -129,7 +128,7 @@ pub enum UserCommand {
         #[arg(long, value_enum, default_value_t = KindArg::Admin)]
         kind: KindArg,
     },
-    /// Lift an account's lockouts
+    /// Lift an account's lockouts and end its sessions
     Unlock {
         name: String,
         #[arg(long, value_enum, default_value_t = KindArg::Admin)]
@@ -245,22 +244,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User {
             command: UserCommand::Unlock { name, kind },
         } => {
-            let kind = AccountKind::from(kind);
-            let account = app
-                .store
-                .find_account(kind, &name)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no {} account named {name}", kind.as_str()))?;
-            app.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
-            app.audit(
-                Some(account.id),
-                "unlocked",
-                "success",
-                None,
-                Some("from the command line"),
-            )
-            .await;
-            println!("lockouts lifted for {name}");
+            app.unlock_by_name(AccountKind::from(kind), &name).await?;
+            println!("lockouts lifted and sessions ended for {name}");
             Ok(())
         }
     }

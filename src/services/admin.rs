@@ -301,6 +301,27 @@ impl Services {
         Ok(removed)
     }
 
+    /// `twofold user unlock`: lifts an account's lockouts and, as the admin endpoint does,
+    /// ends its sessions (a lockout may have come from someone holding one of them).
+    pub async fn unlock_by_name(&self, kind: AccountKind, name: &str) -> Result<(), Error> {
+        let account = self
+            .store
+            .find_account(kind, name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
+        self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
+        self.store.delete_other_sessions(account.id, &[]).await?;
+        self.audit(
+            Some(account.id),
+            "unlocked",
+            "success",
+            None,
+            Some("from the command line"),
+        )
+        .await;
+        Ok(())
+    }
+
     /// Lifts an account's lockouts. Its sessions end too: a lockout may have come from
     /// someone holding one of them.
     pub async fn unlock(

@@ -192,9 +192,51 @@ async fn serve_writes_a_setup_token_and_never_logs_it(backend: Backend) {
     child.wait().unwrap();
 }
 
+/// `twofold user unlock` lifts the lockout and, as the admin endpoint does, ends the
+/// account's sessions: the guesser's half-logged-in one too.
+async fn unlocking_from_the_command_line_ends_the_accounts_sessions(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (secret, _) = enrolled_client(&server, "una").await;
+    let attacker = server.client();
+    attacker.login("client", "una").await;
+    let wrong = crate::flows::wrong_code(&server, &secret);
+    for _ in 0..6 {
+        attacker
+            .post("/api/v1/login/second-factor", json!({"code": wrong}))
+            .await;
+    }
+    let locked = attacker
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(error_code(&locked), "locked_out");
+
+    let mut unlock = twofold(server.dir.path());
+    if let Some(url) = server.config_database_url() {
+        unlock.env("TWOFOLD_DATABASE_URL", url);
+    }
+    let (ok, out, err) = run(unlock.args(["user", "unlock", "--kind", "client", "una"]));
+    assert!(
+        ok && out.contains("lockouts lifted and sessions ended for una"),
+        "{err}"
+    );
+    assert_eq!(error_code(&attacker.get("/api/v1/me").await), "unauthenticated");
+    let owner = server.client();
+    owner.login("client", "una").await;
+    let accepted = owner
+        .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
+        .await;
+    assert_eq!(accepted.0, reqwest::StatusCode::OK, "{}", accepted.1);
+    let id = server.client_id("una").await;
+    let audit = server.app.store.audit_events(Some(id), 100).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.event == "unlocked" && e.detail.as_deref() == Some("from the command line")));
+}
+
 on_both_backends!(
     accounts_are_created_listed_and_reset_from_the_command_line,
-    serve_writes_a_setup_token_and_never_logs_it
+    serve_writes_a_setup_token_and_never_logs_it,
+    unlocking_from_the_command_line_ends_the_accounts_sessions,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
