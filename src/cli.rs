@@ -346,8 +346,15 @@ async fn serve(app: App) -> anyhow::Result<()> {
         loop {
             every.tick().await;
             match sweeper.purge_expired().await {
-                Ok([sessions, tokens, counters, events]) => {
-                    tracing::debug!(sessions, tokens, counters, events, "deleted what had expired")
+                Ok([sessions, challenges, tokens, counters, events]) => {
+                    tracing::debug!(
+                        sessions,
+                        challenges,
+                        tokens,
+                        counters,
+                        events,
+                        "deleted what had expired"
+                    )
                 }
                 Err(error) => tracing::warn!(%error, "could not delete what has expired"),
             }

@@ -99,19 +99,19 @@ impl Services {
             .await?)
     }
 
-    /// Deletes what has expired: sessions (with their challenges), used single-use tokens,
-    /// attempt counters quiet for a day, and audit events beyond `audit_retention_days`,
-    /// each in batches that find their rows by index, so that logins never wait behind one
+    /// Deletes what has expired: sessions (with their challenges), challenges left by live
+    /// sessions, used single-use tokens, attempt counters quiet for a day, and audit events
+    /// beyond `audit_retention_days`, each in batches that find their rows by index, so that logins never wait behind one
     /// long delete. Runs every few minutes on every node (each delete is safe to run
     /// twice). Returns how many rows of each `Purge::ALL` it deleted.
-    pub async fn purge_expired(&self) -> Result<[u64; 4], Error> {
+    pub async fn purge_expired(&self) -> Result<[u64; 5], Error> {
         const BATCH: i64 = 5_000;
         let now = self.now();
         let lockout = &self.config.lockout;
-        let mut deleted = [0; 4];
+        let mut deleted = [0; 5];
         for (what, count) in Purge::ALL.into_iter().zip(&mut deleted) {
             let cutoff = match what {
-                Purge::Sessions | Purge::UsedTokens => now,
+                Purge::Sessions | Purge::Challenges | Purge::UsedTokens => now,
                 // A counter's window is at most max_window_secs long.
                 Purge::Lockouts => now - FORGET_AFTER_SECS - lockout.max_window_secs,
                 Purge::AuditEvents if self.config.audit_retention_days == 0 => continue,

@@ -8,6 +8,9 @@ use super::{Result, Store};
 pub enum Purge {
     /// Sessions that expired at or before the cutoff (their challenges go with them).
     Sessions,
+    /// Challenges (an enrolment, a login's) that expired at or before the cutoff, in
+    /// sessions that live on.
+    Challenges,
     /// Single-use tokens that could no longer be presented after the cutoff.
     UsedTokens,
     /// Attempt counters whose window started at or before the cutoff, but never the count
@@ -18,7 +21,13 @@ pub enum Purge {
 }
 
 impl Purge {
-    pub const ALL: [Purge; 4] = [Purge::Sessions, Purge::UsedTokens, Purge::Lockouts, Purge::AuditEvents];
+    pub const ALL: [Purge; 5] = [
+        Purge::Sessions,
+        Purge::Challenges,
+        Purge::UsedTokens,
+        Purge::Lockouts,
+        Purge::AuditEvents,
+    ];
 
     /// The statement of one batch: `$1` the cutoff, `$2` the batch size.
     pub fn statement(self) -> &'static str {
@@ -26,6 +35,10 @@ impl Purge {
             Purge::Sessions => {
                 "DELETE FROM sessions WHERE token_hash IN
                    (SELECT token_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)"
+            }
+            Purge::Challenges => {
+                "DELETE FROM challenges WHERE (session_hash, purpose) IN
+                   (SELECT session_hash, purpose FROM challenges WHERE expires_at <= $1 LIMIT $2)"
             }
             Purge::UsedTokens => {
                 "DELETE FROM used_tokens WHERE (service, token_hash) IN

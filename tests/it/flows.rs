@@ -579,7 +579,7 @@ async fn openapi_document_describes_the_contract(backend: Backend) {
 
 /// What has expired is deleted: sessions, and audit events beyond the retention (in
 /// batches); what has not stays.
-async fn expired_sessions_and_old_audit_events_are_purged(backend: Backend) {
+async fn expired_sessions_challenges_and_old_audit_events_are_purged(backend: Backend) {
     use twofold::store::AuditEvent;
     let server = TestServer::start_with(backend, |config| config.audit_retention_days = 30).await;
     let (store, now) = (&server.app.store, server.now());
@@ -615,17 +615,26 @@ async fn expired_sessions_and_old_audit_events_are_purged(backend: Backend) {
     );
     assert_eq!(count("aged_31").await, 4);
 
-    // Nine hours later the session has expired; the purge takes it and the old events.
-    server.clock.advance(9 * 3600);
-    let [sessions, _, _, events] = server.app.purge_expired().await.unwrap();
-    assert_eq!((sessions, events), (1, 4));
+    // An enrolment started and left: an hour later the purge takes its expired challenge
+    // (the session lives on) and the old events.
+    let (status, _) = client.post_empty("/api/v1/me/two-factor/totp/enrollment").await;
+    assert_eq!(status, StatusCode::OK);
+    server.clock.advance(3600);
+    let [sessions, challenges, _, _, events] = server.app.purge_expired().await.unwrap();
+    assert_eq!((sessions, challenges, events), (0, 1, 4));
     assert_eq!((count("aged_31").await, count("aged_29").await), (0, 2));
+    assert_eq!(client.get("/api/v1/me").await.0, StatusCode::OK);
+
+    // Eight hours later the session has expired, and goes.
+    server.clock.advance(8 * 3600);
+    let [sessions, ..] = server.app.purge_expired().await.unwrap();
+    assert_eq!(sessions, 1);
     assert_eq!(client.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(server.app.purge_expired().await.unwrap(), [0; 4], "nothing twice");
+    assert_eq!(server.app.purge_expired().await.unwrap(), [0; 5], "nothing twice");
 }
 
 on_both_backends!(
-    expired_sessions_and_old_audit_events_are_purged,
+    expired_sessions_challenges_and_old_audit_events_are_purged,
     admin_enrols_in_totp_and_then_needs_both_factors,
     codes_are_single_use_and_old_codes_are_out_of_sync,
     out_of_sync_is_said_only_on_a_second_code_at_the_same_offset,
