@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::secretbox::{MasterKey, OpenError};
-use crate::duo::DuoApi;
+use crate::outbound::duo::DuoApi;
 use crate::random;
 use crate::services::factors::{sealing_context, setting_sealing_context, Factors};
 use crate::services::{Error, Services};

@@ -38,7 +38,7 @@ pub struct Services {
     pub name_key: [u8; 32],
     pub factors: factors::Factors,
     /// The HTTPS client of Duo's Auth API.
-    pub duo: crate::duo::DuoApi,
+    pub duo: crate::outbound::duo::DuoApi,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     pub password_slots: Semaphore,
     /// The networks of `trusted_proxies`, parsed once.

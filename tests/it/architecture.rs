@@ -82,6 +82,12 @@ fn dependencies_run_one_way() {
     assert!(found.is_empty(), "{found:#?}");
     let (found, _) = named_in("src/store", &["crate::app", "crate::services", "crate::web"]);
     assert!(found.is_empty(), "{found:#?}");
+    // The clients of Duo and Yubico use the core's rules and nothing of the product.
+    let (found, checked) = named_in(
+        "src/outbound",
+        &["crate::app", "crate::services", "crate::store", "crate::web"],
+    );
+    assert!(found.is_empty() && checked >= 3, "{found:#?}");
 }
 
 #[test]

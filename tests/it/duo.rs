@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::json;
 use twofold::core::duo_api::{diagnosis, ActivationStatus, AuthResult, Capability, DuoFailure, Preauth};
-use twofold::duo::{AuthFactor, AuthStarted, DuoApi, Integration};
+use twofold::outbound::duo::{AuthFactor, AuthStarted, DuoApi, Integration};
 
 use crate::duo_client::run_python;
 use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure};
@@ -343,7 +343,7 @@ async fn duo_universal_completes_its_flow_against_the_double() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twofold_completes_the_universal_prompt_and_checks_what_comes_back() {
     use twofold::core::duo_oidc::OidcError;
-    use twofold::duo::WebSdk;
+    use twofold::outbound::duo::WebSdk;
     let double = DuoDouble::start(IKEY, SKEY).await;
     double.add_user("kim", DuoUser::default());
     double.add_user(

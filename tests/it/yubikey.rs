@@ -149,7 +149,7 @@ impl Drop for YubiServer {
 async fn yubiserver_answers_are_verified_and_read() {
     use std::time::Duration;
     use twofold::core::yubico_validation::{AnswerError, Status};
-    use twofold::yubico::{ValidationClient, ValidationFailure, ValidationService};
+    use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
     let server = YubiServer::start();
     let client = ValidationClient::new(Duration::from_secs(3)).unwrap();
     let urls = [server.url.clone()];
@@ -201,7 +201,7 @@ async fn yubiserver_answers_are_verified_and_read() {
 async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
     use std::time::Duration;
     use twofold::core::yubico_validation::Status;
-    use twofold::yubico::{ValidationClient, ValidationFailure, ValidationService};
+    use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
     let server = YubiServer::start();
     let client = ValidationClient::new(Duration::from_secs(1)).unwrap();
     let closed = {
