@@ -40,9 +40,11 @@ pub struct ValidationClient {
 
 impl ValidationClient {
     pub fn new(timeout: Duration) -> Result<ValidationClient, String> {
+        // The deadline of `verify` bounds every call (and drops those still running), so
+        // that "no answer in time" is one answer, not a race between two timers.
         let http = reqwest::Client::builder()
             .use_rustls_tls()
-            .timeout(timeout)
+            .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Twofold/", env!("CARGO_PKG_VERSION")))
             .build()
