@@ -337,6 +337,16 @@ fn scenario_with(name: &str, postgres: Option<&str>, nodes: usize, large: bool) 
         figures
     });
     drop(load);
+    // Servers and load generator share this process: its peak is an upper bound of the
+    // servers' (the target is under 150 MB).
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+        .unwrap_or_default();
+    println!(
+        "  peak resident memory of the whole bench process so far: {}",
+        peak.trim_start_matches("VmHWM:").trim()
+    );
     drop(apps);
     server_runtime.shutdown_background();
     Scenario {
