@@ -134,6 +134,15 @@ pub enum Decision {
     },
 }
 
+/// Why an attempt is refused without being checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wait for the window to end.
+    Locked { retry_after_secs: i64 },
+    /// Only an administrator or the backup code lifts it.
+    HardLocked,
+}
+
 impl LockoutPolicy {
     /// The attempts a counter allows per window.
     pub fn limit(&self, source: &str) -> i64 {
@@ -151,6 +160,19 @@ impl LockoutPolicy {
             Decision::Locked {
                 retry_after_secs: (count.window_start + count.window_secs - now).max(1),
             }
+        }
+    }
+
+    /// Why one of an attempt's counters, just counted, refuses it, if it does: its window is
+    /// over the limit, or (`hard_lock`: the attempt is one the hard lock applies to) the
+    /// count of all addresses is past the hard lock.
+    pub fn refusal(&self, source: &str, count: Count, now: i64, hard_lock: bool) -> Option<Refusal> {
+        match self.decide(source, count, now) {
+            Decision::Locked { retry_after_secs } => Some(Refusal::Locked { retry_after_secs }),
+            Decision::Allowed if hard_lock && source == ALL_SOURCES && self.hard_locked(count) => {
+                Some(Refusal::HardLocked)
+            }
+            Decision::Allowed => None,
         }
     }
 
@@ -213,6 +235,23 @@ mod tests {
         let policy = LockoutPolicy::default();
         assert!(!policy.hard_locked(count(100)));
         assert!(policy.hard_locked(count(101)));
+    }
+
+    #[test]
+    fn the_hard_lock_refuses_only_by_the_count_of_all_addresses_and_where_it_applies() {
+        let policy = LockoutPolicy::default();
+        let past = Count {
+            attempts: 1,
+            failures: 101,
+            ..count(1)
+        };
+        assert_eq!(policy.refusal(ALL_SOURCES, past, 1100, true), Some(Refusal::HardLocked));
+        assert_eq!(policy.refusal(ALL_SOURCES, past, 1100, false), None, "the backup code");
+        assert_eq!(policy.refusal("192.0.2.1", past, 1100, true), None);
+        assert_eq!(
+            policy.refusal("192.0.2.1", count(6), 1100, true),
+            Some(Refusal::Locked { retry_after_secs: 800 })
+        );
     }
 
     #[test]

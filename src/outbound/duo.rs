@@ -249,15 +249,7 @@ impl DuoApi {
             .http
             .post(format!("https://{}{ENDPOINT}", app.api_hostname))
             .form(&form);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
+        let (status, _, body) = self.fetch(request).await?;
         duo_oidc::read_token_answer(status, &body)
     }
 
@@ -304,22 +296,24 @@ impl DuoApi {
         self.send(request).await
     }
 
+    /// A call to the Auth API (or the health check, which answers in its envelope).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, DuoFailure> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
+        let (status, retry_after, body) = self.fetch(request).await?;
+        read_answer(status, retry_after.as_deref(), &body)
+    }
+
+    /// Any call: the status, the `Retry-After` header, the body; or why there is none.
+    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<(u16, Option<String>, Vec<u8>), DuoFailure> {
+        let unreachable = |e: reqwest::Error| DuoFailure::Unreachable(describe(&e));
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| DuoFailure::Unreachable(describe(&e)))?;
-        read_answer(status, retry_after.as_deref(), &body)
+        let body = response.bytes().await.map_err(unreachable)?;
+        Ok((status, retry_after, body.to_vec()))
     }
 }
 

@@ -280,14 +280,18 @@ impl Services {
         Ok(())
     }
 
+    /// The account the command line names, or 404.
+    async fn account_named(&self, kind: AccountKind, name: &str) -> Result<Account, Error> {
+        self.store
+            .find_account(kind, name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))
+    }
+
     /// The break-glass path (`twofold user reset-2fa`): removes an account's 2FA and lifts
     /// its lockouts, for an operator with shell access to the server.
     pub async fn reset_two_factor_by_name(&self, kind: AccountKind, name: &str) -> Result<bool, Error> {
-        let account = self
-            .store
-            .find_account(kind, name)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
+        let account = self.account_named(kind, name).await?;
         let removed = self.store.remove_two_factor(account.id, &[]).await?;
         self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
         self.audit(
@@ -304,11 +308,7 @@ impl Services {
     /// `twofold user unlock`: lifts an account's lockouts and, as the admin endpoint does,
     /// ends its sessions (a lockout may have come from someone holding one of them).
     pub async fn unlock_by_name(&self, kind: AccountKind, name: &str) -> Result<(), Error> {
-        let account = self
-            .store
-            .find_account(kind, name)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))?;
+        let account = self.account_named(kind, name).await?;
         self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
         self.store.delete_other_sessions(account.id, &[]).await?;
         self.audit(

@@ -214,7 +214,7 @@ impl Services {
             state: new.state.as_deref(),
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
             max_credentials: MAX_CREDENTIALS as i64,
-            attempts: attempt.cleared_on_success(),
+            attempts: attempt.counters(),
             session: session_upgrade,
         };
         match self.store.add_credential(&enrolment, now).await? {

@@ -1,3 +1,4 @@
+use crate::core::lockout::Refusal;
 use crate::store::StoreError;
 
 /// What can go wrong in a product operation; `web::error` maps each to one HTTP answer.
@@ -72,6 +73,15 @@ impl Error {
             Error::Validation(_) => "validation_error",
             Error::Unavailable(_) => "service_unavailable",
             Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Locked { retry_after_secs } => Error::LockedOut { retry_after_secs },
+            Refusal::HardLocked => Error::SecondFactorLocked,
         }
     }
 }

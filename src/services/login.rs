@@ -337,10 +337,7 @@ impl Services {
         };
         let error_of = |settled: &Settled| match settled {
             Settled::Completed => None,
-            Settled::Locked { retry_after_secs } => Some(Error::LockedOut {
-                retry_after_secs: *retry_after_secs,
-            }),
-            Settled::HardLocked => Some(Error::SecondFactorLocked),
+            Settled::Refused(refusal) => Some(Error::from(*refusal)),
             Settled::Wrong => Some(wrong.cloned().unwrap_or(Error::InvalidCode)),
             Settled::AlreadyUsed => Some(already_used.clone().unwrap_or(Error::CodeAlreadyUsed)),
             Settled::SessionGone => Some(Error::Unauthenticated),
@@ -349,10 +346,7 @@ impl Services {
             let account_id = Some(session.account_id);
             match (settled, error_of(settled)) {
                 (_, None) => self.audit_record(account_id, event, "success", attempt.remote, success_detail),
-                (Settled::Locked { .. } | Settled::HardLocked, Some(error)) => {
-                    let event = format!("{}_attempt", attempt.guess.factor().as_str());
-                    self.audit_record(account_id, &event, "locked_out", attempt.remote, Some(error.code()))
-                }
+                (Settled::Refused(_), Some(error)) => self.refusal_record(attempt, &error),
                 (_, Some(error)) => self.audit_record(account_id, event, "failure", attempt.remote, Some(error.code())),
             }
         };
@@ -365,7 +359,7 @@ impl Services {
             .settle_second_factor(
                 session.account_id,
                 Some(counting),
-                attempt.cleared_on_success(),
+                attempt.counters(),
                 judged,
                 audit,
                 now,

@@ -3,7 +3,7 @@
 
 use super::factors::{FactorCx, Sealer, SecondFactor};
 use super::{Error, Services};
-use crate::core::lockout::{self, Decision, Guess, ALL_SOURCES, FORGET_AFTER_SECS};
+use crate::core::lockout::{self, Guess, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::random;
@@ -30,24 +30,14 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// The address counted, as the audit log records it.
-    fn source(&self) -> &str {
-        self.remote.unwrap_or("unknown")
-    }
-
-    /// The counter of `source` (an address or `ALL_SOURCES`).
-    fn key<'k>(&'k self, source: &'k str) -> AttemptKey<'k> {
+    /// Its counters, named by its address's (the address as the audit log records it);
+    /// the store counts and clears all addresses' counter with it.
+    pub fn counters(&self) -> AttemptKey<'_> {
         AttemptKey {
             subject: &self.subject,
             factor: self.guess.factor().as_str(),
-            source,
+            source: self.remote.unwrap_or("unknown"),
         }
-    }
-
-    /// The counters a success clears: its address's, and all addresses' (the store clears
-    /// both by this key).
-    pub fn cleared_on_success(&self) -> AttemptKey<'_> {
-        self.key(self.source())
     }
 }
 
@@ -138,10 +128,26 @@ impl Services {
         remote: Option<&str>,
         detail: Option<&str>,
     ) {
-        let record = self.audit_record(account_id, event, outcome, remote, detail);
+        self.write_audit(self.audit_record(account_id, event, outcome, remote, detail))
+            .await;
+    }
+
+    async fn write_audit(&self, record: AuditEvent) {
         if let Err(error) = self.store.record_audit(&record).await {
-            tracing::error!(%error, event, "could not write the audit event");
+            tracing::error!(%error, event = record.event, "could not write the audit event");
         }
+    }
+
+    /// The audit event of an attempt the lockout refused without checking it.
+    pub(crate) fn refusal_record(&self, attempt: &Attempt<'_>, error: &Error) -> AuditEvent {
+        let event = format!("{}_attempt", attempt.guess.factor().as_str());
+        self.audit_record(
+            attempt.account_id,
+            &event,
+            "locked_out",
+            attempt.remote,
+            Some(error.code()),
+        )
     }
 
     /// An audit event as of now, logged as it is made (for a caller that writes it in its
@@ -213,38 +219,24 @@ impl Services {
     /// while either counter is over its limit, and a second factor under the hard lock (see
     /// `core::lockout`). Each refusal is audited with the address.
     pub(crate) async fn count_attempt(&self, attempt: &Attempt<'_>) -> Result<(), Error> {
-        let policy = &self.config.lockout;
-        let now = self.now();
-        for source in [attempt.source(), ALL_SOURCES] {
-            let count = self.store.count_attempt(attempt.key(source), policy, now).await?;
-            let refusal = match policy.decide(source, count, now) {
-                Decision::Locked { retry_after_secs } => Some(Error::LockedOut { retry_after_secs }),
-                Decision::Allowed
-                    if source == ALL_SOURCES && attempt.guess.hard_lock_applies() && policy.hard_locked(count) =>
-                {
-                    Some(Error::SecondFactorLocked)
-                }
-                Decision::Allowed => None,
-            };
-            if let Some(error) = refusal {
-                let event = format!("{}_attempt", attempt.guess.factor().as_str());
-                self.audit(
-                    attempt.account_id,
-                    &event,
-                    "locked_out",
-                    attempt.remote,
-                    Some(error.code()),
-                )
-                .await;
-                return Err(error);
-            }
-        }
-        Ok(())
+        let refusal = self
+            .store
+            .count_attempts(
+                attempt.counters(),
+                &self.config.lockout,
+                attempt.guess.hard_lock_applies(),
+                self.now(),
+            )
+            .await?;
+        let Some(refusal) = refusal else { return Ok(()) };
+        let error = Error::from(refusal);
+        self.write_audit(self.refusal_record(attempt, &error)).await;
+        Err(error)
     }
 
     /// After a success: its address's and the account's counters start again.
     pub(crate) async fn clear_attempts(&self, attempt: &Attempt<'_>) -> Result<(), Error> {
-        Ok(self.store.clear_attempts(attempt.cleared_on_success()).await?)
+        Ok(self.store.clear_attempts(attempt.counters()).await?)
     }
 
     /// Re-checks the password of a logged-in user, under the same lockout as the login.

@@ -7,7 +7,7 @@
 //! One replay rule serves every factor ([`ReplayGuard`]); a new factor adds no SQL here.
 
 use super::{AttemptKey, AuditEvent, Purpose, Result, Stage, Store, StoredChallenge};
-use crate::core::lockout::{Decision, LockoutPolicy, ALL_SOURCES};
+use crate::core::lockout::{LockoutPolicy, Refusal};
 
 /// What an accepted answer of a credential uses up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,10 +73,8 @@ pub struct KeptChallenge<'a> {
 pub enum Settled {
     /// Consumed, attempts reset, session authenticated.
     Completed,
-    /// Not checked: the counters are over their limit until then.
-    Locked { retry_after_secs: i64 },
-    /// Not checked: the second factor's hard lock.
-    HardLocked,
+    /// Not checked: the counters refuse it.
+    Refused(Refusal),
     /// A wrong answer.
     Wrong,
     /// Another request consumed it first (or a later step was used): nothing consumed.
@@ -130,27 +128,12 @@ impl Store {
         now: i64,
     ) -> Result<Settled> {
         let settled = with_pool!(self, pool => transaction!(pool, tx => {
-            let mut refused = None;
-            if let Some(counting) = counting {
-                for source in [attempts.source, ALL_SOURCES] {
-                    let key = AttemptKey { source, ..attempts };
-                    let count = count_attempt_in!(&mut *tx, key, counting.policy, now);
-                    refused = match counting.policy.decide(source, count, now) {
-                        Decision::Locked { retry_after_secs } => Some(Settled::Locked { retry_after_secs }),
-                        Decision::Allowed
-                            if source == ALL_SOURCES && counting.hard_lock && counting.policy.hard_locked(count) =>
-                        {
-                            Some(Settled::HardLocked)
-                        }
-                        Decision::Allowed => None,
-                    };
-                    if refused.is_some() {
-                        break;
-                    }
-                }
-            }
+            let refused = match counting {
+                Some(counting) => count_attempts_in!(tx, attempts, counting.policy, counting.hard_lock, now),
+                None => None,
+            };
             let settled = match (refused, judged) {
-                (Some(refused), _) => refused,
+                (Some(refusal), _) => Settled::Refused(refusal),
                 (None, Judged::Wrong { keep }) => {
                     if let Some(keep) = keep {
                         put_challenge_in!(&mut *tx, keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at);

@@ -1,7 +1,7 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
 use super::{Result, Store};
-use crate::core::lockout::{Count, LockoutPolicy};
+use crate::core::lockout::{LockoutPolicy, Refusal};
 
 /// One counter: a subject's factor, from one source address or from all (`ALL_SOURCES`).
 #[derive(Clone, Copy, Debug)]
@@ -12,27 +12,27 @@ pub struct AttemptKey<'a> {
 }
 
 impl Store {
-    /// Counts an attempt and returns the counter, this attempt included. A window that has
-    /// ended is replaced by one starting now, twice as long if the old one filled up, as
-    /// long as the first after a quiet `FORGET_AFTER_SECS`. `failures` grows only by attempts
-    /// within the window's limit (those that get checked). One statement, so concurrent
-    /// attempts each get their own count.
-    pub async fn count_attempt(&self, key: AttemptKey<'_>, policy: &LockoutPolicy, now: i64) -> Result<Count> {
-        Ok(with_pool!(self, pool => count_attempt_in!(pool, key, policy, now)))
+    /// Counts an attempt, before it is checked, on its address's counter and then on all
+    /// addresses' (which an attempt its address refuses never reaches), in one transaction;
+    /// why it is refused, if it is. `hard_lock`: whether the hard lock applies to it.
+    pub async fn count_attempts(
+        &self,
+        attempts: AttemptKey<'_>,
+        policy: &LockoutPolicy,
+        hard_lock: bool,
+        now: i64,
+    ) -> Result<Option<Refusal>> {
+        Ok(with_pool!(self, pool => transaction!(pool, tx => {
+            let refusal = count_attempts_in!(tx, attempts, policy, hard_lock, now);
+            tx.commit().await?;
+            Ok(refusal)
+        })))
     }
 
     /// After a success: clears the counters of its address and of all addresses (another
     /// address's lock stays: the owner's login does not free a guesser).
     pub async fn clear_attempts(&self, key: AttemptKey<'_>) -> Result<()> {
-        with_pool!(self, pool => sqlx::query(
-            "DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)",
-        )
-        .bind(key.subject)
-        .bind(key.factor)
-        .bind(key.source)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        with_pool!(self, pool => clear_attempts_in!(pool, &key));
         Ok(())
     }
 

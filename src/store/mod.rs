@@ -43,13 +43,7 @@ macro_rules! with_reader {
 /// committing.
 macro_rules! finish_login {
     ($tx:ident, $attempts:expr, $session:expr) => {{
-        let attempts: &$crate::store::AttemptKey = $attempts;
-        sqlx::query("DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)")
-            .bind(attempts.subject)
-            .bind(attempts.factor)
-            .bind(attempts.source)
-            .execute(&mut *$tx)
-            .await?;
+        clear_attempts_in!(&mut *$tx, $attempts);
         match $session {
             Some(session) => {
                 sqlx::query("DELETE FROM challenges WHERE session_hash = $1")
@@ -95,8 +89,11 @@ macro_rules! transaction {
     }};
 }
 
-/// Counts an attempt on the counter `$key` (an `AttemptKey`) through `$executor` (a pool or
-/// a transaction), evaluating to its `core::lockout::Count`: see `Store::count_attempt`.
+/// Counts an attempt on the counter `$key` (an `AttemptKey`) through `$executor`, evaluating
+/// to its `core::lockout::Count`, this attempt included. A window that has ended is replaced
+/// by one starting now, twice as long if the old one filled up, as long as the first after
+/// a quiet `FORGET_AFTER_SECS`. `failures` grows only by attempts within the window's limit
+/// (those that get checked). One statement, so concurrent attempts each get their own count.
 macro_rules! count_attempt_in {
     ($executor:expr, $key:expr, $policy:expr, $now:expr) => {{
         let key: $crate::store::AttemptKey = $key;
@@ -144,6 +141,40 @@ macro_rules! count_attempt_in {
             attempts,
             failures,
         }
+    }};
+}
+
+/// Inside a transaction `$tx`: counts an attempt on its address's counter, then (unless that
+/// one refuses it) on all addresses' counter, evaluating to the `core::lockout::Refusal`, if
+/// any (see `Store::count_attempts`).
+macro_rules! count_attempts_in {
+    ($tx:ident, $attempts:expr, $policy:expr, $hard_lock:expr, $now:expr) => {{
+        let attempts: $crate::store::AttemptKey = $attempts;
+        let mut refusal = None;
+        for source in [attempts.source, $crate::core::lockout::ALL_SOURCES] {
+            let key = $crate::store::AttemptKey { source, ..attempts };
+            let count = count_attempt_in!(&mut *$tx, key, $policy, $now);
+            refusal = $policy.refusal(source, count, $now, $hard_lock);
+            if refusal.is_some() {
+                break;
+            }
+        }
+        refusal
+    }};
+}
+
+/// Through `$executor` (a pool or a transaction): clears the counters a success clears (`$attempts`, an
+/// `AttemptKey`): its address's, and all addresses'.
+macro_rules! clear_attempts_in {
+    ($executor:expr, $attempts:expr) => {{
+        let attempts: &$crate::store::AttemptKey = $attempts;
+        sqlx::query("DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)")
+            .bind(attempts.subject)
+            .bind(attempts.factor)
+            .bind(attempts.source)
+            .execute($executor)
+            .await?
+            .rows_affected()
     }};
 }
 
