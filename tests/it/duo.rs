@@ -14,6 +14,20 @@ use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure};
 const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
 const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
 
+/// Twofold's client of Duo, trusting the double's certificate authority.
+fn client_of(double: &DuoDouble) -> DuoApi {
+    DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap()
+}
+
+/// The double's Auth API application, as Twofold is configured with it.
+fn integration_of<'a>(double: &'a DuoDouble, secret_key: &'a SecretString) -> Integration<'a> {
+    Integration {
+        api_hostname: &double.host,
+        integration_key: IKEY,
+        secret_key,
+    }
+}
+
 fn duo_client_check(double: &DuoDouble, skey: &str) -> serde_json::Value {
     run_python(
         "duo_check.py",
@@ -48,13 +62,9 @@ async fn duo_client_is_accepted_by_the_double_and_a_wrong_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twofold_checks_an_integration_and_names_what_duo_refused() {
     let double = DuoDouble::start(IKEY, SKEY).await;
-    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let api = client_of(&double);
     let skey = SecretString::from(SKEY);
-    let integration = Integration {
-        api_hostname: &double.host,
-        integration_key: IKEY,
-        secret_key: &skey,
-    };
+    let integration = integration_of(&double, &skey);
     let time = api.check(&integration, real_now()).await.unwrap();
     assert!((time - real_now()).abs() < 60);
     let seen = double.seen().pop().unwrap();
@@ -102,11 +112,7 @@ async fn twofold_checks_an_integration_and_names_what_duo_refused() {
 async fn an_unreachable_or_untrusted_duo_is_never_an_answer() {
     let double = DuoDouble::start(IKEY, SKEY).await;
     let skey = SecretString::from(SKEY);
-    let integration = Integration {
-        api_hostname: &double.host,
-        integration_key: IKEY,
-        secret_key: &skey,
-    };
+    let integration = integration_of(&double, &skey);
     // Without the double's certificate authority, its certificate is not trusted.
     let untrusting = DuoApi::new(None, Duration::from_secs(5)).unwrap();
     let failure = untrusting.check(&integration, real_now()).await.unwrap_err();
@@ -119,7 +125,7 @@ async fn an_unreachable_or_untrusted_duo_is_never_an_answer() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let api = client_of(&double);
     let nobody = Integration {
         api_hostname: &format!("127.0.0.1:{closed}"),
         ..integration
@@ -249,12 +255,8 @@ async fn twofold_walks_the_auth_api_as_duo_client_does() {
                         "ca_file": double.ca_file, "username": "kim", "new_username": "newbie"}),
             )
         } else {
-            let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
-            let integration = Integration {
-                api_hostname: &double.host,
-                integration_key: IKEY,
-                secret_key: &skey,
-            };
+            let api = client_of(&double);
+            let integration = integration_of(&double, &skey);
             twofold_walk(&api, &integration, "kim", "newbie").await
         };
         assert!(
@@ -272,13 +274,9 @@ async fn twofold_walks_the_auth_api_as_duo_client_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_an_outage_and_garbage_are_told_apart() {
     let double = DuoDouble::start(IKEY, SKEY).await;
-    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let api = client_of(&double);
     let skey = SecretString::from(SKEY);
-    let integration = Integration {
-        api_hostname: &double.host,
-        integration_key: IKEY,
-        secret_key: &skey,
-    };
+    let integration = integration_of(&double, &skey);
     let check_with = |failure: Failure| {
         double.fail_next(failure);
         api.check(&integration, real_now())
@@ -353,7 +351,7 @@ async fn twofold_completes_the_universal_prompt_and_checks_what_comes_back() {
             ..DuoUser::default()
         },
     );
-    let api = DuoApi::new(Some(&double.ca_file), Duration::from_secs(5)).unwrap();
+    let api = client_of(&double);
     let secret = SecretString::from(SKEY);
     let app = WebSdk {
         api_hostname: &double.host,

@@ -230,8 +230,17 @@ async fn wrong_codes_at_enrolment_count_towards_the_same_lockout(backend: Backen
 const ATTACKER: &str = "203.0.113.9";
 const OWNER: &str = "198.51.100.7";
 
-fn password_login(username: &str, password: &str) -> serde_json::Value {
-    json!({"username": username, "password": password, "area": "client"})
+/// A client's password login, forwarded from `address`.
+async fn password_from(client: &Client, address: &str, username: &str, password: &str) -> Answer {
+    let body = json!({"username": username, "password": password, "area": "client"});
+    client.post_from(address, "/api/v1/login", body).await
+}
+
+/// A second-factor code, forwarded from `address`.
+async fn second_factor_from(client: &Client, address: &str, code: &str) -> Answer {
+    client
+        .post_from(address, "/api/v1/login/second-factor", json!({"code": code}))
+        .await
 }
 
 async fn unknown_names_answer_and_lock_out_as_real_names_do(backend: Backend) {
@@ -270,19 +279,13 @@ async fn one_address_is_locked_out_and_the_owner_elsewhere_is_not(backend: Backe
     let server = TestServer::start_with(backend, trusting_loopback_proxies).await;
     let (secret, _) = enrolled_client(&server, "ada").await;
     let attacker = server.client();
-    let half = attacker
-        .post_from(ATTACKER, "/api/v1/login", password_login("ada", PASSWORD))
-        .await;
+    let half = password_from(&attacker, ATTACKER, "ada", PASSWORD).await;
     assert_eq!(half.1["status"], "second_factor_required");
     let wrong = wrong_code(&server, &secret);
     let guesses: Vec<_> = (0..200)
         .map(|_| {
             let (attacker, wrong) = (attacker.clone(), wrong.clone());
-            async move {
-                attacker
-                    .post_from(ATTACKER, "/api/v1/login/second-factor", json!({"code": wrong}))
-                    .await
-            }
+            async move { second_factor_from(&attacker, ATTACKER, &wrong).await }
         })
         .collect();
     let answers = join_all(guesses).await;
@@ -291,21 +294,11 @@ async fn one_address_is_locked_out_and_the_owner_elsewhere_is_not(backend: Backe
 
     // The owner, from another address, is not kept out by them.
     let owner = server.client();
-    owner
-        .post_from(OWNER, "/api/v1/login", password_login("ada", PASSWORD))
-        .await;
-    let accepted = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    password_from(&owner, OWNER, "ada", PASSWORD).await;
+    let accepted = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
     // ... and the owner's success does not free the guesser's address.
-    let still = attacker
-        .post_from(ATTACKER, "/api/v1/login/second-factor", json!({"code": wrong}))
-        .await;
+    let still = second_factor_from(&attacker, ATTACKER, &wrong).await;
     assert_eq!(error_code(&still), "locked_out");
 
     let id = server.client_id("ada").await;
@@ -322,7 +315,7 @@ async fn waits_grow_for_an_address_that_keeps_guessing(backend: Backend) {
     let server = TestServer::start_with(backend, trusting_loopback_proxies).await;
     server.client_account("cy").await;
     let attacker = server.client();
-    let guess = || attacker.post_from(ATTACKER, "/api/v1/login", password_login("cy", "wrong password!"));
+    let guess = || password_from(&attacker, ATTACKER, "cy", "wrong password!");
     for minutes in [15, 30, 60, 120] {
         for _ in 0..5 {
             assert_eq!(error_code(&guess().await), "invalid_credentials");
@@ -335,10 +328,7 @@ async fn waits_grow_for_an_address_that_keeps_guessing(backend: Backend) {
             "{message}"
         );
         // Never the owner, from elsewhere.
-        let owner = server
-            .client()
-            .post_from(OWNER, "/api/v1/login", password_login("cy", PASSWORD))
-            .await;
+        let owner = password_from(&server.client(), OWNER, "cy", PASSWORD).await;
         assert_eq!(owner.1["status"], "authenticated");
         server.clock.advance(minutes * 60);
     }
@@ -356,34 +346,18 @@ async fn the_account_as_a_whole_locks_after_failures_from_many_addresses(backend
     server.full_admin("root").await;
     let (secret, _) = enrolled_client(&server, "eve").await;
     let attacker = server.client();
-    attacker
-        .post_from(ATTACKER, "/api/v1/login", password_login("eve", PASSWORD))
-        .await;
+    password_from(&attacker, ATTACKER, "eve", PASSWORD).await;
     let wrong = wrong_code(&server, &secret);
     for address in 1..=10 {
         for _ in 0..5 {
-            let answer = attacker
-                .post_from(
-                    &format!("10.0.0.{address}"),
-                    "/api/v1/login/second-factor",
-                    json!({"code": wrong}),
-                )
-                .await;
+            let answer = second_factor_from(&attacker, &format!("10.0.0.{address}"), &wrong).await;
             assert_eq!(error_code(&answer), "invalid_code");
         }
     }
     // Fifty failures from ten addresses: the account as a whole now waits, the owner too.
     let owner = server.client();
-    owner
-        .post_from(OWNER, "/api/v1/login", password_login("eve", PASSWORD))
-        .await;
-    let refused = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    password_from(&owner, OWNER, "eve", PASSWORD).await;
+    let refused = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(error_code(&refused), "locked_out");
     let admin = server.client();
     admin.login("admin", "root").await;
@@ -392,16 +366,8 @@ async fn the_account_as_a_whole_locks_after_failures_from_many_addresses(backend
 
     // When the window ends, the owner gets in.
     server.clock.advance(15 * 60);
-    owner
-        .post_from(OWNER, "/api/v1/login", password_login("eve", PASSWORD))
-        .await;
-    let accepted = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    password_from(&owner, OWNER, "eve", PASSWORD).await;
+    let accepted = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
 }
 
@@ -409,15 +375,11 @@ async fn the_account_as_a_whole_locks_after_failures_from_many_addresses(backend
 /// limit of all addresses raised so that they fit in one window).
 async fn hundred_wrong_codes(server: &TestServer, username: &str, secret: &str) {
     let attacker = server.client();
-    attacker
-        .post_from(ATTACKER, "/api/v1/login", password_login(username, PASSWORD))
-        .await;
+    password_from(&attacker, ATTACKER, username, PASSWORD).await;
     let wrong = wrong_code(server, secret);
     for guess in 0..100 {
         let address = format!("10.1.0.{}", guess / 5);
-        let answer = attacker
-            .post_from(&address, "/api/v1/login/second-factor", json!({"code": wrong}))
-            .await;
+        let answer = second_factor_from(&attacker, &address, &wrong).await;
         assert_eq!(error_code(&answer), "invalid_code", "guess {guess}");
     }
 }
@@ -435,15 +397,9 @@ async fn a_hundred_wrong_codes_in_a_row_lock_the_second_factor_until_the_backup_
     // The 101st is refused, the right code from a new address included, and waiting does
     // not lift it.
     let owner = server.client();
-    let login = || owner.post_from(OWNER, "/api/v1/login", password_login("fay", PASSWORD));
+    let login = || password_from(&owner, OWNER, "fay", PASSWORD);
     assert_eq!(login().await.1["status"], "second_factor_required");
-    let refused = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    let refused = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(
         (refused.0, error_code(&refused)),
         (StatusCode::TOO_MANY_REQUESTS, "second_factor_locked")
@@ -451,13 +407,7 @@ async fn a_hundred_wrong_codes_in_a_row_lock_the_second_factor_until_the_backup_
     server.clock.advance(3 * 24 * 3600);
     server.app.purge_expired().await.unwrap();
     assert_eq!(login().await.1["status"], "second_factor_required");
-    let refused = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    let refused = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(error_code(&refused), "second_factor_locked");
     let admin = server.client();
     admin.login("admin", "root").await;
@@ -471,29 +421,15 @@ async fn a_hundred_wrong_codes_in_a_row_lock_the_second_factor_until_the_backup_
     assert_eq!(status, StatusCode::OK, "{used}");
     owner.post_empty("/api/v1/logout").await;
     assert_eq!(login().await.1["status"], "second_factor_required");
-    let accepted = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 1)}),
-        )
-        .await;
+    let accepted = second_factor_from(&owner, OWNER, &server.code(&secret, 1)).await;
     assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
 
     // Again, and an administrator lifts it.
     server.clock.advance(60);
     hundred_wrong_codes(&server, "fay", &secret).await;
     let owner = server.client();
-    owner
-        .post_from(OWNER, "/api/v1/login", password_login("fay", PASSWORD))
-        .await;
-    let refused = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    password_from(&owner, OWNER, "fay", PASSWORD).await;
+    let refused = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(error_code(&refused), "second_factor_locked");
     let id = clients[0]["id"].as_i64().unwrap();
     let admin = server.client();
@@ -502,16 +438,8 @@ async fn a_hundred_wrong_codes_in_a_row_lock_the_second_factor_until_the_backup_
         admin.post_empty(&format!("/api/v1/admin/accounts/{id}/unlock")).await.0,
         StatusCode::NO_CONTENT
     );
-    owner
-        .post_from(OWNER, "/api/v1/login", password_login("fay", PASSWORD))
-        .await;
-    let accepted = owner
-        .post_from(
-            OWNER,
-            "/api/v1/login/second-factor",
-            json!({"code": server.code(&secret, 0)}),
-        )
-        .await;
+    password_from(&owner, OWNER, "fay", PASSWORD).await;
+    let accepted = second_factor_from(&owner, OWNER, &server.code(&secret, 0)).await;
     assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
 }
 
