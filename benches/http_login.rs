@@ -395,7 +395,10 @@ async fn prepare(app: &App) -> Vec<Prepared> {
         let EnrolmentSetup::Totp { secret, .. } = app
             .begin_enrolment(&session, &account, ServiceId::Totp, None, None, None)
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            unreachable!("a TOTP enrolment shows its secret")
+        };
         let secret = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
         let code = code_at(&secret, TotpParams::default(), step_at(app.now(), 30)).unwrap();
         app.confirm_enrolment(&session, &account, ServiceId::Totp, &Answer::Code(code), None)

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
@@ -12,7 +11,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::secretbox::{MasterKey, OpenError};
-use crate::outbound::duo::DuoApi;
+use crate::outbound::Outbound;
 use crate::random;
 use crate::services::factors::{sealing_context, setting_sealing_context, Factors};
 use crate::services::{Error, Services};
@@ -43,10 +42,6 @@ pub enum StartError {
     Outbound(String),
 }
 
-/// How long a call to Duo may take: longer than Duo's own answers take, short enough that
-/// an outage never holds a login for long (asynchronous pushes are polled, never waited on).
-const DUO_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl App {
     /// Opens the database (migrating it), loads or creates the master key and checks that it
     /// opens the secrets already stored.
@@ -55,13 +50,13 @@ impl App {
         let master_key = load_master_key(&config)?;
         let store = Store::open(&config.database()?, config.pool_settings()).await?;
         check_master_key(&store, &master_key).await?;
-        let duo = DuoApi::new(config.tls_ca_file.as_deref(), DUO_TIMEOUT).map_err(StartError::Outbound)?;
+        let outbound = Outbound::new(config.tls_ca_file.as_deref()).map_err(StartError::Outbound)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
             name_key: master_key.derive("twofold lockout names"),
             factors: Factors::new(),
-            duo,
+            outbound,
             password_slots: Semaphore::new(cores * 2),
             password_checks: Default::default(),
             trusted_proxies: config.trusted_networks(),

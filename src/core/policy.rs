@@ -65,14 +65,16 @@ impl Role {
 #[serde(rename_all = "lowercase")]
 pub enum ServiceId {
     Totp,
+    Yubikey,
 }
 
 impl ServiceId {
-    pub const ALL: [ServiceId; 1] = [ServiceId::Totp];
+    pub const ALL: [ServiceId; 2] = [ServiceId::Totp, ServiceId::Yubikey];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceId::Totp => "totp",
+            ServiceId::Yubikey => "yubikey",
         }
     }
 
@@ -84,12 +86,13 @@ impl ServiceId {
     pub fn display_name(self) -> &'static str {
         match self {
             ServiceId::Totp => "Time-Based Tokens",
+            ServiceId::Yubikey => "YubiKey",
         }
     }
 }
 
 /// A service's switches on the settings page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceSwitches<S> {
     pub active: bool,
     pub clients: bool,
@@ -168,18 +171,130 @@ impl TotpSettings {
     }
 }
 
+/// How YubiKey OTPs are checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum YubikeyMode {
+    /// By Yubico OTP validation servers (protocol 2.0): YubiCloud, or the operator's own.
+    /// (Twofold's own check with imported AES keys, `local`, comes next.)
+    #[default]
+    ValidationServer,
+}
+
+/// YubiKey's own settings form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YubikeySettings {
+    pub mode: YubikeyMode,
+    /// The API client's ID at the validation servers (a number; YubiCloud gives one).
+    pub client_id: String,
+    /// The API client's Secret Key, base64, as the validation server gave it. Write-only.
+    pub api_key: WriteOnly,
+    /// The validation servers' verify URLs, asked in parallel.
+    pub urls: Vec<String>,
+    /// How long to wait for the validation servers, in seconds.
+    pub timeout_secs: u32,
+    /// Ask for the key's counters (`timestamp=1`) and keep them as the replay counter. Only
+    /// for servers that sign those fields (YubiCloud does; Debian's yubiserver does not).
+    pub signed_counters: bool,
+}
+
+impl Default for YubikeySettings {
+    fn default() -> Self {
+        YubikeySettings {
+            mode: YubikeyMode::ValidationServer,
+            client_id: String::new(),
+            api_key: WriteOnly::default(),
+            urls: vec![Self::YUBICLOUD.to_string()],
+            timeout_secs: 5,
+            signed_counters: false,
+        }
+    }
+}
+
+impl YubikeySettings {
+    pub const YUBICLOUD: &'static str = "https://api.yubico.com/wsapi/2.0/verify";
+    pub const MAX_TIMEOUT_SECS: u32 = 30;
+    pub const MAX_URLS: usize = 5;
+
+    fn validate(&self, active: bool) -> Result<(), String> {
+        if !(1..=Self::MAX_TIMEOUT_SECS).contains(&self.timeout_secs) {
+            return Err(format!(
+                "yubikey.timeout_secs must be between 1 and {}",
+                Self::MAX_TIMEOUT_SECS
+            ));
+        }
+        if self.urls.len() > Self::MAX_URLS {
+            return Err(format!("yubikey.urls: at most {} validation servers", Self::MAX_URLS));
+        }
+        for url in &self.urls {
+            validation_url(url).map_err(|problem| format!("yubikey.urls: {url:?} {problem}"))?;
+        }
+        if !self.client_id.is_empty() && !self.client_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err("yubikey.client_id is the number the validation server gave (digits only)".into());
+        }
+        if let WriteOnly::New(key) = &self.api_key {
+            api_key_bytes(key.expose_secret())?;
+        }
+        if active && self.mode == YubikeyMode::ValidationServer {
+            if self.client_id.is_empty() || !self.api_key.is_set() {
+                return Err("yubikey: a validation server needs the Client ID and the Secret Key".into());
+            }
+            if self.urls.is_empty() {
+                return Err("yubikey.urls: name at least one validation server".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Yubico API key: the base64 text the validation server gave, decoded.
+pub fn api_key_bytes(text: &str) -> Result<Vec<u8>, String> {
+    data_encoding::BASE64
+        .decode(text.trim().as_bytes())
+        .ok()
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| "yubikey.api_key is the Secret Key in base64, as the validation server gave it".to_string())
+}
+
+/// Whether `url` is a validation server's verify URL: `http` or `https`, a host, no user,
+/// query or fragment (Twofold adds the query).
+fn validation_url(url: &str) -> Result<(), &'static str> {
+    let parsed = url::Url::parse(url).map_err(|_| "is not a URL")?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must start with https:// (or http://: answers are signed)");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not hold a user name or password");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not have a query or fragment: Twofold adds the query");
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
     pub totp: ServiceSwitches<TotpSettings>,
+    /// Off until an administrator activates it (settings saved before it existed lack it).
+    #[serde(default)]
+    pub yubikey: ServiceSwitches<YubikeySettings>,
 }
 
 impl Services {
     /// Every write-only setting of every service (a Duo Secret Key, a Yubico API key), by
     /// service and name. A service with secrets lists its fields here.
     pub fn secrets_mut(&mut self) -> Vec<SecretSetting<'_>> {
-        let Services { totp: _ } = self; // Time-Based Tokens has no secret setting.
-        Vec::new()
+        let Services { totp: _, yubikey } = self; // Time-Based Tokens has no secret setting.
+        vec![SecretSetting {
+            service: ServiceId::Yubikey,
+            name: "api_key",
+            value: &mut yubikey.settings.api_key,
+        }]
     }
 }
 
@@ -308,6 +423,7 @@ impl Default for TwoFactorSettings {
                     admins: true,
                     settings: TotpSettings::default(),
                 },
+                yubikey: ServiceSwitches::default(),
             },
             force_clients: false,
             force_admins: false,
@@ -325,7 +441,9 @@ pub enum NextStep {
 
 impl TwoFactorSettings {
     pub fn validate(&self) -> Result<(), String> {
-        self.services.totp.settings.validate()
+        self.services.totp.settings.validate()?;
+        let yubikey = &self.services.yubikey;
+        yubikey.settings.validate(yubikey.active)
     }
 
     /// Services a kind of account may enrol in: activated and enabled for that kind.
@@ -334,6 +452,7 @@ impl TwoFactorSettings {
             .into_iter()
             .filter(|service| match service {
                 ServiceId::Totp => self.services.totp.enabled_for(kind),
+                ServiceId::Yubikey => self.services.yubikey.enabled_for(kind),
             })
             .collect()
     }

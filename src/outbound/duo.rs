@@ -73,24 +73,9 @@ impl DuoApi {
     /// private validation server, a proxy that re-signs, the tests' double); every call
     /// ends after `timeout`.
     pub fn new(extra_roots: Option<&Path>, timeout: Duration) -> Result<DuoApi, String> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
+        let builder = super::http_client(extra_roots, timeout.min(Duration::from_secs(5)))?
             .https_only(true)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Twofold/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = extra_roots {
-            let pem = std::fs::read(path).map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
-            if certificates.is_empty() {
-                return Err(format!("tls_ca_file {}: no PEM certificate in it", path.display()));
-            }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
+            .timeout(timeout);
         let http = builder.build().map_err(|e| format!("the HTTPS client: {e}"))?;
         Ok(DuoApi { http })
     }

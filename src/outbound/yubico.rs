@@ -18,6 +18,10 @@ pub struct ValidationService<'a> {
     pub client_id: &'a str,
     /// The API key, base64-decoded.
     pub api_key: &'a [u8],
+    /// Ask for the key's counters (`timestamp=1`), for servers that sign them.
+    pub signed_counters: bool,
+    /// The most a verification may take, all servers together.
+    pub timeout: Duration,
 }
 
 /// Why no server gave a believable, definitive answer.
@@ -35,34 +39,34 @@ pub enum ValidationFailure {
 #[derive(Clone)]
 pub struct ValidationClient {
     http: reqwest::Client,
-    timeout: Duration,
 }
 
 impl ValidationClient {
-    pub fn new(timeout: Duration) -> Result<ValidationClient, String> {
+    /// Trusts the system's roots and those of `extra_roots` (a private server's authority).
+    pub fn new(extra_roots: Option<&std::path::Path>) -> Result<ValidationClient, String> {
         // The deadline of `verify` bounds every call (and drops those still running), so
         // that "no answer in time" is one answer, not a race between two timers.
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Twofold/", env!("CARGO_PKG_VERSION")))
+        let http = super::http_client(extra_roots, Duration::from_secs(5))?
             .build()
             .map_err(|e| format!("the HTTP client: {e}"))?;
-        Ok(ValidationClient { http, timeout })
+        Ok(ValidationClient { http })
     }
 
-    /// Asks every server of `service` about `otp` at once. The answer: the first verified
-    /// one whose status settles it (`REPLAYED_REQUEST`, which a sibling's replication causes,
-    /// does not while others may still answer).
+    /// Asks every server of `service` about `otp` at once, for at most `service.timeout`.
+    /// The answer: the first verified one whose status settles it (`REPLAYED_REQUEST`, which
+    /// a sibling's replication causes, does not while others may still answer).
     pub async fn verify(&self, service: &ValidationService<'_>, otp: &Otp) -> Result<Verdict, ValidationFailure> {
         let nonce = random::alphanumeric(32).map_err(|e| ValidationFailure::Unreachable(e.to_string()))?;
-        // Only id, otp and nonce: yubiserver signs nothing else (protocol reference §7.5).
-        let fields = [
+        // Only id, otp and nonce (and timestamp where asked): yubiserver signs nothing else,
+        // and more than 7 parameters corrupt its memory (protocol reference §7.5).
+        let mut fields = vec![
             ("id", service.client_id),
             ("otp", otp.text.as_str()),
             ("nonce", nonce.as_str()),
         ];
+        if service.signed_counters {
+            fields.push(("timestamp", "1"));
+        }
         let query = request_query(service.api_key, &fields);
         let mut pending: FuturesUnordered<_> = service
             .urls
@@ -70,7 +74,7 @@ impl ValidationClient {
             .map(|url| self.ask(url, &query, service.api_key, &otp.text, &nonce))
             .collect();
         let mut last = ValidationFailure::Unreachable("no validation server is configured".into());
-        let deadline = tokio::time::sleep(self.timeout);
+        let deadline = tokio::time::sleep(service.timeout);
         tokio::pin!(deadline);
         loop {
             let answer = tokio::select! {

@@ -96,7 +96,7 @@ impl Services {
         if existing >= MAX_CREDENTIALS {
             return Err(too_many());
         }
-        let cx = self.factor_cx(account, &settings, service);
+        let cx = self.factor_cx(account, &settings, service).await?;
         let step = self.factor(service).begin_enrolment(&cx).await?;
         let sealed = step
             .state
@@ -143,7 +143,7 @@ impl Services {
             return Ok(None);
         };
         let settings = self.two_factor_settings().await?;
-        let cx = self.factor_cx(account, &settings, service);
+        let cx = self.factor_cx(account, &settings, service).await?;
         Ok(Some((
             service,
             self.factor(service).enrolment_setup(&cx, &kept.sealed)?,
@@ -172,19 +172,14 @@ impl Services {
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
         self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
-        let cx = self.factor_cx(account, &settings, service);
+        let cx = self.factor_cx(account, &settings, service).await?;
         let new = match self.factor(service).finish_enrolment(&cx, &kept.sealed, answer).await {
             Ok(Progress::Done(new)) => new,
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
             Ok(Progress::Refused { error, .. }) | Err(error) => {
-                self.audit(
-                    Some(account.id),
-                    "enrolment_confirm",
-                    "failure",
-                    remote,
-                    Some(error.code()),
-                )
-                .await;
+                let detail = error.audit_detail();
+                self.audit(Some(account.id), "enrolment_confirm", "failure", remote, Some(&detail))
+                    .await;
                 return Err(error);
             }
         };
@@ -212,6 +207,7 @@ impl Services {
             secret: &new.secret,
             counter: new.counter,
             state: new.state.as_deref(),
+            external_id: new.external_id.as_deref(),
             backup_code_hash: &backup_code.hash(&self.backup_code_key),
             max_credentials: MAX_CREDENTIALS as i64,
             attempts: attempt.counters(),
@@ -237,6 +233,10 @@ impl Services {
                 "This enrolment was already completed or restarted.".into(),
             )),
             Added::Full => Err(too_many()),
+            Added::Taken => Err(Error::Conflict(format!(
+                "This {} is already enrolled on an account: it can be enrolled on one only.",
+                service.display_name()
+            ))),
         }
     }
 

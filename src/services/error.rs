@@ -46,11 +46,30 @@ pub enum Error {
     Validation(String),
     #[error("The service is temporarily unavailable. Please try again shortly.")]
     Unavailable(String),
+    /// An outside service a factor relies on (a validation server, Duo) did not answer in
+    /// time or at all: the user's answer was not judged. `detail` is for the log and audit.
+    #[error("{service} cannot be reached right now, so your code was not checked. Please try again shortly, or use your backup code.")]
+    ServiceUnreachable { service: &'static str, detail: String },
+    /// An outside service refused this server's configuration (a wrong key, client or
+    /// host): the administrator's to fix, never the user's wrong code.
+    #[error("{service} is not set up correctly on this server, so your code was not checked. Please tell an administrator, or use your backup code.")]
+    ServiceMisconfigured { service: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
+    /// What the log and the audit record of an error: its code, and for an outside
+    /// service's trouble, what went wrong (never a secret).
+    pub fn audit_detail(&self) -> String {
+        match self {
+            Error::ServiceUnreachable { detail, .. } | Error::ServiceMisconfigured { detail, .. } => {
+                format!("{}: {detail}", self.code())
+            }
+            other => other.code().to_string(),
+        }
+    }
+
     /// The stable, machine-readable name of the error: what API clients match on, and what
     /// the audit log records.
     pub fn code(&self) -> &'static str {
@@ -72,6 +91,8 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Validation(_) => "validation_error",
             Error::Unavailable(_) => "service_unavailable",
+            Error::ServiceUnreachable { .. } => "second_factor_service_unreachable",
+            Error::ServiceMisconfigured { .. } => "second_factor_service_misconfigured",
             Error::Internal(_) => "internal_error",
         }
     }

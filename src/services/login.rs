@@ -156,7 +156,7 @@ impl Services {
         service: ServiceId,
         credentials: Vec<Credential>,
     ) -> Result<Challenge, Error> {
-        let cx = self.factor_cx(account, settings, service);
+        let cx = self.factor_cx(account, settings, service).await?;
         let step = self
             .factor(service)
             .start_login(&cx, &of_service(credentials, service))
@@ -248,15 +248,22 @@ impl Services {
             return Err(not_a_method(service));
         }
         let settings = self.two_factor_settings().await?;
-        let cx = self.factor_cx(account, &settings, service);
+        let cx = self.factor_cx(account, &settings, service).await?;
         let kept = self
             .store
             .challenge(&session.token_hash, Purpose::Login, cx.now)
             .await?
             .filter(|kept| kept.service == service.as_str());
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        let judged = self
-            .factor(service)
+        let factor = self.factor(service);
+        let event = format!("login_{}", service.as_str());
+        // An answer checked by an outside service is counted before it is sent: a
+        // locked-out guesser never reaches the service, and its trouble is no free guess.
+        let counted_before = factor.calls_out(&cx);
+        if counted_before {
+            self.count_attempt(&attempt).await?;
+        }
+        let judged = factor
             .finish_login(&cx, &credentials, kept.as_ref().map(|k| k.sealed.as_slice()), answer)
             .await;
         let guard;
@@ -287,10 +294,17 @@ impl Services {
             },
             // The server's trouble is no answer of the user's: nothing to count.
             Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
+            Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
+                let detail = error.audit_detail();
+                self.audit(Some(account.id), &event, "failure", remote, Some(&detail))
+                    .await;
+                return Err(error);
+            }
             Err(error) => Checked::Wrong { error, keep: None },
         };
-        let event = format!("login_{}", service.as_str());
-        let session_token = self.settle(session, &attempt, checked, &event, None).await?;
+        let session_token = self
+            .settle(session, &attempt, checked, &event, None, counted_before)
+            .await?;
         Ok(Verdict::Accepted { session_token })
     }
 
@@ -304,6 +318,7 @@ impl Services {
         checked: Checked<'_>,
         event: &str,
         success_detail: Option<&str>,
+        counted_before: bool,
     ) -> Result<String, Error> {
         let now = self.now();
         let (session_token, new_token_hash) = new_session_token()?;
@@ -350,20 +365,13 @@ impl Services {
                 (_, Some(error)) => self.audit_record(account_id, event, "failure", attempt.remote, Some(error.code())),
             }
         };
-        let counting = Counting {
+        let counting = (!counted_before).then_some(Counting {
             policy: &self.config.lockout,
             hard_lock: attempt.guess.hard_lock_applies(),
-        };
+        });
         let settled = self
             .store
-            .settle_second_factor(
-                session.account_id,
-                Some(counting),
-                attempt.counters(),
-                judged,
-                audit,
-                now,
-            )
+            .settle_second_factor(session.account_id, counting, attempt.counters(), judged, audit, now)
             .await?;
         match error_of(&settled) {
             None => Ok(session_token),
@@ -406,6 +414,7 @@ impl Services {
                 checked,
                 "login_backup_code",
                 Some("new backup code issued"),
+                false,
             )
             .await?;
         Ok((next, session_token))

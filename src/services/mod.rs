@@ -37,8 +37,8 @@ pub struct Services {
     /// Key of the HMAC that names the lockout counters of names no account has.
     pub name_key: [u8; 32],
     pub factors: factors::Factors,
-    /// The HTTPS client of Duo's Auth API.
-    pub duo: crate::outbound::duo::DuoApi,
+    /// The clients of Duo and of Yubico validation servers.
+    pub outbound: crate::outbound::Outbound,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     pub password_slots: Semaphore,
     /// The networks of `trusted_proxies`, parsed once.

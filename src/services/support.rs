@@ -1,7 +1,9 @@
 //! What the operations share: the time, the settings, the audit log, passwords, attempt
 //! counting, and the context a factor is called with.
 
-use super::factors::{FactorCx, Sealer, SecondFactor};
+use secrecy::SecretString;
+
+use super::factors::{FactorCx, Sealer, SecondFactor, SettingSecrets};
 use super::{Error, Services};
 use crate::core::lockout::{self, Guess, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
@@ -50,20 +52,42 @@ impl Services {
         self.factors.get(id)
     }
 
-    /// What `service` may see to act for `account`.
-    pub(crate) fn factor_cx<'a>(
+    /// What `service` may see to act for `account`: with its write-only settings opened, if
+    /// it has any that are set.
+    pub(crate) async fn factor_cx<'a>(
         &'a self,
         account: &'a Account,
         settings: &'a TwoFactorSettings,
         service: ServiceId,
-    ) -> FactorCx<'a> {
-        FactorCx {
+    ) -> Result<FactorCx<'a>, Error> {
+        Ok(FactorCx {
             account,
             settings,
             now: self.now(),
             sealer: Sealer::new(&self.master_key, service, account.id),
             issuer: &self.config.issuer,
+            outbound: &self.outbound,
+            secrets: self.setting_secrets(settings, service).await?,
+        })
+    }
+
+    /// The write-only settings of `service` that are set, read and opened.
+    async fn setting_secrets(&self, settings: &TwoFactorSettings, service: ServiceId) -> Result<SettingSecrets, Error> {
+        let mut services = settings.services.clone();
+        let mut opened = Vec::new();
+        for secret in services.secrets_mut() {
+            if secret.service != service || !secret.value.is_set() {
+                continue;
+            }
+            let Some(sealed) = self.store.setting_secret(service.as_str(), secret.name).await? else {
+                continue;
+            };
+            let plain = Sealer::for_setting(&self.master_key, service, secret.name).open(&sealed)?;
+            let text = String::from_utf8(plain)
+                .map_err(|_| Error::Internal(format!("{}.{}: not text", service.as_str(), secret.name)))?;
+            opened.push((secret.name, SecretString::from(text)));
         }
+        Ok(SettingSecrets::new(opened))
     }
 
     /// The Two-Factor Authentication settings, read fresh on every call so that a change

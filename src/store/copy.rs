@@ -43,6 +43,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("state", Kind::Text),
             ("enrolled_at", Kind::Int),
             ("last_used_at", Kind::Int),
+            ("external_id", Kind::Text),
         ],
     ),
     (

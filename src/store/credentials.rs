@@ -17,6 +17,8 @@ pub struct Credential {
     pub state: Option<String>,
     pub enrolled_at: i64,
     pub last_used_at: Option<i64>,
+    /// The name it is known by outside (a YubiKey's public ID), unique per service.
+    pub external_id: Option<String>,
 }
 
 /// What a step of a login or an enrolment keeps for its session until the next request.
@@ -57,6 +59,7 @@ pub struct Enrolment<'a> {
     pub secret: &'a [u8],
     pub counter: Option<i64>,
     pub state: Option<&'a str>,
+    pub external_id: Option<&'a str>,
     /// Stored only if this is the account's first credential.
     pub backup_code_hash: &'a [u8],
     pub max_credentials: i64,
@@ -74,6 +77,8 @@ pub enum Added {
     Gone,
     /// The account already has the most credentials allowed.
     Full,
+    /// A credential of this service already has this external ID (the key is enrolled).
+    Taken,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +103,7 @@ macro_rules! lock_account {
     };
 }
 
-const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, enrolled_at, last_used_at";
+const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id";
 type CredentialRow = (
     i64,
     String,
@@ -108,10 +113,11 @@ type CredentialRow = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 fn credential_from_row(row: CredentialRow) -> Credential {
-    let (id, service, label, secret, counter, state, enrolled_at, last_used_at) = row;
+    let (id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id) = row;
     Credential {
         id,
         service,
@@ -121,6 +127,7 @@ fn credential_from_row(row: CredentialRow) -> Credential {
         state,
         enrolled_at,
         last_used_at,
+        external_id,
     }
 }
 
@@ -187,9 +194,10 @@ impl Store {
             if existing >= enrolment.max_credentials {
                 return Ok(Added::Full);
             }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO credentials (account_id, service, label, secret, counter, state, enrolled_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO credentials (account_id, service, label, secret, counter, state, enrolled_at, external_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (service, external_id) DO NOTHING RETURNING id",
             )
             .bind(enrolment.account_id)
             .bind(enrolment.service)
@@ -198,8 +206,12 @@ impl Store {
             .bind(enrolment.counter)
             .bind(enrolment.state)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .bind(enrolment.external_id)
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(id) = id else {
+                return Ok(Added::Taken);
+            };
             if existing == 0 {
                 sqlx::query(
                     "INSERT INTO backup_codes (account_id, code_hash, issued_at) VALUES ($1, $2, $3)

@@ -42,7 +42,8 @@ impl Error {
             Error::EnrollmentRequired | Error::Forbidden | Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::ServiceUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ServiceMisconfigured { .. } => StatusCode::BAD_GATEWAY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,6 +57,14 @@ impl Error {
             }
             Error::Unavailable(detail) => {
                 tracing::error!(detail, "database unavailable");
+                self.to_string()
+            }
+            Error::ServiceUnreachable { service, detail } => {
+                tracing::warn!(service, detail, "second-factor service unreachable");
+                self.to_string()
+            }
+            Error::ServiceMisconfigured { service, detail } => {
+                tracing::error!(service, detail, "second-factor service misconfigured");
                 self.to_string()
             }
             other => other.to_string(),

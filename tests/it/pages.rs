@@ -491,6 +491,11 @@ fn settings_form(csrf: &str) -> Vec<(&'static str, String)> {
         ("totp_max_drift", "0"),
         ("totp_algorithm", "SHA1"),
         ("totp_digits", "6"),
+        ("yubikey_mode", "validation_server"),
+        ("yubikey_client_id", ""),
+        ("yubikey_api_key", ""),
+        ("yubikey_urls", "https://api.yubico.com/wsapi/2.0/verify"),
+        ("yubikey_timeout_secs", "5"),
         ("force_clients", "on"),
     ]
     .into_iter()

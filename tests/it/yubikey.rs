@@ -50,18 +50,35 @@ fn otps_made_by_yubiotp_open_to_their_fields() {
 }
 
 /// Debian's `yubiserver` 0.6, a real validation server (protocol reference §7), on a free
-/// port with a throwaway database holding one key and one API client; stopped when dropped.
+/// port with a throwaway database holding two keys and one API client; stopped when dropped.
 struct YubiServer {
     url: String,
     pid: u32,
+    database: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// The key yubiserver knows (the reference's worked vector) and the API client's secret.
-const AES_KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
-const PRIVATE_ID: &str = "a1b2c3d4e5f6";
-const PUBLIC_ID: &str = "vvcijgklnrbf";
+/// A YubiKey as yubiserver knows it.
+struct Key {
+    aes_key: &'static str,
+    private_id: &'static str,
+    public_id: &'static str,
+}
+
+/// The reference's worked vector, and a second key for another account.
+const KEY: Key = Key {
+    aes_key: "2b7e151628aed2a6abf7158809cf4f3c",
+    private_id: "a1b2c3d4e5f6",
+    public_id: "vvcijgklnrbf",
+};
+const OTHER_KEY: Key = Key {
+    aes_key: "000102030405060708090a0b0c0d0e0f",
+    private_id: "0a0b0c0d0e0f",
+    public_id: "ccccccbcgujh",
+};
+/// The API client's secret (`API_KEY` in base64).
 const API_SECRET: &[u8] = b"abcdefghijklmnopqrst";
+const API_KEY: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3Q=";
 
 impl YubiServer {
     fn start() -> YubiServer {
@@ -83,7 +100,9 @@ impl YubiServer {
                 .unwrap();
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         };
-        admin(&["-y", "-a", "ci", PUBLIC_ID, PRIVATE_ID, AES_KEY]);
+        for (name, key) in [("ci", &KEY), ("other", &OTHER_KEY)] {
+            admin(&["-y", "-a", name, key.public_id, key.private_id, key.aes_key]);
+        }
         admin(&["-p", "-a", "ci", std::str::from_utf8(API_SECRET).unwrap()]);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -119,14 +138,20 @@ impl YubiServer {
         YubiServer {
             url: format!("http://127.0.0.1:{port}/wsapi/2.0/verify"),
             pid,
+            database,
             _dir: dir,
         }
     }
 
+    /// OTPs of `KEY`, for these (use counter, session counter, timestamp).
     fn mint(otps: &[(u16, u8, u32)]) -> Vec<String> {
+        Self::mint_for(&KEY, otps)
+    }
+
+    fn mint_for(key: &Key, otps: &[(u16, u8, u32)]) -> Vec<String> {
         let minted = run_python(
             "yubiotp_mint.py",
-            &json!({"aes_key": AES_KEY, "private_id": PRIVATE_ID, "public_id": PUBLIC_ID, "otps": otps}),
+            &json!({"aes_key": key.aes_key, "private_id": key.private_id, "public_id": key.public_id, "otps": otps}),
         );
         minted
             .as_array()
@@ -134,6 +159,13 @@ impl YubiServer {
             .iter()
             .map(|o| o.as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// Makes the database read-only for yubiserver, which then still answers OK, but
+    /// records no counter (protocol reference §7.5).
+    fn lose_its_counters(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.database, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 }
 
@@ -151,12 +183,14 @@ async fn yubiserver_answers_are_verified_and_read() {
     use twofold::core::yubico_validation::{AnswerError, Status};
     use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
     let server = YubiServer::start();
-    let client = ValidationClient::new(Duration::from_secs(3)).unwrap();
+    let client = ValidationClient::new(None).unwrap();
     let urls = [server.url.clone()];
     let service = ValidationService {
         urls: &urls,
         client_id: "1",
         api_key: API_SECRET,
+        signed_counters: false,
+        timeout: Duration::from_secs(3),
     };
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
     let first = parse(&otps[0]).unwrap();
@@ -170,8 +204,8 @@ async fn yubiserver_answers_are_verified_and_read() {
     // Another key's code with this key's public ID does not decrypt.
     let foreign = run_python(
         "yubiotp_mint.py",
-        &json!({"aes_key": "00112233445566778899aabbccddeeff", "private_id": PRIVATE_ID,
-                "public_id": PUBLIC_ID, "otps": [[1, 5, 0x300]]}),
+        &json!({"aes_key": "00112233445566778899aabbccddeeff", "private_id": KEY.private_id,
+                "public_id": KEY.public_id, "otps": [[1, 5, 0x300]]}),
     );
     let foreign = parse(foreign[0].as_str().unwrap()).unwrap();
     assert_eq!(client.verify(&service, &foreign).await.unwrap().status, Status::BadOtp);
@@ -203,7 +237,7 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
     use twofold::core::yubico_validation::Status;
     use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
     let server = YubiServer::start();
-    let client = ValidationClient::new(Duration::from_secs(1)).unwrap();
+    let client = ValidationClient::new(None).unwrap();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/wsapi/2.0/verify", listener.local_addr().unwrap())
@@ -225,6 +259,8 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
                 urls: &urls,
                 client_id: "1",
                 api_key: API_SECRET,
+                signed_counters: false,
+                timeout: Duration::from_secs(1),
             };
             client.verify(&service, &otp).await
         }
@@ -238,4 +274,304 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
     // With a server that hangs and one that answers, the answer is taken.
     let both = ask(vec![hung_url, closed, server.url.clone()]).await;
     assert_eq!(both.unwrap().status, Status::Ok);
+}
+
+// ---- The YubiKey service over HTTP, against yubiserver, on both databases ----------------
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{error_code, Backend, Client, TestServer};
+
+on_both_backends!(
+    the_api_key_is_write_only_over_http,
+    a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger,
+    validation_server_troubles_are_never_a_wrong_code,
+);
+
+/// The settings document with YubiKey on for everyone, checked by `urls`.
+async fn yubikey_settings(admin: &Client, urls: &[&str], api_key: Value) -> Value {
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["services"]["yubikey"] = json!({
+        "active": true, "clients": true, "admins": true,
+        "settings": {"mode": "validation_server", "client_id": "1", "api_key": api_key,
+                     "urls": urls, "timeout_secs": 2, "signed_counters": false},
+    });
+    settings
+}
+
+/// A server whose YubiKey service asks `yubiserver`, and its signed-in full administrator.
+async fn server_asking(backend: Backend, yubiserver: &YubiServer) -> (TestServer, Client) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let settings = yubikey_settings(&admin, &[&yubiserver.url], json!(API_KEY)).await;
+    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    (server, admin)
+}
+
+/// A client account that enrols the key whose code is `otp`; returns its backup code.
+async fn enrolled_with_key(server: &TestServer, username: &str, otp: &str) -> String {
+    server.client_account(username).await;
+    let client = server.client();
+    assert_eq!(client.login("client", username).await.1["status"], "authenticated");
+    let (status, started) = client
+        .post("/api/v1/me/two-factor/yubikey/enrollment", json!({"label": "Blue key"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(started["type"], "yubikey");
+    let (status, confirmed) = client
+        .post("/api/v1/me/two-factor/yubikey/enrollment/confirm", json!({"code": otp}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    confirmed["backup_code"].as_str().unwrap().to_string()
+}
+
+/// A password login of `username` that stops at the second step.
+async fn at_second_step(server: &TestServer, username: &str) -> Client {
+    let client = server.client();
+    let (_, login) = client.login("client", username).await;
+    assert_eq!(login["status"], "second_factor_required", "{login}");
+    client
+}
+
+async fn answer(client: &Client, otp: &str) -> crate::support::Answer {
+    client
+        .post(
+            "/api/v1/login/second-factor",
+            json!({"service": "yubikey", "code": otp}),
+        )
+        .await
+}
+
+/// The Secret Key is answered only as `{"set": true}`, never shown, logged or audited; a
+/// round trip of the document keeps it; it can be cleared; one that is not base64 is refused.
+async fn the_api_key_is_write_only_over_http(backend: Backend) {
+    let yubiserver = YubiServer::start();
+    let (server, admin) = server_asking(backend, &yubiserver).await;
+    let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!(
+        settings["services"]["yubikey"]["settings"]["api_key"],
+        json!({"set": true})
+    );
+    let page = admin.get("/admin/settings/two-factor").await;
+    let everything = format!("{settings} {page:?}");
+    assert!(
+        !everything.contains(API_KEY) && !everything.contains("YWJj"),
+        "{everything}"
+    );
+    let audit = server.app.store.audit_events(None, 100).await.unwrap();
+    let audited = format!("{audit:?}");
+    assert!(!audited.contains(API_KEY), "{audited}");
+    assert!(
+        audit.iter().any(|e| e.event == "settings_changed"
+            && e.detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("services.yubikey.settings.api_key")),
+        "the audit names the Secret Key as changed: {audited}"
+    );
+
+    // The document as answered goes back as it is: the key stays, and still works.
+    let mut round_trip = settings.clone();
+    round_trip.as_object_mut().unwrap().remove("server_time_utc");
+    assert_eq!(
+        admin
+            .put("/api/v1/admin/two-factor/settings", round_trip.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let otp = &YubiServer::mint(&[(1, 0, 0x100)])[0];
+    enrolled_with_key(&server, "alice", otp).await;
+
+    // Not base64: refused, and the key set before is kept.
+    let mut bad = round_trip.clone();
+    bad["services"]["yubikey"]["settings"]["api_key"] = json!("not base64!");
+    let refused = admin.put("/api/v1/admin/two-factor/settings", bad).await;
+    assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
+    assert!(refused.1["error"]["message"].as_str().unwrap().contains("base64"));
+    // Active without a key: refused. Off, the key may be cleared.
+    let mut cleared = round_trip.clone();
+    cleared["services"]["yubikey"]["settings"]["api_key"] = json!({"set": false});
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", cleared.clone()).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    cleared["services"]["yubikey"]["active"] = json!(false);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", cleared).await.0,
+        StatusCode::OK
+    );
+    let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!(
+        settings["services"]["yubikey"]["settings"]["api_key"],
+        json!({"set": false})
+    );
+    assert_eq!(
+        server.app.store.setting_secrets_set().await.unwrap(),
+        Vec::<(String, String)>::new()
+    );
+}
+
+/// Enrol a key, log in with it; a wrong OTP, another account's key and a replayed OTP are
+/// refused, the last one even when yubiserver, having lost its counters, answers OK.
+async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backend: Backend) {
+    use twofold::core::yubico_validation::Status;
+    use twofold::outbound::yubico::{ValidationClient, ValidationService};
+    let yubiserver = YubiServer::start();
+    let (server, _admin) = server_asking(backend, &yubiserver).await;
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300), (1, 3, 0x400)]);
+    let backup_code = enrolled_with_key(&server, "alice", &otps[0]).await;
+    assert!(!backup_code.is_empty());
+    let bob_otps = YubiServer::mint_for(&OTHER_KEY, &[(1, 0, 0x100), (1, 1, 0x200)]);
+    enrolled_with_key(&server, "bob", &bob_otps[0]).await;
+
+    let alice = at_second_step(&server, "alice").await;
+    // Another key's OTP with this key's public ID: yubiserver says BAD_OTP.
+    let forged = run_python(
+        "yubiotp_mint.py",
+        &json!({"aes_key": "00112233445566778899aabbccddeeff", "private_id": KEY.private_id,
+                "public_id": KEY.public_id, "otps": [[1, 9, 0x900]]}),
+    );
+    let wrong = answer(&alice, forged[0].as_str().unwrap()).await;
+    assert_eq!(
+        (wrong.0, error_code(&wrong)),
+        (StatusCode::UNAUTHORIZED, "invalid_code")
+    );
+    // Bob's key is not Alice's: refused, and not sent anywhere, so Bob's OTP still works.
+    let foreign = answer(&alice, &bob_otps[1]).await;
+    assert_eq!(
+        (foreign.0, error_code(&foreign)),
+        (StatusCode::UNAUTHORIZED, "invalid_code")
+    );
+    let bob = at_second_step(&server, "bob").await;
+    assert_eq!(answer(&bob, &bob_otps[1]).await.1["status"], "authenticated");
+    // Malformed: refused before any network call, with a clear message.
+    let typo = answer(&alice, "hello").await;
+    assert_eq!(
+        (typo.0, error_code(&typo)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code_format")
+    );
+    assert!(typo.1["error"]["message"].as_str().unwrap().contains("YubiKey"));
+    assert_eq!(answer(&alice, &otps[1]).await.1["status"], "authenticated");
+
+    // A replay yubiserver itself refuses.
+    let again = at_second_step(&server, "alice").await;
+    let replayed = answer(&again, &otps[1]).await;
+    assert_eq!(
+        (replayed.0, error_code(&replayed)),
+        (StatusCode::UNAUTHORIZED, "code_already_used")
+    );
+
+    // yubiserver loses its counters: it answers OK to a replay, Twofold does not.
+    yubiserver.lose_its_counters();
+    assert_eq!(answer(&again, &otps[2]).await.1["status"], "authenticated");
+    let client = ValidationClient::new(None).unwrap();
+    let urls = [yubiserver.url.clone()];
+    let service = ValidationService {
+        urls: &urls,
+        client_id: "1",
+        api_key: API_SECRET,
+        signed_counters: false,
+        timeout: std::time::Duration::from_secs(3),
+    };
+    let replay = parse(&otps[2]).unwrap();
+    assert_eq!(
+        client.verify(&service, &replay).await.unwrap().status,
+        Status::Ok,
+        "the precondition: yubiserver accepts the replay"
+    );
+    let third = at_second_step(&server, "alice").await;
+    let replayed = answer(&third, &otps[2]).await;
+    assert_eq!(
+        (replayed.0, error_code(&replayed)),
+        (StatusCode::UNAUTHORIZED, "code_already_used")
+    );
+    // A new OTP still works; the backup code too.
+    assert_eq!(answer(&third, &otps[3]).await.1["status"], "authenticated");
+    let last = at_second_step(&server, "alice").await;
+    let (status, used) = last
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup_code}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{used}");
+
+    // A key belongs to one account: Carol cannot enrol Alice's.
+    server.client_account("carol").await;
+    let carol = server.client();
+    carol.login("client", "carol").await;
+    carol.post("/api/v1/me/two-factor/yubikey/enrollment", json!({})).await;
+    yubiserver_writable(&yubiserver);
+    let fresh = YubiServer::mint(&[(2, 0, 0x100)]);
+    let taken = carol
+        .post(
+            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
+            json!({"code": fresh[0]}),
+        )
+        .await;
+    assert_eq!(
+        (taken.0, error_code(&taken)),
+        (StatusCode::CONFLICT, "conflict"),
+        "{taken:?}"
+    );
+}
+
+fn yubiserver_writable(yubiserver: &YubiServer) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&yubiserver.database, std::fs::Permissions::from_mode(0o660)).unwrap();
+}
+
+/// A wrong Secret Key and a server that is down are the administrator's trouble: the user is
+/// told so (never "wrong code"), the audit names the problem, and nothing hangs.
+async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
+    let yubiserver = YubiServer::start();
+    let (server, admin) = server_asking(backend, &yubiserver).await;
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300)]);
+    enrolled_with_key(&server, "alice", &otps[0]).await;
+
+    let wrong_key = yubikey_settings(&admin, &[&yubiserver.url], json!("YW5vdGhlciB0d2VudHkgY2hhcnM=")).await;
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", wrong_key).await.0,
+        StatusCode::OK
+    );
+    let alice = at_second_step(&server, "alice").await;
+    let refused = answer(&alice, &otps[1]).await;
+    assert_eq!(
+        (refused.0, error_code(&refused)),
+        (StatusCode::BAD_GATEWAY, "second_factor_service_misconfigured")
+    );
+    assert!(refused.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("administrator"));
+    let audit = server.app.store.audit_events(None, 5).await.unwrap();
+    let detail = audit[0].detail.clone().unwrap_or_default();
+    assert_eq!(audit[0].event, "login_yubikey");
+    assert!(detail.contains("Secret Key"), "{detail}");
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/wsapi/2.0/verify", listener.local_addr().unwrap())
+    };
+    let down = yubikey_settings(&admin, &[&closed], json!({"set": true})).await;
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", down).await.0,
+        StatusCode::OK
+    );
+    let refused = answer(&alice, &otps[2]).await;
+    assert_eq!(
+        (refused.0, error_code(&refused)),
+        (StatusCode::SERVICE_UNAVAILABLE, "second_factor_service_unreachable")
+    );
+    // Fixed: the same OTP, never judged, now logs in.
+    let up = yubikey_settings(&admin, &[&yubiserver.url], json!(API_KEY)).await;
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", up).await.0,
+        StatusCode::OK
+    );
+    let logged_in = answer(&alice, &otps[2]).await;
+    assert_eq!(logged_in.1["status"], "authenticated", "{logged_in:?}");
 }

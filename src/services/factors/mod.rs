@@ -16,29 +16,37 @@
 //! line in [`Factors::get`].
 
 pub mod totp;
+pub mod yubikey;
 
 use async_trait::async_trait;
 
 use super::Error;
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::core::secretbox::{MasterKey, NONCE_BYTES};
+use crate::outbound::Outbound;
 use crate::random;
 pub use crate::store::ReplayGuard;
 use crate::store::{Account, Credential};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Every factor this build knows.
 pub struct Factors {
     totp: totp::TotpFactor,
+    yubikey: yubikey::YubikeyFactor,
 }
 
 impl Factors {
     pub fn new() -> Factors {
-        Factors { totp: totp::TotpFactor }
+        Factors {
+            totp: totp::TotpFactor,
+            yubikey: yubikey::YubikeyFactor,
+        }
     }
 
     pub fn get(&self, id: ServiceId) -> &dyn SecondFactor {
         match id {
             ServiceId::Totp => &self.totp,
+            ServiceId::Yubikey => &self.yubikey,
         }
     }
 }
@@ -57,6 +65,28 @@ pub struct FactorCx<'a> {
     pub sealer: Sealer<'a>,
     /// The name authenticator apps show (`issuer` in the configuration).
     pub issuer: &'a str,
+    /// The clients of the outside services a factor may call.
+    pub outbound: &'a Outbound,
+    /// The factor's own service's write-only settings that are set, opened.
+    pub secrets: SettingSecrets,
+}
+
+/// A service's write-only settings (a Secret Key), opened for one call; never logged.
+#[derive(Default)]
+pub struct SettingSecrets(Vec<(&'static str, SecretString)>);
+
+impl SettingSecrets {
+    pub fn new(secrets: Vec<(&'static str, SecretString)>) -> SettingSecrets {
+        SettingSecrets(secrets)
+    }
+
+    /// The value of the setting `name`, if it is set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.expose_secret())
+    }
 }
 
 /// Seals and opens secrets under the master key, bound to one service and one account, so
@@ -150,6 +180,8 @@ pub enum EnrolmentSetup {
         secret: String,
         digits: u32,
     },
+    /// A key to touch (it types its OTP).
+    Yubikey,
 }
 
 /// A credential that an enrolment proved works, ready to be stored.
@@ -158,6 +190,8 @@ pub struct NewCredential {
     pub secret: Vec<u8>,
     pub counter: Option<i64>,
     pub state: Option<String>,
+    /// The name it is known by outside (a YubiKey's public ID), unique per service.
+    pub external_id: Option<String>,
 }
 
 /// An accepted login answer: which credential, and what it uses up.
@@ -171,6 +205,12 @@ pub struct Accepted {
 #[async_trait]
 pub trait SecondFactor: Send + Sync {
     fn id(&self) -> ServiceId;
+
+    /// Whether checking an answer calls an outside service. Such an answer is counted
+    /// before the call, so that a locked-out guesser never reaches the service.
+    fn calls_out(&self, _cx: &FactorCx<'_>) -> bool {
+        false
+    }
 
     /// Starts an enrolment: what to show, and the state to keep until it is finished.
     async fn begin_enrolment(&self, cx: &FactorCx<'_>) -> Result<Step<EnrolmentSetup>, Error>;

@@ -164,6 +164,7 @@ impl SecondFactor for TotpFactor {
             secret: state.to_vec(),
             counter: Some(accepted.step),
             state: state_text(accepted.clock_offset),
+            external_id: None,
         }))
     }
 
@@ -247,6 +248,7 @@ mod tests {
     use crate::core::policy::{AccountKind, TwoFactorSettings};
     use crate::core::secretbox::MasterKey;
     use crate::core::totp::{code_at, step_at};
+    use crate::outbound::Outbound;
     use crate::services::factors::Sealer;
     use crate::store::Account;
 
@@ -270,7 +272,14 @@ mod tests {
             now: NOW,
             sealer: Sealer::new(key, ServiceId::Totp, account.id),
             issuer: "Twofold",
+            outbound: outbound(),
+            secrets: Default::default(),
         }
+    }
+
+    fn outbound() -> &'static Outbound {
+        static OUTBOUND: std::sync::OnceLock<Outbound> = std::sync::OnceLock::new();
+        OUTBOUND.get_or_init(|| Outbound::new(None).unwrap())
     }
 
     fn credential(cx: &FactorCx<'_>, id: i64, secret: &[u8], counter: Option<i64>) -> Credential {
@@ -283,6 +292,7 @@ mod tests {
             state: None,
             enrolled_at: 0,
             last_used_at: None,
+            external_id: None,
         }
     }
 
@@ -416,7 +426,10 @@ mod tests {
         let state = step.state.unwrap();
         let EnrolmentSetup::Totp {
             secret, otpauth_uri, ..
-        } = step.show;
+        } = step.show
+        else {
+            panic!("a TOTP enrolment shows a QR code");
+        };
         assert!(otpauth_uri.contains("issuer=Twofold"));
         let secret = BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
         assert!(!state.windows(secret.len()).any(|w| w == secret.as_slice()), "sealed");

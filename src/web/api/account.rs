@@ -132,6 +132,11 @@ pub enum EnrollmentResponse {
         qr_svg: String,
         qr_png_base64: String,
     },
+    /// Touch the YubiKey, and send the code it types to the confirmation.
+    Yubikey {
+        /// The most characters a YubiKey's code has.
+        max_length: u32,
+    },
 }
 
 /// "Get Started" (or add another credential): starts enrolling in `service`, for this
@@ -167,6 +172,9 @@ pub async fn enrollment(
             otpauth_uri,
             secret,
         },
+        EnrolmentSetup::Yubikey => EnrollmentResponse::Yubikey {
+            max_length: crate::core::yubico_otp::MAX_LENGTH as u32,
+        },
     }))
 }
 
@@ -193,7 +201,9 @@ pub struct EnrollmentConfirmResponse {
 #[utoipa::path(post, path = "/api/v1/me/two-factor/{service}/enrollment/confirm", params(("service" = String, Path)),
     request_body = AnswerRequest,
     responses((status = 200, body = EnrollmentConfirmResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 502, body = ErrorBody, description = "The second factor's outside service refuses this server's configuration"),
+              (status = 503, body = ErrorBody, description = "The second factor's outside service cannot be reached")))]
 pub async fn enrollment_confirm(
     State(app): State<App>,
     Enrolling(caller): Enrolling,

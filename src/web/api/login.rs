@@ -121,7 +121,9 @@ pub struct SecondFactorRequest {
 /// Step two of a login: the answer to one of the account's second factors.
 #[utoipa::path(post, path = "/api/v1/login/second-factor", request_body = SecondFactorRequest,
     responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "Already logged in"),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 502, body = ErrorBody, description = "The second factor's outside service refuses this server's configuration"),
+              (status = 503, body = ErrorBody, description = "The second factor's outside service cannot be reached")))]
 pub async fn second_factor(
     State(app): State<App>,
     AwaitingSecondFactor(caller): AwaitingSecondFactor,

@@ -153,6 +153,7 @@ pub async fn start<const ADMIN: bool>(
     .await;
     match result {
         Ok(EnrolmentSetup::Totp { .. }) => see_other(&area.path("/account/two-factor/totp")),
+        Ok(EnrolmentSetup::Yubikey) => see_other(&area.path("/account/two-factor/yubikey")),
         Err(error) => account_form_after(&app, area, &caller, Err(error)).await,
     }
 }
@@ -166,19 +167,43 @@ struct TotpPage {
     qr_png_base64: String,
     secret_grouped: String,
     digits: u32,
+    touch_key: bool,
 }
 
-async fn totp_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
+#[derive(Template)]
+#[template(path = "enrol_yubikey.html")]
+struct YubikeyPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    digits: u32,
+    touch_key: bool,
+}
+
+/// The page of the enrolment this session has in progress, whichever its service.
+async fn enrolment_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
     let setup = match app.pending_enrolment_setup(&caller.session, &caller.account).await {
         Ok(Some((_, setup))) => setup,
         Ok(None) => return see_other(&area.path("/account")),
         Err(error) => return error_page(app, area, Some(caller), error),
     };
-    let EnrolmentSetup::Totp {
-        otpauth_uri,
-        secret,
-        digits,
-    } = setup;
+    let (otpauth_uri, secret, digits) = match setup {
+        EnrolmentSetup::Totp {
+            otpauth_uri,
+            secret,
+            digits,
+        } => (otpauth_uri, secret, digits),
+        EnrolmentSetup::Yubikey => {
+            let page = YubikeyPage {
+                layout: Layout::new(app, area, "YubiKey", Some(caller)),
+                error,
+                notice: None,
+                digits: 0,
+                touch_key: true,
+            };
+            return render(status, page);
+        }
+    };
     let png = match qr::png(&otpauth_uri) {
         Ok(png) => png,
         Err(error) => return error_page(app, area, Some(caller), error),
@@ -190,14 +215,15 @@ async fn totp_form(app: &App, area: Area, caller: &Caller, status: StatusCode, e
         qr_png_base64: data_encoding::BASE64.encode(&png),
         secret_grouped: grouped_secret(&secret),
         digits,
+        touch_key: false,
     };
     render(status, page)
 }
 
-pub async fn totp_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
+pub async fn enrolment_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeCaller) -> Response {
     let area = Area::of::<ADMIN>();
     match caller.require(area, SIGNED_IN_OR_ENROLLING) {
-        Ok(caller) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
+        Ok(caller) => enrolment_form(&app, area, &caller, StatusCode::OK, None).await,
         Err(redirect) => redirect.into_response(),
     }
 }
@@ -206,6 +232,8 @@ pub async fn totp_page<const ADMIN: bool>(State(app): State<App>, caller: MaybeC
 pub struct CodeForm {
     csrf: String,
     code: String,
+    /// The service being enrolled (Time-Based Tokens if absent).
+    service: Option<String>,
 }
 
 /// "Submit": the code activates the service; the backup code is shown once.
@@ -219,15 +247,20 @@ pub async fn confirm<const ADMIN: bool>(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = app
-        .confirm_enrolment(
-            &caller.session,
-            &caller.account,
-            ServiceId::Totp,
-            &Answer::Code(form.code),
-            caller.remote(),
-        )
-        .await;
+    let service = form.service.as_deref().map_or(Some(ServiceId::Totp), ServiceId::parse);
+    let result = match service {
+        Some(service) => {
+            app.confirm_enrolment(
+                &caller.session,
+                &caller.account,
+                service,
+                &Answer::Code(form.code),
+                caller.remote(),
+            )
+            .await
+        }
+        None => Err(Error::Validation("There is no such second factor.".into())),
+    };
     match result {
         Ok(Enrolled::Done {
             backup_code: Some(backup_code),
@@ -239,8 +272,10 @@ pub async fn confirm<const ADMIN: bool>(
                 BackupCodePage {
                     layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
                     heading: "Two-Factor Authentication is on",
-                    explanation:
-                        "From now on, you will enter a code from your authenticator app every time you log in.",
+                    explanation: match service {
+                        Some(ServiceId::Yubikey) => "From now on, you will touch your YubiKey every time you log in.",
+                        _ => "From now on, you will enter a code from your authenticator app every time you log in.",
+                    },
                     backup_code: backup_code.display(),
                     continue_url: area.home(),
                 },
@@ -254,11 +289,11 @@ pub async fn confirm<const ADMIN: bool>(
         Ok(Enrolled::Done { backup_code: None, .. }) => {
             account_form_after(&app, area, &caller, Ok("Your new authenticator is ready to use.")).await
         }
-        Ok(Enrolled::Pending) => totp_form(&app, area, &caller, StatusCode::OK, None).await,
+        Ok(Enrolled::Pending) => enrolment_form(&app, area, &caller, StatusCode::OK, None).await,
         Err(error @ Error::Conflict(_)) => account_form_after(&app, area, &caller, Err(error)).await,
         Err(error) => {
             let (status, message) = failure(&error);
-            totp_form(&app, area, &caller, status, message).await
+            enrolment_form(&app, area, &caller, status, message).await
         }
     }
 }

@@ -14,7 +14,9 @@ use super::{
 };
 use crate::app::App;
 use crate::core::hotp::Algorithm;
-use crate::core::policy::{AccountKind, ServiceId, ServiceSwitches, TotpSettings, TwoFactorSettings};
+use crate::core::policy::{
+    AccountKind, ServiceId, ServiceSwitches, TotpSettings, TwoFactorSettings, WriteOnly, YubikeyMode, YubikeySettings,
+};
 use crate::services::admin::require_full_admin;
 use crate::services::Error;
 use crate::store::AccountSummary;
@@ -127,6 +129,8 @@ struct SettingsPage {
     notice: Option<String>,
     totp: ServiceSwitches<TotpSettings>,
     totp_algorithm: &'static str,
+    yubikey: ServiceSwitches<YubikeySettings>,
+    yubikey_urls: String,
     force_clients: bool,
     force_admins: bool,
 }
@@ -145,6 +149,8 @@ fn settings_form(
         notice,
         totp_algorithm: settings.services.totp.settings.algorithm.name(),
         totp: settings.services.totp,
+        yubikey_urls: settings.services.yubikey.settings.urls.join("\n"),
+        yubikey: settings.services.yubikey,
         force_clients: settings.force_clients,
         force_admins: settings.force_admins,
     };
@@ -178,12 +184,26 @@ pub struct SettingsForm {
     totp_max_drift: String,
     totp_algorithm: String,
     totp_digits: String,
+    yubikey_active: Option<String>,
+    yubikey_clients: Option<String>,
+    yubikey_admins: Option<String>,
+    yubikey_mode: String,
+    yubikey_client_id: String,
+    /// A new Secret Key; empty keeps the one set.
+    yubikey_api_key: String,
+    yubikey_api_key_clear: Option<String>,
+    /// One URL per line.
+    yubikey_urls: String,
+    yubikey_timeout_secs: String,
+    yubikey_signed_counters: Option<String>,
     force_clients: Option<String>,
     force_admins: Option<String>,
 }
 
 impl SettingsForm {
-    fn settings(&self) -> Result<TwoFactorSettings, Error> {
+    /// The settings the form describes; `api_key_set`: whether a Secret Key is set now (an
+    /// empty field keeps it).
+    fn settings(&self, api_key_set: bool) -> Result<TwoFactorSettings, Error> {
         let number = |text: &str, name: &str| {
             text.trim()
                 .parse::<u32>()
@@ -203,6 +223,32 @@ impl SettingsForm {
                         digits: number(&self.totp_digits, "Digits")?,
                     },
                 },
+                yubikey: ServiceSwitches {
+                    active: self.yubikey_active.is_some(),
+                    clients: self.yubikey_clients.is_some(),
+                    admins: self.yubikey_admins.is_some(),
+                    settings: YubikeySettings {
+                        mode: match self.yubikey_mode.as_str() {
+                            "validation_server" => YubikeyMode::ValidationServer,
+                            _ => return Err(Error::Validation("Choose how YubiKey OTPs are checked.".into())),
+                        },
+                        client_id: self.yubikey_client_id.trim().to_string(),
+                        api_key: match (self.yubikey_api_key.trim(), &self.yubikey_api_key_clear) {
+                            (_, Some(_)) => WriteOnly::Kept { set: false },
+                            ("", None) => WriteOnly::Kept { set: api_key_set },
+                            (new, None) => WriteOnly::New(new.to_string().into()),
+                        },
+                        urls: self
+                            .yubikey_urls
+                            .lines()
+                            .map(str::trim)
+                            .filter(|url| !url.is_empty())
+                            .map(String::from)
+                            .collect(),
+                        timeout_secs: number(&self.yubikey_timeout_secs, "The timeout")?,
+                        signed_counters: self.yubikey_signed_counters.is_some(),
+                    },
+                },
             },
             force_clients: self.force_clients.is_some(),
             force_admins: self.force_admins.is_some(),
@@ -218,7 +264,11 @@ pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(for
     if let Err(error) = require_full_admin(&caller.account) {
         return error_page(&app, ADMIN, Some(&caller), error);
     }
-    let result = match form.settings() {
+    let api_key_set = match app.two_factor_settings().await {
+        Ok(saved) => saved.services.yubikey.settings.api_key.is_set(),
+        Err(error) => return error_page(&app, ADMIN, Some(&caller), error),
+    };
+    let result = match form.settings(api_key_set) {
         Ok(settings) => app
             .save_two_factor_settings(&caller.account, &settings, caller.remote())
             .await

@@ -140,6 +140,8 @@ struct CodePage {
     error: Option<String>,
     notice: Option<String>,
     digits: u32,
+    /// A key that types its code (YubiKey), not an app's digits.
+    touch_key: bool,
     service: &'static str,
     /// The labels of the credentials a code is checked against, when there are several.
     credentials: Option<String>,
@@ -186,6 +188,7 @@ async fn code_form(
         error,
         notice: None,
         digits,
+        touch_key: current == ServiceId::Yubikey,
         service: current.as_str(),
         credentials: (labels.len() > 1).then(|| labels.join(", ")),
         others,

@@ -72,7 +72,11 @@ fn area_routes<const ADMIN: bool>(router: Router<App>, path: impl Fn(&str) -> St
         .route(&path("/logout"), post(login::logout::<ADMIN>))
         .route(&path("/account"), get(account::account_page::<ADMIN>))
         .route(&path("/account/two-factor/start"), post(account::start::<ADMIN>))
-        .route(&path("/account/two-factor/totp"), get(account::totp_page::<ADMIN>))
+        .route(&path("/account/two-factor/totp"), get(account::enrolment_page::<ADMIN>))
+        .route(
+            &path("/account/two-factor/yubikey"),
+            get(account::enrolment_page::<ADMIN>),
+        )
         .route(&path("/account/two-factor/confirm"), post(account::confirm::<ADMIN>))
         .route(&path("/account/two-factor/disable"), post(account::disable::<ADMIN>))
         .route(
