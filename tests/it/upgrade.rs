@@ -75,6 +75,12 @@ fn previous_release_rows(master_key: &MasterKey, secret: &[u8], used_step: i64, 
              VALUES ({}, 1, 'authenticated', 'x', 5, 9999999999)",
             blob("00ff")
         ),
+        // The settings as the previous release wrote them: no YubiKey in them yet.
+        r#"INSERT INTO settings (name, value, updated_at) VALUES ('two_factor',
+             '{"services":{"totp":{"active":true,"clients":true,"admins":false,
+               "settings":{"window":1,"max_drift":2,"algorithm":"SHA1","digits":6}}},
+               "force_clients":true,"force_admins":false}', 1)"#
+            .to_string(),
         // Another account, locked out by sixty wrong passwords in the current window.
         format!(
             "INSERT INTO accounts (id, kind, role, username, username_key, email, email_key, password_hash, created_at)
@@ -181,6 +187,12 @@ async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(back
         .post("/api/v1/login/backup-code", json!({"backup_code": backup.display()}))
         .await;
     assert_eq!(status, StatusCode::OK, "{used}");
+
+    // The settings are read as they were, with the services added since off.
+    let settings = server.app.two_factor_settings().await.unwrap();
+    assert!(settings.force_clients && !settings.services.totp.admins);
+    assert_eq!(settings.services.totp.settings.window, 1);
+    assert!(!settings.services.yubikey.active);
 
     // The lockout moved over (as the count of all addresses).
     let locked = server.client().login("client", "pia").await;
