@@ -67,6 +67,29 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// YubiKey keys for the local mode (Twofold checks OTPs itself)
+    Yubikey {
+        #[command(subcommand)]
+        command: YubikeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum YubikeyCommand {
+    /// Import keys with their AES secrets from the CSV that YubiKey Manager (`ykman otp
+    /// yubiotp --config-output FILE`) or the personalization tool ("Yubico format") writes:
+    /// serial,public ID,private ID,AES key per line. All or nothing.
+    Import {
+        /// The key file ("-" reads standard input)
+        file: PathBuf,
+        /// Assign every key of the file to this account (username or e-mail address);
+        /// without it, the first account that touches a key may enrol it
+        #[arg(long, value_name = "NAME")]
+        assign_to: Option<String>,
+        /// The kind of the account of --assign-to
+        #[arg(long, value_enum, default_value_t = KindArg::Client)]
+        kind: KindArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,6 +264,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Yubikey {
+            command: YubikeyCommand::Import { file, assign_to, kind },
+        } => {
+            let text = read_file_or_stdin(&file)?;
+            let assign = assign_to.as_deref().map(|name| (AccountKind::from(kind), name));
+            let count = app.import_yubikeys(&text, assign).await?;
+            match assign_to {
+                Some(name) => println!("imported {count} YubiKey(s), assigned to {name}"),
+                None => {
+                    println!("imported {count} YubiKey(s); each may be enrolled by the first account that touches it")
+                }
+            }
+            Ok(())
+        }
         Command::User {
             command: UserCommand::Unlock { name, kind },
         } => {
@@ -303,13 +340,19 @@ async fn list(app: &App, kind: AccountKind) -> anyhow::Result<()> {
 }
 
 fn read_password(path: &PathBuf) -> anyhow::Result<String> {
+    let text = read_file_or_stdin(path)?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+/// The whole text of `path`, or of standard input for "-".
+fn read_file_or_stdin(path: &PathBuf) -> anyhow::Result<String> {
     let mut text = String::new();
     if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
         text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     }
-    Ok(text.lines().next().unwrap_or_default().to_string())
+    Ok(text)
 }
 
 /// A write beyond the process's file-size limit (`ulimit -f`) raises SIGXFSZ, which would

@@ -18,3 +18,4 @@ pub mod secretbox;
 pub mod totp;
 pub mod yubico_otp;
 pub mod yubico_validation;
+pub mod yubikey_import;

@@ -176,9 +176,10 @@ impl TotpSettings {
 #[serde(rename_all = "snake_case")]
 pub enum YubikeyMode {
     /// By Yubico OTP validation servers (protocol 2.0): YubiCloud, or the operator's own.
-    /// (Twofold's own check with imported AES keys, `local`, comes next.)
     #[default]
     ValidationServer,
+    /// By Twofold itself, with each key's AES key imported by an administrator.
+    Local,
 }
 
 /// YubiKey's own settings form.

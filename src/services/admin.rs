@@ -8,11 +8,13 @@ use super::Error;
 use super::Services;
 use secrecy::ExposeSecret;
 
+use super::factors::yubikey::LocalKey;
 use super::factors::Sealer;
 use crate::core::lockout;
-use crate::core::policy::{AccountKind, Role, SecretSetting, TwoFactorSettings, WriteOnly};
+use crate::core::policy::{AccountKind, Role, SecretSetting, ServiceId, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
-use crate::store::{Account, AccountSummary, NewAccount, SecretWrite, Session};
+use crate::core::yubikey_import::parse_key_file;
+use crate::store::{Account, AccountSummary, NewAccount, NewImportedKey, SecretWrite, Session};
 
 /// A new account, as the API and the command line describe it.
 pub struct AccountRequest<'a> {
@@ -286,6 +288,51 @@ impl Services {
             .find_account(kind, name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))
+    }
+
+    /// `twofold yubikey import`: imports the keys of a key file (see `core::yubikey_import`)
+    /// for YubiKey's local mode, each AES key and private ID sealed under the master key; all
+    /// assigned to the account named `assign_to`, or left for the first account that
+    /// touches each. All or nothing. Returns how many keys were imported.
+    pub async fn import_yubikeys(&self, file: &str, assign_to: Option<(AccountKind, &str)>) -> Result<usize, Error> {
+        let records = parse_key_file(file).map_err(Error::Validation)?;
+        let account = match assign_to {
+            Some((kind, name)) => Some(self.account_named(kind, name).await?),
+            None => None,
+        };
+        let mut sealed = Vec::with_capacity(records.len());
+        for record in &records {
+            let key = serde_json::to_vec(&LocalKey::new(&record.aes_key, &record.private_id))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            sealed.push(Sealer::for_imported_key(&self.master_key, ServiceId::Yubikey, &record.public_id).seal(&key)?);
+        }
+        let keys: Vec<NewImportedKey<'_>> = records
+            .iter()
+            .zip(&sealed)
+            .map(|(record, sealed)| NewImportedKey {
+                service: ServiceId::Yubikey.as_str(),
+                external_id: &record.public_id,
+                serial: record.serial.and_then(|serial| i64::try_from(serial).ok()),
+                sealed,
+                account_id: account.as_ref().map(|a| a.id),
+            })
+            .collect();
+        if let Err(taken) = self.store.import_keys(&keys, self.now()).await? {
+            return Err(Error::Conflict(format!(
+                "Already imported, so nothing was: {}.",
+                taken.join(", ")
+            )));
+        }
+        let detail = format!("{} YubiKey(s) imported from the command line", keys.len());
+        self.audit(
+            account.map(|a| a.id),
+            "yubikeys_imported",
+            "success",
+            None,
+            Some(&detail),
+        )
+        .await;
+        Ok(keys.len())
     }
 
     /// The break-glass path (`twofold user reset-2fa`): removes an account's 2FA and lifts

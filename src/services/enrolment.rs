@@ -172,8 +172,12 @@ impl Services {
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
         self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
-        let cx = self.factor_cx(account, &settings, service).await?;
-        let new = match self.factor(service).finish_enrolment(&cx, &kept.sealed, answer).await {
+        let mut cx = self.factor_cx(account, &settings, service).await?;
+        let factor = self.factor(service);
+        if let Some(external_id) = factor.external_id_of(answer) {
+            cx.imported = self.imported_secret(service, &external_id).await?;
+        }
+        let new = match factor.finish_enrolment(&cx, &kept.sealed, answer).await {
             Ok(Progress::Done(new)) => new,
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
             Ok(Progress::Refused { error, .. }) | Err(error) => {

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::factors::{FactorCx, Sealer, SecondFactor, SettingSecrets};
+use super::factors::{FactorCx, ImportedSecret, Sealer, SecondFactor, SettingSecrets};
 use super::{Error, Services};
 use crate::core::lockout::{self, Guess, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
@@ -68,7 +68,24 @@ impl Services {
             issuer: &self.config.issuer,
             outbound: &self.outbound,
             secrets: self.setting_secrets(settings, service).await?,
+            imported: None,
         })
+    }
+
+    /// The key an administrator imported under `external_id`, opened.
+    pub(crate) async fn imported_secret(
+        &self,
+        service: ServiceId,
+        external_id: &str,
+    ) -> Result<Option<ImportedSecret>, Error> {
+        let Some(imported) = self.store.imported_key(service.as_str(), external_id).await? else {
+            return Ok(None);
+        };
+        let secret = Sealer::for_imported_key(&self.master_key, service, external_id).open(&imported.sealed)?;
+        Ok(Some(ImportedSecret {
+            secret: secret.into(),
+            account_id: imported.account_id,
+        }))
     }
 
     /// The write-only settings of `service` that are set, read and opened.

@@ -55,6 +55,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "imported_keys",
+        &[
+            ("service", Kind::Text),
+            ("external_id", Kind::Text),
+            ("serial", Kind::Int),
+            ("sealed", Kind::Bytes),
+            ("account_id", Kind::Int),
+            ("imported_at", Kind::Int),
+        ],
+    ),
+    (
         "lockouts",
         &[
             ("subject", Kind::Text),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::{enrolled_client, error_code, fresh_postgres_url, Backend, TestServer, PASSWORD};
 
-fn twofold(data_dir: &std::path::Path) -> Command {
+pub(crate) fn twofold(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_twofold"));
     command
         .env_clear()
@@ -32,7 +32,7 @@ async fn twofold_on(backend: Backend, data_dir: &std::path::Path) -> impl Fn() -
     }
 }
 
-fn run(command: &mut Command) -> (bool, String, String) {
+pub(crate) fn run(command: &mut Command) -> (bool, String, String) {
     let output = command.output().unwrap();
     (
         output.status.success(),

@@ -313,9 +313,13 @@ async fn server_asking(backend: Backend, yubiserver: &YubiServer) -> (TestServer
     (server, admin)
 }
 
-/// A client account that enrols the key whose code is `otp`; returns its backup code.
+/// A client account (made if need be) that enrols the key whose code is `otp`; returns its
+/// backup code.
 async fn enrolled_with_key(server: &TestServer, username: &str, otp: &str) -> String {
-    server.client_account(username).await;
+    let kind = twofold::core::policy::AccountKind::Client;
+    if server.app.store.find_account(kind, username).await.unwrap().is_none() {
+        server.client_account(username).await;
+    }
     let client = server.client();
     assert_eq!(client.login("client", username).await.1["status"], "authenticated");
     let (status, started) = client
@@ -575,3 +579,117 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
     let logged_in = answer(&alice, &otps[2]).await;
     assert_eq!(logged_in.1["status"], "authenticated", "{logged_in:?}");
 }
+
+/// The key file lines (ykman's CSV) of `key`.
+fn key_file_line(serial: u32, key: &Key) -> String {
+    format!(
+        "{serial},{},{},{},,2026-12-04T18:00:00,\n",
+        key.public_id, key.private_id, key.aes_key
+    )
+}
+
+/// `twofold yubikey import` on the server's database; its success and output.
+fn import(server: &TestServer, file: &str, args: &[&str]) -> (bool, String) {
+    let path = server.dir.path().join("keys.csv");
+    std::fs::write(&path, file).unwrap();
+    let mut command = crate::cli::twofold(server.dir.path());
+    if let Some(url) = server.config_database_url() {
+        command.env("TWOFOLD_DATABASE_URL", url);
+    }
+    command.args(["yubikey", "import"]).arg(&path).args(args);
+    let (ok, out, err) = crate::cli::run(&mut command);
+    (ok, format!("{out}{err}"))
+}
+
+/// Local mode: no server at all. Keys imported with the CLI (one for whoever touches it,
+/// one assigned to Bob) enrol and log in; replayed, older and tampered OTPs are refused, as
+/// are keys nobody imported and keys assigned to someone else.
+async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let mut settings = yubikey_settings(&admin, &[], json!({"set": false})).await;
+    settings["services"]["yubikey"]["settings"]["mode"] = json!("local");
+    settings["services"]["yubikey"]["settings"]["client_id"] = json!("");
+    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    server.client_account("bob").await;
+
+    // A bad file imports nothing, and says which line is wrong.
+    let bad = format!("{}1,vvcijgklnrbf,zz,00\n", key_file_line(1, &OTHER_KEY));
+    let (ok, said) = import(&server, &bad, &[]);
+    assert!(!ok && said.contains("line 2: the private ID"), "{said}");
+    let (ok, said) = import(&server, &key_file_line(7, &KEY), &[]);
+    assert!(ok && said.contains("imported 1 YubiKey(s)"), "{said}");
+    let (ok, said) = import(&server, &key_file_line(8, &OTHER_KEY), &["--assign-to", "bob"]);
+    assert!(ok && said.contains("assigned to bob"), "{said}");
+    let (ok, said) = import(&server, &key_file_line(7, &KEY), &[]);
+    assert!(
+        !ok && said.contains("Already imported") && said.contains(KEY.public_id),
+        "{said}"
+    );
+
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (2, 0, 0x100), (2, 1, 0x200)]);
+    enrolled_with_key(&server, "alice", &otps[0]).await;
+    let alice = at_second_step(&server, "alice").await;
+    for (used, why) in [(&otps[0], "the enrolment's"), (&otps[0], "again")] {
+        let refused = answer(&alice, used).await;
+        assert_eq!(error_code(&refused), "code_already_used", "{why}: {refused:?}");
+    }
+    // A changed character: the CRC does not hold.
+    let mut tampered = otps[1].clone();
+    let last = if tampered.ends_with('c') { "b" } else { "c" };
+    tampered.replace_range(43.., last);
+    assert_eq!(error_code(&answer(&alice, &tampered).await), "invalid_code");
+    assert_eq!(answer(&alice, &otps[2]).await.1["status"], "authenticated");
+    // The OTP before it, never used, is older than the last accepted: refused.
+    let again = at_second_step(&server, "alice").await;
+    assert_eq!(error_code(&answer(&again, &otps[1]).await), "code_already_used");
+    assert_eq!(answer(&again, &otps[3]).await.1["status"], "authenticated");
+
+    // Bob's key is his: Alice cannot add it, Bob can.
+    let bob_otps = YubiServer::mint_for(&OTHER_KEY, &[(1, 0, 0x100), (1, 1, 0x200)]);
+    again
+        .post(
+            "/api/v1/me/two-factor/yubikey/enrollment",
+            json!({"password": crate::support::PASSWORD}),
+        )
+        .await;
+    let refused = again
+        .post(
+            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
+            json!({"code": bob_otps[0]}),
+        )
+        .await;
+    assert_eq!(
+        (refused.0, error_code(&refused)),
+        (StatusCode::CONFLICT, "conflict"),
+        "{refused:?}"
+    );
+    enrolled_with_key(&server, "bob", &bob_otps[1]).await;
+
+    // A key nobody imported.
+    let unknown = YubiServer::mint_for(
+        &Key {
+            aes_key: "0f0e0d0c0b0a09080706050403020100",
+            private_id: "010203040506",
+            public_id: "ccccccccccdb",
+        },
+        &[(1, 0, 0x100)],
+    );
+    server.client_account("carol").await;
+    let carol = server.client();
+    carol.login("client", "carol").await;
+    carol.post("/api/v1/me/two-factor/yubikey/enrollment", json!({})).await;
+    let refused = carol
+        .post(
+            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
+            json!({"code": unknown[0]}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "validation_error", "{refused:?}");
+    assert!(refused.1["error"]["message"].as_str().unwrap().contains("import"));
+}
+
+on_both_backends!(local_mode_checks_otps_itself_with_imported_keys);

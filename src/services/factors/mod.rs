@@ -27,7 +27,7 @@ use crate::outbound::Outbound;
 use crate::random;
 pub use crate::store::ReplayGuard;
 use crate::store::{Account, Credential};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 /// Every factor this build knows.
 pub struct Factors {
@@ -69,6 +69,16 @@ pub struct FactorCx<'a> {
     pub outbound: &'a Outbound,
     /// The factor's own service's write-only settings that are set, opened.
     pub secrets: SettingSecrets,
+    /// The key an enrolment's answer names, if an administrator imported it (see
+    /// [`SecondFactor::external_id_of`]).
+    pub imported: Option<ImportedSecret>,
+}
+
+/// A key an administrator imported with its secret, opened for one enrolment.
+pub struct ImportedSecret {
+    pub secret: SecretSlice<u8>,
+    /// The account it is assigned to, if any.
+    pub account_id: Option<i64>,
 }
 
 /// A service's write-only settings (a Secret Key), opened for one call; never logged.
@@ -101,6 +111,14 @@ impl<'a> Sealer<'a> {
         Sealer {
             key,
             context: sealing_context(service.as_str(), account_id),
+        }
+    }
+
+    /// The sealer of a key an administrator imported, by its service and external ID.
+    pub fn for_imported_key(key: &'a MasterKey, service: ServiceId, external_id: &str) -> Sealer<'a> {
+        Sealer {
+            key,
+            context: format!("imported:{}:{external_id}", service.as_str()),
         }
     }
 
@@ -210,6 +228,12 @@ pub trait SecondFactor: Send + Sync {
     /// before the call, so that a locked-out guesser never reaches the service.
     fn calls_out(&self, _cx: &FactorCx<'_>) -> bool {
         false
+    }
+
+    /// The outside name of the device an answer comes from (a YubiKey's public ID), for
+    /// the services to find a key an administrator imported for it.
+    fn external_id_of(&self, _answer: &Answer) -> Option<String> {
+        None
     }
 
     /// Starts an enrolment: what to show, and the state to keep until it is finished.

@@ -274,6 +274,7 @@ mod tests {
             issuer: "Twofold",
             outbound: outbound(),
             secrets: Default::default(),
+            imported: None,
         }
     }
 

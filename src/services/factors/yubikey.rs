@@ -6,17 +6,22 @@
 //! that lost its counters answers OK to a replayed OTP): with `signed_counters`, the key's
 //! counters as the server signed them must increase; without, every accepted OTP is
 //! remembered for [`OTP_LEDGER_SECS`] and accepted once.
+//!
+//! In local mode nothing leaves the server: an administrator imports each key's AES key and
+//! private ID; enrolling copies them into the credential (sealed for the account), and each
+//! OTP must decrypt, pass its CRC, hold the private ID and move the key's counters forward.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
     Accepted, Answer, Challenge, EnrolmentSetup, FactorCx, NewCredential, Progress, ReplayGuard, SecondFactor, Step,
 };
-use crate::core::policy::{api_key_bytes, ServiceId};
+use crate::core::policy::{api_key_bytes, ServiceId, YubikeyMode};
 use crate::core::yubico_otp::{self, Otp, MAX_LENGTH};
 use crate::core::yubico_validation::{Status, Verdict};
 use crate::outbound::yubico::{ValidationFailure, ValidationService};
@@ -29,11 +34,64 @@ pub const OTP_LEDGER_SECS: i64 = 400 * 86_400;
 
 pub struct YubikeyFactor;
 
-/// The sealed part of a YubiKey credential (nothing secret in validation-server mode, but
-/// sealed like every credential, bound to its account).
+/// The sealed part of a YubiKey credential, bound to its account: its public ID, and in
+/// local mode the key's secrets.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     public_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    local: Option<LocalKey>,
+}
+
+/// What Twofold needs to check a key's OTPs itself, in hexadecimal.
+#[derive(Serialize, Deserialize)]
+pub struct LocalKey {
+    pub aes_key: String,
+    pub private_id: String,
+}
+
+impl LocalKey {
+    pub fn new(aes_key: &[u8; 16], private_id: &[u8; 6]) -> LocalKey {
+        LocalKey {
+            aes_key: data_encoding::HEXLOWER.encode(aes_key),
+            private_id: data_encoding::HEXLOWER.encode(private_id),
+        }
+    }
+
+    fn bytes(&self) -> Result<([u8; 16], [u8; 6]), Error> {
+        let decode = |text: &str| data_encoding::HEXLOWER.decode(text.as_bytes()).ok();
+        decode(&self.aes_key)
+            .and_then(|key| key.try_into().ok())
+            .zip(decode(&self.private_id).and_then(|id| id.try_into().ok()))
+            .ok_or_else(|| Error::Internal("a YubiKey's sealed AES key is malformed".into()))
+    }
+
+    /// Opens `otp` with this key: its counters, if the CRC and the private ID hold.
+    fn counter_of(&self, otp: &Otp) -> Result<i64, Error> {
+        let (aes_key, private_id) = self.bytes()?;
+        let token = yubico_otp::open(otp, &aes_key, &private_id).map_err(|_| Error::InvalidCode)?;
+        Ok(token.counter())
+    }
+}
+
+fn open_credential(cx: &FactorCx<'_>, credential: &Credential) -> Result<Sealed, Error> {
+    serde_json::from_slice(&cx.sealer.open(&credential.secret)?)
+        .map_err(|e| Error::Internal(format!("YubiKey credential {}: {e}", credential.id)))
+}
+
+/// The key an administrator imported for `otp`'s public ID, checked against it: the key and
+/// the OTP's counter. Unknown keys and keys assigned to another account are refused.
+fn imported_key(cx: &FactorCx<'_>, otp: &Otp) -> Result<(LocalKey, i64), Error> {
+    let imported = cx.imported.as_ref().ok_or_else(|| {
+        Error::Validation("This server does not know that YubiKey: ask an administrator to import it.".into())
+    })?;
+    if imported.account_id.is_some_and(|owner| owner != cx.account.id) {
+        return Err(Error::Conflict("That YubiKey is assigned to another account.".into()));
+    }
+    let key: LocalKey = serde_json::from_slice(imported.secret.expose_secret())
+        .map_err(|e| Error::Internal(format!("an imported YubiKey: {e}")))?;
+    let counter = key.counter_of(otp)?;
+    Ok((key, counter))
 }
 
 fn otp_of(answer: &Answer) -> Result<Otp, Error> {
@@ -124,8 +182,12 @@ impl SecondFactor for YubikeyFactor {
         ServiceId::Yubikey
     }
 
-    fn calls_out(&self, _cx: &FactorCx<'_>) -> bool {
-        true
+    fn calls_out(&self, cx: &FactorCx<'_>) -> bool {
+        cx.settings.services.yubikey.settings.mode == YubikeyMode::ValidationServer
+    }
+
+    fn external_id_of(&self, answer: &Answer) -> Option<String> {
+        otp_of(answer).ok().map(|otp| otp.public_id)
     }
 
     async fn begin_enrolment(&self, cx: &FactorCx<'_>) -> Result<Step<EnrolmentSetup>, Error> {
@@ -147,15 +209,25 @@ impl SecondFactor for YubikeyFactor {
         answer: &Answer,
     ) -> Result<Progress<NewCredential>, Error> {
         let otp = otp_of(answer)?;
-        let verdict = validate(cx, &otp).await?;
+        let (local, counter) = match cx.settings.services.yubikey.settings.mode {
+            YubikeyMode::Local => {
+                let (key, counter) = imported_key(cx, &otp)?;
+                (Some(key), Some(counter))
+            }
+            YubikeyMode::ValidationServer => {
+                let verdict = validate(cx, &otp).await?;
+                let counter = match guard_of(cx, &otp, &verdict) {
+                    ReplayGuard::Counter { value, .. } => Some(value),
+                    _ => None,
+                };
+                (None, counter)
+            }
+        };
         let sealed = serde_json::to_vec(&Sealed {
             public_id: otp.public_id.clone(),
+            local,
         })
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let counter = match guard_of(cx, &otp, &verdict) {
-            ReplayGuard::Counter { value, .. } => Some(value),
-            _ => None,
-        };
         Ok(Progress::Done(NewCredential {
             secret: cx.sealer.seal(&sealed)?,
             counter,
@@ -187,10 +259,30 @@ impl SecondFactor for YubikeyFactor {
             .iter()
             .find(|credential| credential.external_id.as_deref() == Some(otp.public_id.as_str()))
             .ok_or(Error::InvalidCode)?;
-        let verdict = validate(cx, &otp).await?;
+        let guard = match cx.settings.services.yubikey.settings.mode {
+            YubikeyMode::Local => {
+                let local = open_credential(cx, credential)?.local.ok_or_else(|| {
+                    misconfigured(format!(
+                        "the key {} was enrolled with a validation server: import its AES key, or use validation servers",
+                        otp.public_id
+                    ))
+                })?;
+                let counter = local.counter_of(&otp)?;
+                // An older OTP is as used as a replayed one; the login's compare-and-set
+                // settles racing answers.
+                if credential.counter.is_some_and(|last| counter <= last) {
+                    return Err(Error::CodeAlreadyUsed);
+                }
+                ReplayGuard::Counter {
+                    value: counter,
+                    state: None,
+                }
+            }
+            YubikeyMode::ValidationServer => guard_of(cx, &otp, &validate(cx, &otp).await?),
+        };
         Ok(Progress::Done(Accepted {
             credential_id: credential.id,
-            guard: guard_of(cx, &otp, &verdict),
+            guard,
         }))
     }
 }

@@ -130,6 +130,7 @@ struct SettingsPage {
     totp: ServiceSwitches<TotpSettings>,
     totp_algorithm: &'static str,
     yubikey: ServiceSwitches<YubikeySettings>,
+    yubikey_local: bool,
     yubikey_urls: String,
     force_clients: bool,
     force_admins: bool,
@@ -149,6 +150,7 @@ fn settings_form(
         notice,
         totp_algorithm: settings.services.totp.settings.algorithm.name(),
         totp: settings.services.totp,
+        yubikey_local: settings.services.yubikey.settings.mode == YubikeyMode::Local,
         yubikey_urls: settings.services.yubikey.settings.urls.join("\n"),
         yubikey: settings.services.yubikey,
         force_clients: settings.force_clients,
@@ -230,6 +232,7 @@ impl SettingsForm {
                     settings: YubikeySettings {
                         mode: match self.yubikey_mode.as_str() {
                             "validation_server" => YubikeyMode::ValidationServer,
+                            "local" => YubikeyMode::Local,
                             _ => return Err(Error::Validation("Choose how YubiKey OTPs are checked.".into())),
                         },
                         client_id: self.yubikey_client_id.trim().to_string(),
