@@ -180,10 +180,19 @@ impl Services {
         let new = match factor.finish_enrolment(&cx, &kept.sealed, answer).await {
             Ok(Progress::Done(new)) => new,
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
+            Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
+                self.outside_trouble(&attempt, "enrolment_confirm", &error).await?;
+                return Err(error);
+            }
             Ok(Progress::Refused { error, .. }) | Err(error) => {
-                let detail = error.audit_detail();
-                self.audit(Some(account.id), "enrolment_confirm", "failure", remote, Some(&detail))
-                    .await;
+                self.audit(
+                    Some(account.id),
+                    "enrolment_confirm",
+                    "failure",
+                    remote,
+                    Some(error.code()),
+                )
+                .await;
                 return Err(error);
             }
         };

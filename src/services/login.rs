@@ -295,9 +295,7 @@ impl Services {
             // The server's trouble is no answer of the user's: nothing to count.
             Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
             Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
-                let detail = error.audit_detail();
-                self.audit(Some(account.id), &event, "failure", remote, Some(&detail))
-                    .await;
+                self.outside_trouble(&attempt, &event, &error).await?;
                 return Err(error);
             }
             Err(error) => Checked::Wrong { error, keep: None },

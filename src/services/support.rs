@@ -275,6 +275,17 @@ impl Services {
         Err(error)
     }
 
+    /// An outside service could not judge an answer counted before it was sent: the attempt
+    /// is taken back (an outage or a misconfiguration locks nobody out) and the trouble is
+    /// audited with what went wrong.
+    pub(crate) async fn outside_trouble(&self, attempt: &Attempt<'_>, event: &str, error: &Error) -> Result<(), Error> {
+        self.store.refund_attempt(attempt.counters()).await?;
+        let detail = error.audit_detail();
+        self.audit(attempt.account_id, event, "failure", attempt.remote, Some(&detail))
+            .await;
+        Ok(())
+    }
+
     /// After a success: its address's and the account's counters start again.
     pub(crate) async fn clear_attempts(&self, attempt: &Attempt<'_>) -> Result<(), Error> {
         Ok(self.store.clear_attempts(attempt.counters()).await?)

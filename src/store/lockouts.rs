@@ -36,6 +36,24 @@ impl Store {
         Ok(())
     }
 
+    /// Takes back an attempt counted before a check that could not be made (the outside
+    /// service that checks it did not answer, or refused this server's configuration): the
+    /// user's answer was not judged, so an outage locks nobody out. It was counted on both
+    /// counters, within their limits, so both take one back.
+    pub async fn refund_attempt(&self, key: AttemptKey<'_>) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE lockouts SET attempts = attempts - 1, failures = failures - 1
+             WHERE subject = $1 AND factor = $2 AND source IN ('*', $3) AND attempts > 0 AND failures > 0",
+        )
+        .bind(key.subject)
+        .bind(key.factor)
+        .bind(key.source)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// An administrator's unlock: every counter of the subject, the hard lock included.
     pub async fn lift_lockouts(&self, subject: &str) -> Result<()> {
         with_pool!(self, pool => sqlx::query("DELETE FROM lockouts WHERE subject = $1")

@@ -18,4 +18,5 @@ mod pages;
 mod security;
 mod third_party;
 mod upgrade;
+mod yubico_double;
 mod yubikey;

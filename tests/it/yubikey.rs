@@ -570,8 +570,17 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
         (refused.0, error_code(&refused)),
         (StatusCode::SERVICE_UNAVAILABLE, "second_factor_service_unreachable")
     );
-    // Fixed: the same OTP, never judged, now logs in.
-    let up = yubikey_settings(&admin, &[&yubiserver.url], json!(API_KEY)).await;
+    // Fixed, with a second server that hangs first in the list: the same OTP, never judged,
+    // now logs in, from the server that answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("http://{}/wsapi/2.0/verify", hung.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hung.accept().await {
+            held.push(stream);
+        }
+    });
+    let up = yubikey_settings(&admin, &[&hung_url, &yubiserver.url], json!(API_KEY)).await;
     assert_eq!(
         admin.put("/api/v1/admin/two-factor/settings", up).await.0,
         StatusCode::OK
@@ -693,3 +702,76 @@ async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
 }
 
 on_both_backends!(local_mode_checks_otps_itself_with_imported_keys);
+
+/// What yubiserver cannot produce, from a double (`yubico_double`): answers that cannot be
+/// believed are the configuration's (or an attacker's) problem, never an OK; a server that
+/// cannot settle it or is too slow is unreachable; none of it is a wrong code, and the OTP
+/// still works once a believable server answers.
+async fn answers_that_cannot_be_believed_are_never_ok(backend: Backend) {
+    use crate::yubico_double::{Script, YubicoDouble};
+    let double = YubicoDouble::start(API_SECRET).await;
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
+    enrolled_with_key(&server, "alice", &otps[0]).await;
+
+    let alice = at_second_step(&server, "alice").await;
+    let cases = [
+        (Script::WronglySigned, "second_factor_service_misconfigured"),
+        (Script::Unsigned, "second_factor_service_misconfigured"),
+        (Script::OtherNonce, "second_factor_service_misconfigured"),
+        (Script::Status("BAD_SIGNATURE"), "second_factor_service_misconfigured"),
+        (Script::Status("NO_SUCH_CLIENT"), "second_factor_service_misconfigured"),
+        (
+            Script::Status("OPERATION_NOT_ALLOWED"),
+            "second_factor_service_misconfigured",
+        ),
+        (Script::Status("BACKEND_ERROR"), "second_factor_service_unreachable"),
+        (
+            Script::Status("NOT_ENOUGH_ANSWERS"),
+            "second_factor_service_unreachable",
+        ),
+        (Script::Status("REPLAYED_REQUEST"), "second_factor_service_unreachable"),
+        // Beyond the 2-second timeout of the settings.
+        (
+            Script::Slow(std::time::Duration::from_secs(4)),
+            "second_factor_service_unreachable",
+        ),
+    ];
+    // Ten of them, twice the lockout's limit: none counts against the user.
+    for (script, expected) in cases {
+        double.answer(std::slice::from_ref(&script));
+        let refused = answer(&alice, &otps[1]).await;
+        assert_eq!(error_code(&refused), expected, "{script:?}: {refused:?}");
+    }
+    // The same OTP, now believably OK: accepted (nothing above used it up).
+    assert_eq!(answer(&alice, &otps[1]).await.1["status"], "authenticated");
+
+    // Wrong OTPs do count, before the server is asked: the sixth is refused unasked.
+    let guesser = at_second_step(&server, "alice").await;
+    let guesses = YubiServer::mint(&[
+        (1, 2, 0x300),
+        (1, 3, 0x400),
+        (1, 4, 0x500),
+        (1, 5, 0x600),
+        (1, 6, 0x700),
+        (1, 7, 0x800),
+    ]);
+    for guess in &guesses[..5] {
+        double.answer(&[Script::Status("BAD_OTP")]);
+        assert_eq!(error_code(&answer(&guesser, guess).await), "invalid_code");
+    }
+    let asked = double.requests();
+    let locked = answer(&guesser, &guesses[5]).await;
+    assert_eq!(error_code(&locked), "locked_out", "{locked:?}");
+    assert_eq!(double.requests(), asked, "a locked-out guess never reaches the server");
+}
+
+on_both_backends!(answers_that_cannot_be_believed_are_never_ok);
