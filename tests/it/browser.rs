@@ -517,7 +517,77 @@ async fn forced_enrolment_and_what_administrators_may_do(backend: Backend) {
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
 }
 
+/// YubiKey: an administrator sets it up on the settings page (a real validation server,
+/// Debian's yubiserver); a client names and enrols a key, then logs in by "touching" it
+/// (the browser types the OTP and Enter, as the key does).
+async fn a_client_enrols_a_yubikey_and_logs_in_with_it(backend: Backend) {
+    use crate::yubikey::{YubiServer, API_KEY};
+    let yubiserver = YubiServer::start();
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    server.client_account("yuki").await;
+    let browser = Browser::open(&server, backend).await;
+
+    browser.login("/admin", "boss").await;
+    browser.click_link("System Settings").await;
+    browser.click("#yubikey_active").await;
+    browser.click("#yubikey_clients").await;
+    browser.type_into("#yubikey_client_id", "1").await;
+    browser.type_into("#yubikey_api_key", API_KEY).await;
+    browser.type_into("#yubikey_urls", &yubiserver.url).await;
+    browser.submit("main button[type=submit]").await;
+    assert!(
+        browser.text().await.contains("Settings saved."),
+        "{}",
+        browser.text().await
+    );
+    assert!(browser
+        .text()
+        .await
+        .contains("Secret Key (base64): set, leave empty to keep it"));
+    let page = browser.driver.source().await.unwrap();
+    assert!(!page.contains(API_KEY), "the Secret Key is never shown again");
+    browser.logout().await;
+
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
+    browser.login("", "yuki").await;
+    browser.click("#enable").await;
+    browser.click("#service-yubikey").await;
+    browser.type_into("#label", "Blue key").await;
+    browser.submit("main form button[type=submit]").await;
+    assert_eq!(browser.path().await, "/account/two-factor/yubikey");
+    assert_eq!(
+        browser.focused_id().await,
+        "code",
+        "the field has the focus: touch the key"
+    );
+    browser.check(Some("enrolment-yubikey")).await;
+    let field = browser.driver.active_element().await.unwrap();
+    browser
+        .navigating(field.send_keys(&format!("{}\u{E007}", otps[0])))
+        .await;
+    assert!(browser
+        .text()
+        .await
+        .contains("you will touch your YubiKey every time you log in"));
+    browser.click_link("Close").await;
+    browser.visit("/account").await;
+    assert!(browser.text().await.contains("Blue key"));
+
+    browser.logout().await;
+    browser.login("", "yuki").await;
+    assert!(browser.text().await.contains("Touch your YubiKey"));
+    assert_eq!(browser.focused_id().await, "code");
+    browser.check(Some("login-yubikey")).await;
+    let field = browser.driver.active_element().await.unwrap();
+    browser
+        .navigating(field.send_keys(&format!("{}\u{E007}", otps[1])))
+        .await;
+    assert_eq!(browser.path().await, "/account");
+}
+
 on_both_backends!(
+    a_client_enrols_a_yubikey_and_logs_in_with_it,
     first_start_setup_then_settings_and_an_admin_enrolment,
     client_enrols_from_security_settings_and_meets_every_error,
     forced_enrolment_and_what_administrators_may_do,

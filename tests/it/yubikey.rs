@@ -51,22 +51,22 @@ fn otps_made_by_yubiotp_open_to_their_fields() {
 
 /// Debian's `yubiserver` 0.6, a real validation server (protocol reference §7), on a free
 /// port with a throwaway database holding two keys and one API client; stopped when dropped.
-struct YubiServer {
-    url: String,
+pub(crate) struct YubiServer {
+    pub url: String,
     pid: u32,
     database: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 /// A YubiKey as yubiserver knows it.
-struct Key {
+pub(crate) struct Key {
     aes_key: &'static str,
     private_id: &'static str,
     public_id: &'static str,
 }
 
 /// The reference's worked vector, and a second key for another account.
-const KEY: Key = Key {
+pub(crate) const KEY: Key = Key {
     aes_key: "2b7e151628aed2a6abf7158809cf4f3c",
     private_id: "a1b2c3d4e5f6",
     public_id: "vvcijgklnrbf",
@@ -78,10 +78,10 @@ const OTHER_KEY: Key = Key {
 };
 /// The API client's secret (`API_KEY` in base64).
 const API_SECRET: &[u8] = b"abcdefghijklmnopqrst";
-const API_KEY: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3Q=";
+pub(crate) const API_KEY: &str = "YWJjZGVmZ2hpamtsbW5vcHFyc3Q=";
 
 impl YubiServer {
-    fn start() -> YubiServer {
+    pub fn start() -> YubiServer {
         use std::os::unix::fs::PermissionsExt;
         use std::process::Command;
         let dir = tempfile::tempdir().unwrap();
@@ -144,7 +144,7 @@ impl YubiServer {
     }
 
     /// OTPs of `KEY`, for these (use counter, session counter, timestamp).
-    fn mint(otps: &[(u16, u8, u32)]) -> Vec<String> {
+    pub fn mint(otps: &[(u16, u8, u32)]) -> Vec<String> {
         Self::mint_for(&KEY, otps)
     }
 
