@@ -269,7 +269,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let text = read_file_or_stdin(&file)?;
             let assign = assign_to.as_deref().map(|name| (AccountKind::from(kind), name));
-            let count = app.import_yubikeys(&text, assign).await?;
+            let count = app
+                .import_yubikeys(&text, assign, "from the command line", None)
+                .await?;
             match assign_to {
                 Some(name) => println!("imported {count} YubiKey(s), assigned to {name}"),
                 None => {

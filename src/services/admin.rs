@@ -14,7 +14,7 @@ use crate::core::lockout;
 use crate::core::policy::{AccountKind, Role, SecretSetting, ServiceId, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
 use crate::core::yubikey_import::parse_key_file;
-use crate::store::{Account, AccountSummary, NewAccount, NewImportedKey, SecretWrite, Session};
+use crate::store::{Account, AccountSummary, ImportedKeySummary, NewAccount, NewImportedKey, SecretWrite, Session};
 
 /// A new account, as the API and the command line describe it.
 pub struct AccountRequest<'a> {
@@ -290,11 +290,38 @@ impl Services {
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))
     }
 
-    /// `twofold yubikey import`: imports the keys of a key file (see `core::yubikey_import`)
-    /// for YubiKey's local mode, each AES key and private ID sealed under the master key; all
-    /// assigned to the account named `assign_to`, or left for the first account that
-    /// touches each. All or nothing. Returns how many keys were imported.
-    pub async fn import_yubikeys(&self, file: &str, assign_to: Option<(AccountKind, &str)>) -> Result<usize, Error> {
+    /// The YubiKeys imported for the local mode (full administrators).
+    pub async fn list_imported_yubikeys(&self, actor: &Account) -> Result<Vec<ImportedKeySummary>, Error> {
+        require_full_admin(actor)?;
+        Ok(self.store.imported_keys(ServiceId::Yubikey.as_str()).await?)
+    }
+
+    /// A full administrator imports YubiKeys (one line or a whole key file), as
+    /// [`Services::import_yubikeys`] does.
+    pub async fn admin_import_yubikeys(
+        &self,
+        actor: &Account,
+        file: &str,
+        assign_to: Option<(AccountKind, &str)>,
+        remote: Option<&str>,
+    ) -> Result<usize, Error> {
+        require_full_admin(actor)?;
+        let by = format!("by administrator {}", actor.id);
+        self.import_yubikeys(file, assign_to, &by, remote).await
+    }
+
+    /// Imports the keys of a key file (see `core::yubikey_import`) for YubiKey's local mode,
+    /// each AES key and private ID sealed under the master key; all assigned to the account
+    /// named `assign_to`, or left for the first account that touches each. All or nothing.
+    /// `by` says who, for the audit (`twofold yubikey import`: "from the command line").
+    /// Returns how many keys were imported.
+    pub async fn import_yubikeys(
+        &self,
+        file: &str,
+        assign_to: Option<(AccountKind, &str)>,
+        by: &str,
+        remote: Option<&str>,
+    ) -> Result<usize, Error> {
         let records = parse_key_file(file).map_err(Error::Validation)?;
         let account = match assign_to {
             Some((kind, name)) => Some(self.account_named(kind, name).await?),
@@ -323,12 +350,13 @@ impl Services {
                 taken.join(", ")
             )));
         }
-        let detail = format!("{} YubiKey(s) imported from the command line", keys.len());
+        let public_ids: Vec<&str> = records.iter().map(|r| r.public_id.as_str()).collect();
+        let detail = format!("{} {by}: {}", keys.len(), public_ids.join(", "));
         self.audit(
             account.map(|a| a.id),
             "yubikeys_imported",
             "success",
-            None,
+            remote,
             Some(&detail),
         )
         .await;

@@ -20,7 +20,38 @@ pub struct ImportedKey {
     pub account_id: Option<i64>,
 }
 
+/// An imported key as the administrators' list shows it.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ImportedKeySummary {
+    /// The public ID (modhex).
+    pub public_id: String,
+    pub serial: Option<i64>,
+    /// The username of the account it is assigned to, if any.
+    pub assigned_to: Option<String>,
+    /// The username of the account that enrolled it, if one has.
+    pub enrolled_by: Option<String>,
+    /// Unix seconds.
+    pub imported_at: i64,
+}
+
 impl Store {
+    /// The keys of `service` imported so far, in the order of their import.
+    pub async fn imported_keys(&self, service: &str) -> Result<Vec<ImportedKeySummary>> {
+        let keys = with_reader!(self, pool => sqlx::query_as(
+            "SELECT k.external_id AS public_id, k.serial, assigned.username AS assigned_to,
+                    enrolled.username AS enrolled_by, k.imported_at
+             FROM imported_keys k
+             LEFT JOIN accounts assigned ON assigned.id = k.account_id
+             LEFT JOIN credentials c ON c.service = k.service AND c.external_id = k.external_id
+             LEFT JOIN accounts enrolled ON enrolled.id = c.account_id
+             WHERE k.service = $1 ORDER BY k.imported_at, k.external_id",
+        )
+        .bind(service)
+        .fetch_all(pool)
+        .await?);
+        Ok(keys)
+    }
+
     /// Imports keys in one transaction: all, or none when one of them is already imported
     /// (`Err` names those, and nothing is written).
     pub async fn import_keys(

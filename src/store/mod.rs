@@ -258,7 +258,7 @@ pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
-pub use imported_keys::{ImportedKey, NewImportedKey};
+pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
 pub use purge::Purge;
 pub use sessions::{Session, Stage};

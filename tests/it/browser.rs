@@ -521,7 +521,7 @@ async fn forced_enrolment_and_what_administrators_may_do(backend: Backend) {
 /// Debian's yubiserver); a client names and enrols a key, then logs in by "touching" it
 /// (the browser types the OTP and Enter, as the key does).
 async fn a_client_enrols_a_yubikey_and_logs_in_with_it(backend: Backend) {
-    use crate::yubikey::{YubiServer, API_KEY};
+    use crate::yubikey::{key_file_line, YubiServer, API_KEY, OTHER_KEY};
     let yubiserver = YubiServer::start();
     let server = TestServer::start(backend).await;
     server.full_admin("boss").await;
@@ -547,6 +547,17 @@ async fn a_client_enrols_a_yubikey_and_logs_in_with_it(backend: Backend) {
         .contains("Secret Key (base64): set, leave empty to keep it"));
     let page = browser.driver.source().await.unwrap();
     assert!(!page.contains(API_KEY), "the Secret Key is never shown again");
+    // The keys of the local mode are imported on their own page, one line at a time.
+    browser.click_link("YubiKeys").await;
+    browser.type_into("#keys", &key_file_line(8, &OTHER_KEY)).await;
+    browser.submit("main form button[type=submit]").await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Imported 1 key(s).") && text.contains(OTHER_KEY.public_id),
+        "{text}"
+    );
+    assert!(text.contains("anyone who touches it"), "{text}");
+    browser.check(None).await;
     browser.logout().await;
 
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);

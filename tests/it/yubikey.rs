@@ -62,7 +62,7 @@ pub(crate) struct YubiServer {
 pub(crate) struct Key {
     aes_key: &'static str,
     private_id: &'static str,
-    public_id: &'static str,
+    pub public_id: &'static str,
 }
 
 /// The reference's worked vector, and a second key for another account.
@@ -71,7 +71,7 @@ pub(crate) const KEY: Key = Key {
     private_id: "a1b2c3d4e5f6",
     public_id: "vvcijgklnrbf",
 };
-const OTHER_KEY: Key = Key {
+pub(crate) const OTHER_KEY: Key = Key {
     aes_key: "000102030405060708090a0b0c0d0e0f",
     private_id: "0a0b0c0d0e0f",
     public_id: "ccccccbcgujh",
@@ -590,7 +590,7 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
 }
 
 /// The key file lines (ykman's CSV) of `key`.
-fn key_file_line(serial: u32, key: &Key) -> String {
+pub(crate) fn key_file_line(serial: u32, key: &Key) -> String {
     format!(
         "{serial},{},{},{},,2026-12-04T18:00:00,\n",
         key.public_id, key.private_id, key.aes_key
@@ -639,6 +639,46 @@ async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
         "{said}"
     );
 
+    // The same through the API, for full administrators only.
+    let third = Key {
+        aes_key: "00112233445566778899aabbccddeeff",
+        private_id: "112233445566",
+        public_id: "ccccccbcgujj",
+    };
+    let body = |assign: Value| json!({"keys": key_file_line(9, &third), "assign_to": assign});
+    let unknown = admin
+        .post(
+            "/api/v1/admin/yubikeys",
+            body(json!({"kind": "client", "name": "nobody"})),
+        )
+        .await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND, "{unknown:?}");
+    let bad = admin
+        .post("/api/v1/admin/yubikeys", json!({"keys": "1,vvcijgklnrbf,zz,00"}))
+        .await;
+    assert_eq!(
+        (bad.0, error_code(&bad)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+    );
+    server
+        .create_account(
+            twofold::core::policy::AccountKind::Admin,
+            Some(twofold::core::policy::Role::Staff),
+            "staff",
+        )
+        .await;
+    let staff = server.client();
+    staff.login("admin", "staff").await;
+    assert_eq!(
+        staff.post("/api/v1/admin/yubikeys", body(Value::Null)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(staff.get("/api/v1/admin/yubikeys").await.0, StatusCode::FORBIDDEN);
+    let imported = admin
+        .post("/api/v1/admin/yubikeys", body(json!({"kind": "client", "name": "bob"})))
+        .await;
+    assert_eq!((imported.0, &imported.1["imported"]), (StatusCode::OK, &json!(1)));
+
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (2, 0, 0x100), (2, 1, 0x200)]);
     enrolled_with_key(&server, "alice", &otps[0]).await;
     let alice = at_second_step(&server, "alice").await;
@@ -677,6 +717,29 @@ async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
         "{refused:?}"
     );
     enrolled_with_key(&server, "bob", &bob_otps[1]).await;
+    let (_, keys) = admin.get("/api/v1/admin/yubikeys").await;
+    let summary: Vec<(Value, Value, Value)> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["public_id"].clone(),
+                k["assigned_to"].clone(),
+                k["enrolled_by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            // The command line's imports first (its clock is the real one, before the
+            // test server's), each import's keys by public ID.
+            (json!(OTHER_KEY.public_id), json!("bob"), json!("bob")),
+            (json!(KEY.public_id), Value::Null, json!("alice")),
+            (json!("ccccccbcgujj"), json!("bob"), Value::Null),
+        ]
+    );
 
     // A key nobody imported.
     let unknown = YubiServer::mint_for(

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::core::policy::{AccountKind, Role, TwoFactorSettings};
 use crate::services::admin::AccountRequest;
 use crate::services::Error;
-use crate::store::AccountSummary;
+use crate::store::{AccountSummary, ImportedKeySummary};
 use crate::web::error::ErrorBody;
 use crate::web::session::SignedIn;
 use crate::web::ApiJson;
@@ -142,4 +142,55 @@ pub async fn unlock(
     app.unlock(&caller.account, &caller.session, id, caller.remote())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The YubiKeys imported for the local mode, with whom each is assigned to and who enrolled
+/// it (full administrators).
+#[utoipa::path(get, path = "/api/v1/admin/yubikeys",
+    responses((status = 200, body = [ImportedKeySummary]), (status = 403, body = ErrorBody)))]
+pub async fn list_yubikeys(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<Vec<ImportedKeySummary>>, Error> {
+    Ok(Json(app.list_imported_yubikeys(&caller.account).await?))
+}
+
+/// The account imported keys are assigned to.
+#[derive(Deserialize, ToSchema)]
+pub struct AssignTo {
+    kind: AccountKind,
+    /// Username or e-mail address.
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ImportYubikeysRequest {
+    /// Key lines as YubiKey Manager writes them (`--config-output`): `serial,public ID,
+    /// private ID,AES key,...`, one per key.
+    keys: String,
+    /// Without it, the first account that touches a key may enrol it.
+    assign_to: Option<AssignTo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportYubikeysResponse {
+    imported: usize,
+}
+
+/// Imports YubiKeys with their AES secrets for the local mode (full administrators). All or
+/// nothing: a bad line, or a key already imported, imports none.
+#[utoipa::path(post, path = "/api/v1/admin/yubikeys", request_body = ImportYubikeysRequest,
+    responses((status = 200, body = ImportYubikeysResponse), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "No such account to assign to"),
+              (status = 409, body = ErrorBody, description = "A key is already imported"), (status = 422, body = ErrorBody)))]
+pub async fn import_yubikeys(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<ImportYubikeysRequest>,
+) -> Result<Json<ImportYubikeysResponse>, Error> {
+    let assign_to = body.assign_to.as_ref().map(|a| (a.kind, a.name.as_str()));
+    let imported = app
+        .admin_import_yubikeys(&caller.account, &body.keys, assign_to, caller.remote())
+        .await?;
+    Ok(Json(ImportYubikeysResponse { imported }))
 }

@@ -51,6 +51,10 @@ pub fn routes() -> Router<App> {
             post(admin::admin_disable_two_factor),
         )
         .route("/admin/accounts/{id}/unlock", post(admin::unlock))
+        .route(
+            "/admin/yubikeys",
+            get(admin::list_yubikeys).post(admin::import_yubikeys),
+        )
         .fallback(not_found)
 }
 
@@ -85,7 +89,9 @@ async fn not_found() -> Response {
         admin::list_accounts,
         admin::create_account,
         admin::admin_disable_two_factor,
-        admin::unlock
+        admin::unlock,
+        admin::list_yubikeys,
+        admin::import_yubikeys
     ),
     modifiers(&CommonErrors)
 )]

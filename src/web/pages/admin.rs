@@ -19,7 +19,7 @@ use crate::core::policy::{
 };
 use crate::services::admin::require_full_admin;
 use crate::services::Error;
-use crate::store::AccountSummary;
+use crate::store::{AccountSummary, ImportedKeySummary};
 use crate::web::session::Caller;
 use crate::web::Remote;
 
@@ -294,6 +294,81 @@ pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(for
             }
             Err(error) => error_page(&app, ADMIN, Some(&caller), error),
         },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "yubikeys.html")]
+struct YubikeysPage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    keys: Vec<ImportedKeySummary>,
+}
+
+impl YubikeysPage {
+    fn when(&self, key: &ImportedKeySummary) -> String {
+        crate::web::api::utc_text(key.imported_at)
+    }
+}
+
+async fn yubikeys_form(
+    app: &App,
+    caller: &Caller,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    match app.list_imported_yubikeys(&caller.account).await {
+        Ok(keys) => {
+            let page = YubikeysPage {
+                layout: Layout::new(app, ADMIN, "YubiKeys", Some(caller)),
+                error,
+                notice,
+                keys,
+            };
+            render(status, page)
+        }
+        Err(error) => error_page(app, ADMIN, Some(caller), error),
+    }
+}
+
+pub async fn yubikeys_page(State(app): State<App>, caller: MaybeCaller) -> Response {
+    match signed_in_admin(caller) {
+        Ok(caller) => yubikeys_form(&app, &caller, StatusCode::OK, None, None).await,
+        Err(redirect) => redirect.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ImportForm {
+    csrf: String,
+    keys: String,
+    assign_to: String,
+    assign_kind: String,
+}
+
+pub async fn import_yubikeys(State(app): State<App>, caller: MaybeCaller, Form(form): Form<ImportForm>) -> Response {
+    let caller = match caller.posting(&app, ADMIN, SIGNED_IN, &form.csrf) {
+        Ok(caller) => caller,
+        Err(page) => return page,
+    };
+    let kind = AccountKind::parse(&form.assign_kind).unwrap_or(AccountKind::Client);
+    let assign_to = Some(form.assign_to.trim())
+        .filter(|name| !name.is_empty())
+        .map(|name| (kind, name));
+    let result = app
+        .admin_import_yubikeys(&caller.account, &form.keys, assign_to, caller.remote())
+        .await;
+    match result {
+        Ok(count) => {
+            let notice = format!("Imported {count} key(s).");
+            yubikeys_form(&app, &caller, StatusCode::OK, None, Some(notice)).await
+        }
+        Err(error) => {
+            let status = error.status();
+            yubikeys_form(&app, &caller, status, Some(error.public_message()), None).await
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub fn routes() -> Router<App> {
             "/admin/settings/two-factor",
             get(admin::settings_page).post(admin::save_settings),
         )
+        .route(
+            "/admin/settings/yubikeys",
+            get(admin::yubikeys_page).post(admin::import_yubikeys),
+        )
         .route("/admin/administrators", get(admin::administrators))
         .route("/admin/clients", get(admin::clients))
         .route(
