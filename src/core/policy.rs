@@ -198,6 +198,10 @@ pub struct YubikeySettings {
     /// Ask for the key's counters (`timestamp=1`) and keep them as the replay counter. Only
     /// for servers that sign those fields (YubiCloud does; Debian's yubiserver does not).
     pub signed_counters: bool,
+    /// The `sl` to ask for: the share (0–100) of a pool's servers that must agree. Unset by
+    /// default (the server's own); only for servers that sign it (yubiserver does not).
+    #[serde(default)]
+    pub sync_level: Option<u8>,
 }
 
 impl Default for YubikeySettings {
@@ -209,6 +213,7 @@ impl Default for YubikeySettings {
             urls: vec![Self::YUBICLOUD.to_string()],
             timeout_secs: 5,
             signed_counters: false,
+            sync_level: None,
         }
     }
 }
@@ -224,6 +229,9 @@ impl YubikeySettings {
                 "yubikey.timeout_secs must be between 1 and {}",
                 Self::MAX_TIMEOUT_SECS
             ));
+        }
+        if self.sync_level.is_some_and(|level| level > 100) {
+            return Err("yubikey.sync_level is a percentage, 0 to 100".into());
         }
         if self.urls.len() > Self::MAX_URLS {
             return Err(format!("yubikey.urls: at most {} validation servers", Self::MAX_URLS));

@@ -20,6 +20,9 @@ pub struct ValidationService<'a> {
     pub api_key: &'a [u8],
     /// Ask for the key's counters (`timestamp=1`), for servers that sign them.
     pub signed_counters: bool,
+    /// The `sl` to ask for (the share of a pool's servers that must agree, 0–100), for
+    /// servers that sign it.
+    pub sync_level: Option<u8>,
     /// The most a verification may take, all servers together.
     pub timeout: Duration,
 }
@@ -57,7 +60,7 @@ impl ValidationClient {
     /// a sibling's replication causes, does not while others may still answer).
     pub async fn verify(&self, service: &ValidationService<'_>, otp: &Otp) -> Result<Verdict, ValidationFailure> {
         let nonce = random::alphanumeric(32).map_err(|e| ValidationFailure::Unreachable(e.to_string()))?;
-        // Only id, otp and nonce (and timestamp where asked): yubiserver signs nothing else,
+        // Only id, otp and nonce (and timestamp and sl where asked): yubiserver signs nothing else,
         // and more than 7 parameters corrupt its memory (protocol reference §7.5).
         let mut fields = vec![
             ("id", service.client_id),
@@ -66,6 +69,10 @@ impl ValidationClient {
         ];
         if service.signed_counters {
             fields.push(("timestamp", "1"));
+        }
+        let sync_level = service.sync_level.map(|level| level.to_string());
+        if let Some(level) = &sync_level {
+            fields.push(("sl", level));
         }
         let query = request_query(service.api_key, &fields);
         let mut pending: FuturesUnordered<_> = service

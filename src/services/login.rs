@@ -257,8 +257,9 @@ impl Services {
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
         let factor = self.factor(service);
         let event = format!("login_{}", service.as_str());
-        // An answer checked by an outside service is counted before it is sent: a
-        // locked-out guesser never reaches the service, and its trouble is no free guess.
+        // An answer checked by an outside service is counted before it is sent, so that a
+        // locked-out guesser never reaches the service (and taken back if the service could
+        // not judge it: see `outside_trouble`).
         let counted_before = factor.calls_out(&cx);
         if counted_before {
             self.count_attempt(&attempt).await?;

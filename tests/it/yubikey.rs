@@ -190,6 +190,7 @@ async fn yubiserver_answers_are_verified_and_read() {
         client_id: "1",
         api_key: API_SECRET,
         signed_counters: false,
+        sync_level: None,
         timeout: Duration::from_secs(3),
     };
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
@@ -260,6 +261,7 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
                 client_id: "1",
                 api_key: API_SECRET,
                 signed_counters: false,
+                sync_level: None,
                 timeout: Duration::from_secs(1),
             };
             client.verify(&service, &otp).await
@@ -481,6 +483,7 @@ async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backen
         client_id: "1",
         api_key: API_SECRET,
         signed_counters: false,
+        sync_level: None,
         timeout: std::time::Duration::from_secs(3),
     };
     let replay = parse(&otps[2]).unwrap();
@@ -838,3 +841,108 @@ async fn answers_that_cannot_be_believed_are_never_ok(backend: Backend) {
 }
 
 on_both_backends!(answers_that_cannot_be_believed_are_never_ok);
+
+/// With `signed_counters`, the key's counters as the server signed them are the replay
+/// counter: a server that answers OK to an OTP whose counters did not move forward (it lost
+/// its own) is not believed. With a `sync_level`, the `sl` is asked for.
+async fn signed_counters_must_move_forward(backend: Backend) {
+    use crate::yubico_double::{Script, YubicoDouble};
+    let double = YubicoDouble::start(API_SECRET).await;
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let mut settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
+    settings["services"]["yubikey"]["settings"]["signed_counters"] = json!(true);
+    settings["services"]["yubikey"]["settings"]["sync_level"] = json!(50);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300)]);
+    double.answer(&[Script::OkWithCounters(1, 0)]);
+    enrolled_with_key(&server, "alice", &otps[0]).await;
+    let asked: Vec<(String, String)> = double.last_query();
+    let param = |name: &str| asked.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    assert_eq!((param("timestamp"), param("sl")), (Some("1"), Some("50")), "{asked:?}");
+
+    let alice = at_second_step(&server, "alice").await;
+    double.answer(&[Script::OkWithCounters(1, 1)]);
+    assert_eq!(answer(&alice, &otps[1]).await.1["status"], "authenticated");
+    // Another OTP, which the server says OK to, with counters that did not move.
+    let again = at_second_step(&server, "alice").await;
+    double.answer(&[Script::OkWithCounters(1, 1)]);
+    let refused = answer(&again, &otps[2]).await;
+    assert_eq!(error_code(&refused), "code_already_used", "{refused:?}");
+    double.answer(&[Script::OkWithCounters(2, 0)]);
+    assert_eq!(answer(&again, &otps[2]).await.1["status"], "authenticated");
+}
+
+on_both_backends!(signed_counters_must_move_forward);
+
+/// Forced enrolment, the admin's disable and the backup code work for YubiKey as for the
+/// other services: a forced client may choose it, its enrolment completes the login, and an
+/// administrator's disable sends it back to enrolment.
+async fn a_forced_client_enrols_a_yubikey_and_an_admin_disables_it(backend: Backend) {
+    use crate::yubico_double::YubicoDouble;
+    let double = YubicoDouble::start(API_SECRET).await;
+    let server = TestServer::start(backend).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let mut settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
+    settings["force_clients"] = json!(true);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+    let dora = server.client_account("dora").await;
+
+    let client = server.client();
+    let (_, login) = client.login("client", "dora").await;
+    assert_eq!(login["status"], "enrollment_required");
+    let offered: Vec<&str> = login["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["totp", "yubikey"]);
+    assert_eq!(error_code(&client.get("/api/v1/me").await), "enrollment_required");
+    let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
+    client
+        .post("/api/v1/me/two-factor/yubikey/enrollment", json!({"label": "Blue key"}))
+        .await;
+    let (status, confirmed) = client
+        .post(
+            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
+            json!({"code": otps[0]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    let backup_code = confirmed["backup_code"].as_str().unwrap().to_string();
+    let (status, me) = client.get("/api/v1/me").await;
+    assert_eq!(
+        (status, &me["two_factor"]["enabled"]),
+        (StatusCode::OK, &json!(true)),
+        "{me}"
+    );
+
+    // The backup code instead of the key.
+    let other = at_second_step(&server, "dora").await;
+    let (status, used) = other
+        .post("/api/v1/login/backup-code", json!({"backup_code": backup_code}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{used}");
+
+    // The administrator turns it off: every session ends, and the next login enrols again.
+    let disabled = admin
+        .post(&format!("/api/v1/admin/accounts/{dora}/two-factor/disable"), json!({}))
+        .await;
+    assert!(disabled.0.is_success(), "{disabled:?}");
+    assert_eq!(error_code(&client.get("/api/v1/me").await), "unauthenticated");
+    let (_, login) = server.client().login("client", "dora").await;
+    assert_eq!(login["status"], "enrollment_required");
+}
+
+on_both_backends!(a_forced_client_enrols_a_yubikey_and_an_admin_disables_it);

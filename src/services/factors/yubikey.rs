@@ -150,6 +150,7 @@ async fn validate(cx: &FactorCx<'_>, otp: &Otp) -> Result<Verdict, Error> {
         client_id: &settings.client_id,
         api_key: &api_key,
         signed_counters: settings.signed_counters,
+        sync_level: settings.sync_level,
         timeout: Duration::from_secs(u64::from(settings.timeout_secs)),
     };
     match cx.outbound.yubico.verify(&service, otp).await {

@@ -132,6 +132,7 @@ struct SettingsPage {
     yubikey: ServiceSwitches<YubikeySettings>,
     yubikey_local: bool,
     yubikey_urls: String,
+    yubikey_sync_level: String,
     force_clients: bool,
     force_admins: bool,
 }
@@ -152,6 +153,13 @@ fn settings_form(
         totp: settings.services.totp,
         yubikey_local: settings.services.yubikey.settings.mode == YubikeyMode::Local,
         yubikey_urls: settings.services.yubikey.settings.urls.join("\n"),
+        yubikey_sync_level: settings
+            .services
+            .yubikey
+            .settings
+            .sync_level
+            .map(|l| l.to_string())
+            .unwrap_or_default(),
         yubikey: settings.services.yubikey,
         force_clients: settings.force_clients,
         force_admins: settings.force_admins,
@@ -198,6 +206,8 @@ pub struct SettingsForm {
     yubikey_urls: String,
     yubikey_timeout_secs: String,
     yubikey_signed_counters: Option<String>,
+    /// Empty: unset.
+    yubikey_sync_level: Option<String>,
     force_clients: Option<String>,
     force_admins: Option<String>,
 }
@@ -250,6 +260,14 @@ impl SettingsForm {
                             .collect(),
                         timeout_secs: number(&self.yubikey_timeout_secs, "The timeout")?,
                         signed_counters: self.yubikey_signed_counters.is_some(),
+                        sync_level: match self.yubikey_sync_level.as_deref().map(str::trim) {
+                            None | Some("") => None,
+                            Some(text) => {
+                                Some(text.parse().map_err(|_| {
+                                    Error::Validation("The sync level is a percentage, 0 to 100.".into())
+                                })?)
+                            }
+                        },
                     },
                 },
             },
