@@ -303,13 +303,15 @@ async fn yubikey_settings(admin: &Client, urls: &[&str], api_key: Value) -> Valu
     settings
 }
 
-/// A server whose YubiKey service asks `yubiserver`, and its signed-in full administrator.
-async fn server_asking(backend: Backend, yubiserver: &YubiServer) -> (TestServer, Client) {
+/// A server whose YubiKey service asks the validation servers `urls` (its settings document
+/// changed by `adjust`), and its signed-in full administrator.
+async fn server_asking(backend: Backend, urls: &[&str], adjust: impl FnOnce(&mut Value)) -> (TestServer, Client) {
     let server = TestServer::start(backend).await;
     server.full_admin("boss").await;
     let admin = server.client();
     admin.login("admin", "boss").await;
-    let settings = yubikey_settings(&admin, &[&yubiserver.url], json!(API_KEY)).await;
+    let mut settings = yubikey_settings(&admin, urls, json!(API_KEY)).await;
+    adjust(&mut settings);
     let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     (server, admin)
@@ -357,7 +359,7 @@ async fn answer(client: &Client, otp: &str) -> crate::support::Answer {
 /// round trip of the document keeps it; it can be cleared; one that is not base64 is refused.
 async fn the_api_key_is_write_only_over_http(backend: Backend) {
     let yubiserver = YubiServer::start();
-    let (server, admin) = server_asking(backend, &yubiserver).await;
+    let (server, admin) = server_asking(backend, &[&yubiserver.url], |_| {}).await;
     let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
     assert_eq!(
         settings["services"]["yubikey"]["settings"]["api_key"],
@@ -429,7 +431,7 @@ async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backen
     use twofold::core::yubico_validation::Status;
     use twofold::outbound::yubico::{ValidationClient, ValidationService};
     let yubiserver = YubiServer::start();
-    let (server, _admin) = server_asking(backend, &yubiserver).await;
+    let (server, _admin) = server_asking(backend, &[&yubiserver.url], |_| {}).await;
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300), (1, 3, 0x400)]);
     let backup_code = enrolled_with_key(&server, "alice", &otps[0]).await;
     assert!(!backup_code.is_empty());
@@ -535,7 +537,7 @@ fn yubiserver_writable(yubiserver: &YubiServer) {
 /// told so (never "wrong code"), the audit names the problem, and nothing hangs.
 async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
     let yubiserver = YubiServer::start();
-    let (server, admin) = server_asking(backend, &yubiserver).await;
+    let (server, admin) = server_asking(backend, &[&yubiserver.url], |_| {}).await;
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300)]);
     enrolled_with_key(&server, "alice", &otps[0]).await;
 
@@ -776,15 +778,7 @@ on_both_backends!(local_mode_checks_otps_itself_with_imported_keys);
 async fn answers_that_cannot_be_believed_are_never_ok(backend: Backend) {
     use crate::yubico_double::{Script, YubicoDouble};
     let double = YubicoDouble::start(API_SECRET).await;
-    let server = TestServer::start(backend).await;
-    server.full_admin("boss").await;
-    let admin = server.client();
-    admin.login("admin", "boss").await;
-    let settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
-    assert_eq!(
-        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
-        StatusCode::OK
-    );
+    let (server, _admin) = server_asking(backend, &[&double.url], |_| {}).await;
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
     enrolled_with_key(&server, "alice", &otps[0]).await;
 
@@ -848,17 +842,11 @@ on_both_backends!(answers_that_cannot_be_believed_are_never_ok);
 async fn signed_counters_must_move_forward(backend: Backend) {
     use crate::yubico_double::{Script, YubicoDouble};
     let double = YubicoDouble::start(API_SECRET).await;
-    let server = TestServer::start(backend).await;
-    server.full_admin("boss").await;
-    let admin = server.client();
-    admin.login("admin", "boss").await;
-    let mut settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
-    settings["services"]["yubikey"]["settings"]["signed_counters"] = json!(true);
-    settings["services"]["yubikey"]["settings"]["sync_level"] = json!(50);
-    assert_eq!(
-        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
-        StatusCode::OK
-    );
+    let (server, _admin) = server_asking(backend, &[&double.url], |s| {
+        s["services"]["yubikey"]["settings"]["signed_counters"] = json!(true);
+        s["services"]["yubikey"]["settings"]["sync_level"] = json!(50);
+    })
+    .await;
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300)]);
     double.answer(&[Script::OkWithCounters(1, 0)]);
     enrolled_with_key(&server, "alice", &otps[0]).await;
@@ -886,16 +874,10 @@ on_both_backends!(signed_counters_must_move_forward);
 async fn a_forced_client_enrols_a_yubikey_and_an_admin_disables_it(backend: Backend) {
     use crate::yubico_double::YubicoDouble;
     let double = YubicoDouble::start(API_SECRET).await;
-    let server = TestServer::start(backend).await;
-    server.full_admin("boss").await;
-    let admin = server.client();
-    admin.login("admin", "boss").await;
-    let mut settings = yubikey_settings(&admin, &[&double.url], json!(API_KEY)).await;
-    settings["force_clients"] = json!(true);
-    assert_eq!(
-        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
-        StatusCode::OK
-    );
+    let (server, admin) = server_asking(backend, &[&double.url], |s| {
+        s["force_clients"] = json!(true);
+    })
+    .await;
     let dora = server.client_account("dora").await;
 
     let client = server.client();
