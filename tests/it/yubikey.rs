@@ -326,16 +326,23 @@ async fn enrolled_with_key(server: &TestServer, username: &str, otp: &str) -> St
     }
     let client = server.client();
     assert_eq!(client.login("client", username).await.1["status"], "authenticated");
-    let (status, started) = client
-        .post("/api/v1/me/two-factor/yubikey/enrollment", json!({"label": "Blue key"}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{started}");
-    assert_eq!(started["type"], "yubikey");
-    let (status, confirmed) = client
-        .post("/api/v1/me/two-factor/yubikey/enrollment/confirm", json!({"code": otp}))
-        .await;
+    let (status, confirmed) = enrolling(&client, json!({"label": "Blue key"}), otp).await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     confirmed["backup_code"].as_str().unwrap().to_string()
+}
+
+/// Starts a YubiKey enrolment (`start`: its body) and confirms it with `otp`: the answer
+/// to the confirmation.
+async fn enrolling(client: &Client, start: Value, otp: &str) -> crate::support::Answer {
+    let (status, started) = client.post("/api/v1/me/two-factor/yubikey/enrollment", start).await;
+    assert_eq!(
+        (status, &started["type"]),
+        (StatusCode::OK, &json!("yubikey")),
+        "{started}"
+    );
+    client
+        .post("/api/v1/me/two-factor/yubikey/enrollment/confirm", json!({"code": otp}))
+        .await
 }
 
 /// A password login of `username` that stops at the second step.
@@ -512,15 +519,9 @@ async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backen
     server.client_account("carol").await;
     let carol = server.client();
     carol.login("client", "carol").await;
-    carol.post("/api/v1/me/two-factor/yubikey/enrollment", json!({})).await;
     yubiserver_writable(&yubiserver);
     let fresh = YubiServer::mint(&[(2, 0, 0x100)]);
-    let taken = carol
-        .post(
-            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
-            json!({"code": fresh[0]}),
-        )
-        .await;
+    let taken = enrolling(&carol, json!({}), &fresh[0]).await;
     assert_eq!(
         (taken.0, error_code(&taken)),
         (StatusCode::CONFLICT, "conflict"),
@@ -704,18 +705,7 @@ async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
 
     // Bob's key is his: Alice cannot add it, Bob can.
     let bob_otps = YubiServer::mint_for(&OTHER_KEY, &[(1, 0, 0x100), (1, 1, 0x200)]);
-    again
-        .post(
-            "/api/v1/me/two-factor/yubikey/enrollment",
-            json!({"password": crate::support::PASSWORD}),
-        )
-        .await;
-    let refused = again
-        .post(
-            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
-            json!({"code": bob_otps[0]}),
-        )
-        .await;
+    let refused = enrolling(&again, json!({"password": crate::support::PASSWORD}), &bob_otps[0]).await;
     assert_eq!(
         (refused.0, error_code(&refused)),
         (StatusCode::CONFLICT, "conflict"),
@@ -758,13 +748,7 @@ async fn local_mode_checks_otps_itself_with_imported_keys(backend: Backend) {
     server.client_account("carol").await;
     let carol = server.client();
     carol.login("client", "carol").await;
-    carol.post("/api/v1/me/two-factor/yubikey/enrollment", json!({})).await;
-    let refused = carol
-        .post(
-            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
-            json!({"code": unknown[0]}),
-        )
-        .await;
+    let refused = enrolling(&carol, json!({}), &unknown[0]).await;
     assert_eq!(error_code(&refused), "validation_error", "{refused:?}");
     assert!(refused.1["error"]["message"].as_str().unwrap().contains("import"));
 }
@@ -892,15 +876,7 @@ async fn a_forced_client_enrols_a_yubikey_and_an_admin_disables_it(backend: Back
     assert_eq!(offered, ["totp", "yubikey"]);
     assert_eq!(error_code(&client.get("/api/v1/me").await), "enrollment_required");
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
-    client
-        .post("/api/v1/me/two-factor/yubikey/enrollment", json!({"label": "Blue key"}))
-        .await;
-    let (status, confirmed) = client
-        .post(
-            "/api/v1/me/two-factor/yubikey/enrollment/confirm",
-            json!({"code": otps[0]}),
-        )
-        .await;
+    let (status, confirmed) = enrolling(&client, json!({"label": "Blue key"}), &otps[0]).await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     let backup_code = confirmed["backup_code"].as_str().unwrap().to_string();
     let (status, me) = client.get("/api/v1/me").await;
