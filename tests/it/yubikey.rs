@@ -49,6 +49,18 @@ fn otps_made_by_yubiotp_open_to_their_fields() {
     }
 }
 
+/// How the tests' API client (ID 1) asks the servers at `urls`, for at most `secs` seconds.
+fn yubiserver_client(urls: &[String], secs: u64) -> twofold::outbound::yubico::ValidationService<'_> {
+    twofold::outbound::yubico::ValidationService {
+        urls,
+        client_id: "1",
+        api_key: API_SECRET,
+        signed_counters: false,
+        sync_level: None,
+        timeout: std::time::Duration::from_secs(secs),
+    }
+}
+
 /// Debian's `yubiserver` 0.6, a real validation server (protocol reference §7), on a free
 /// port with a throwaway database holding two keys and one API client; stopped when dropped.
 pub(crate) struct YubiServer {
@@ -179,20 +191,12 @@ impl Drop for YubiServer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yubiserver_answers_are_verified_and_read() {
-    use std::time::Duration;
     use twofold::core::yubico_validation::{AnswerError, Status};
     use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
     let server = YubiServer::start();
     let client = ValidationClient::new(None).unwrap();
     let urls = [server.url.clone()];
-    let service = ValidationService {
-        urls: &urls,
-        client_id: "1",
-        api_key: API_SECRET,
-        signed_counters: false,
-        sync_level: None,
-        timeout: Duration::from_secs(3),
-    };
+    let service = yubiserver_client(&urls, 3);
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200)]);
     let first = parse(&otps[0]).unwrap();
     let verdict = client.verify(&service, &first).await.unwrap();
@@ -234,9 +238,8 @@ async fn yubiserver_answers_are_verified_and_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
-    use std::time::Duration;
     use twofold::core::yubico_validation::Status;
-    use twofold::outbound::yubico::{ValidationClient, ValidationFailure, ValidationService};
+    use twofold::outbound::yubico::{ValidationClient, ValidationFailure};
     let server = YubiServer::start();
     let client = ValidationClient::new(None).unwrap();
     let closed = {
@@ -256,14 +259,7 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
         let client = client.clone();
         let otp = otp.clone();
         async move {
-            let service = ValidationService {
-                urls: &urls,
-                client_id: "1",
-                api_key: API_SECRET,
-                signed_counters: false,
-                sync_level: None,
-                timeout: Duration::from_secs(1),
-            };
+            let service = yubiserver_client(&urls, 1);
             client.verify(&service, &otp).await
         }
     };
@@ -436,7 +432,7 @@ async fn the_api_key_is_write_only_over_http(backend: Backend) {
 /// refused, the last one even when yubiserver, having lost its counters, answers OK.
 async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backend: Backend) {
     use twofold::core::yubico_validation::Status;
-    use twofold::outbound::yubico::{ValidationClient, ValidationService};
+    use twofold::outbound::yubico::ValidationClient;
     let yubiserver = YubiServer::start();
     let (server, _admin) = server_asking(backend, &[&yubiserver.url], |_| {}).await;
     let otps = YubiServer::mint(&[(1, 0, 0x100), (1, 1, 0x200), (1, 2, 0x300), (1, 3, 0x400)]);
@@ -487,14 +483,7 @@ async fn a_key_enrols_and_logs_in_and_twofold_keeps_its_own_replay_ledger(backen
     assert_eq!(answer(&again, &otps[2]).await.1["status"], "authenticated");
     let client = ValidationClient::new(None).unwrap();
     let urls = [yubiserver.url.clone()];
-    let service = ValidationService {
-        urls: &urls,
-        client_id: "1",
-        api_key: API_SECRET,
-        signed_counters: false,
-        sync_level: None,
-        timeout: std::time::Duration::from_secs(3),
-    };
+    let service = yubiserver_client(&urls, 3);
     let replay = parse(&otps[2]).unwrap();
     assert_eq!(
         client.verify(&service, &replay).await.unwrap().status,
