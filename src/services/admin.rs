@@ -290,6 +290,24 @@ impl Services {
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))
     }
 
+    /// The latest trouble with an outside service in the last week (a validation server
+    /// unreachable, a wrong Secret Key), as the audit recorded it: when, and what.
+    pub async fn latest_trouble(&self, service: ServiceId) -> Result<Option<(i64, String)>, Error> {
+        const WEEK_SECS: i64 = 7 * 86_400;
+        let mut latest: Option<(i64, String)> = None;
+        for code in [
+            "second_factor_service_misconfigured",
+            "second_factor_service_unreachable",
+        ] {
+            let prefix = format!("{code}: {}: ", service.display_name());
+            let found = self.store.latest_audit_detail(&prefix, self.now() - WEEK_SECS).await?;
+            if let Some(event) = found.filter(|e| latest.as_ref().is_none_or(|(at, _)| e.at > *at)) {
+                latest = Some((event.at, event.detail.unwrap_or_default()));
+            }
+        }
+        Ok(latest)
+    }
+
     /// The YubiKeys imported for the local mode (full administrators).
     pub async fn list_imported_yubikeys(&self, actor: &Account) -> Result<Vec<ImportedKeySummary>, Error> {
         require_full_admin(actor)?;

@@ -60,11 +60,12 @@ pub enum Error {
 
 impl Error {
     /// What the log and the audit record of an error: its code, and for an outside
-    /// service's trouble, what went wrong (never a secret).
+    /// service's trouble, which service and what went wrong (never a secret); the settings
+    /// page finds the latest trouble of a service by this (see `Services::latest_trouble`).
     pub fn audit_detail(&self) -> String {
         match self {
-            Error::ServiceUnreachable { detail, .. } | Error::ServiceMisconfigured { detail, .. } => {
-                format!("{}: {detail}", self.code())
+            Error::ServiceUnreachable { service, detail } | Error::ServiceMisconfigured { service, detail } => {
+                format!("{}: {service}: {detail}", self.code())
             }
             other => other.code().to_string(),
         }

@@ -30,4 +30,19 @@ impl Store {
         .await?);
         Ok(events)
     }
+
+    /// The newest event since `since` whose detail starts with `prefix` (found through the
+    /// index on the time, so the search never reads older events).
+    pub async fn latest_audit_detail(&self, prefix: &str, since: i64) -> Result<Option<AuditEvent>> {
+        let event = with_reader!(self, pool => sqlx::query_as(
+            "SELECT at, account_id, event, outcome, remote_addr, detail FROM audit_events
+             WHERE at >= $1 AND substr(detail, 1, $3) = $2 ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(since)
+        .bind(prefix)
+        .bind(i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX))
+        .fetch_optional(pool)
+        .await?);
+        Ok(event)
+    }
 }

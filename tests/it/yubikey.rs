@@ -550,6 +550,13 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
     let detail = audit[0].detail.clone().unwrap_or_default();
     assert_eq!(audit[0].event, "login_yubikey");
     assert!(detail.contains("Secret Key"), "{detail}");
+    // The administrator sees it on the settings page.
+    let (_, page) = admin.get("/admin/settings/two-factor").await;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains("Trouble with the validation servers") && page.contains("check the Secret Key"),
+        "{page}"
+    );
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

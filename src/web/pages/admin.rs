@@ -133,11 +133,13 @@ struct SettingsPage {
     yubikey_local: bool,
     yubikey_urls: String,
     yubikey_sync_level: String,
+    /// The latest trouble with the validation servers this week: when (UTC), and what.
+    yubikey_trouble: Option<(String, String)>,
     force_clients: bool,
     force_admins: bool,
 }
 
-fn settings_form(
+async fn settings_form(
     app: &App,
     caller: &Caller,
     settings: TwoFactorSettings,
@@ -145,7 +147,12 @@ fn settings_form(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
+    let yubikey_trouble = match app.latest_trouble(ServiceId::Yubikey).await {
+        Ok(trouble) => trouble.map(|(at, detail)| (crate::web::api::utc_text(at), detail)),
+        Err(error) => return error_page(app, ADMIN, Some(caller), error),
+    };
     let page = SettingsPage {
+        yubikey_trouble,
         layout: Layout::new(app, ADMIN, "Two-Factor Authentication", Some(caller)),
         error,
         notice,
@@ -178,7 +185,7 @@ pub async fn settings_page(State(app): State<App>, caller: MaybeCaller) -> Respo
     }
     .await;
     match result {
-        Ok(settings) => settings_form(&app, &caller, settings, StatusCode::OK, None, None),
+        Ok(settings) => settings_form(&app, &caller, settings, StatusCode::OK, None, None).await,
         Err(error) => error_page(&app, ADMIN, Some(&caller), error),
     }
 }
@@ -297,18 +304,21 @@ pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(for
         Err(error) => Err(error),
     };
     match result {
-        Ok(settings) => settings_form(
-            &app,
-            &caller,
-            settings,
-            StatusCode::OK,
-            None,
-            Some("Settings saved.".into()),
-        ),
+        Ok(settings) => {
+            settings_form(
+                &app,
+                &caller,
+                settings,
+                StatusCode::OK,
+                None,
+                Some("Settings saved.".into()),
+            )
+            .await
+        }
         Err(error) => match app.two_factor_settings().await {
             Ok(saved) => {
                 let status = error.status();
-                settings_form(&app, &caller, saved, status, Some(error.public_message()), None)
+                settings_form(&app, &caller, saved, status, Some(error.public_message()), None).await
             }
             Err(error) => error_page(&app, ADMIN, Some(&caller), error),
         },
