@@ -59,6 +59,7 @@ impl App {
             outbound,
             password_slots: Semaphore::new(cores * 2),
             password_checks: Default::default(),
+            duo_clock: Default::default(),
             trusted_proxies: config.trusted_networks(),
             password_scratch_pool: Default::default(),
             config,

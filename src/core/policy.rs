@@ -65,15 +65,17 @@ impl Role {
 #[serde(rename_all = "lowercase")]
 pub enum ServiceId {
     Totp,
+    Duo,
     Yubikey,
 }
 
 impl ServiceId {
-    pub const ALL: [ServiceId; 2] = [ServiceId::Totp, ServiceId::Yubikey];
+    pub const ALL: [ServiceId; 3] = [ServiceId::Totp, ServiceId::Duo, ServiceId::Yubikey];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceId::Totp => "totp",
+            ServiceId::Duo => "duo",
             ServiceId::Yubikey => "yubikey",
         }
     }
@@ -86,6 +88,7 @@ impl ServiceId {
     pub fn display_name(self) -> &'static str {
         match self {
             ServiceId::Totp => "Time-Based Tokens",
+            ServiceId::Duo => "Duo Security",
             ServiceId::Yubikey => "YubiKey",
         }
     }
@@ -285,10 +288,119 @@ fn validation_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Which kind of Duo application Twofold is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DuoMode {
+    /// An "Auth API" application: Integration Key, Secret Key, API Hostname.
+    #[default]
+    AuthApi,
+    /// A "Web SDK" application (the Universal Prompt): Client ID, Client Secret, API Hostname.
+    UniversalPrompt,
+}
+
+/// What names an account at Duo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DuoUsername {
+    #[default]
+    Username,
+    Email,
+}
+
+/// What a login does when Duo cannot be reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Deny the login.
+    #[default]
+    Closed,
+    /// Let the password-authenticated user in, audited as such: a risk.
+    Open,
+}
+
+/// Duo Security's own settings form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DuoSettings {
+    pub mode: DuoMode,
+    /// The Integration Key (Auth API) or Client ID (Universal Prompt): 20 characters.
+    pub integration_key: String,
+    /// The Secret Key (Auth API) or Client Secret (Universal Prompt): 40 characters.
+    /// Write-only.
+    pub secret_key: WriteOnly,
+    /// `api-XXXXXXXX.duosecurity.com`: a host name with an optional port, nothing else.
+    pub api_hostname: String,
+    /// What is sent to Duo as the account's name.
+    pub username: DuoUsername,
+    pub failmode: FailMode,
+}
+
+impl DuoSettings {
+    /// Whether the three parts of the integration are all there (a check can be made).
+    pub fn is_complete(&self) -> bool {
+        !self.integration_key.is_empty() && self.secret_key.is_set() && !self.api_hostname.is_empty()
+    }
+
+    fn validate(&self, active: bool) -> Result<(), String> {
+        let key = &self.integration_key;
+        let well_formed = key.len() == 20 && key.chars().all(|c| c.is_ascii_alphanumeric());
+        if !key.is_empty() && !well_formed {
+            return Err(
+                "duo.integration_key is the 20 letters and digits Duo shows (such as DIXXXXXXXXXXXXXXXXXX)".into(),
+            );
+        }
+        if let WriteOnly::New(key) = &self.secret_key {
+            let key = key.expose_secret();
+            if key.len() != 40 || !key.chars().all(|c| c.is_ascii_graphic()) {
+                return Err("duo.secret_key is the 40 characters Duo shows".into());
+            }
+        }
+        if !self.api_hostname.is_empty() {
+            api_hostname(&self.api_hostname)?;
+        }
+        if active {
+            if !self.is_complete() {
+                return Err("duo: activating it needs the integration key, the secret key and the API hostname".into());
+            }
+            return Err(
+                "duo: Duo Security logins come with the next version of Twofold; its settings can be saved and checked now".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` is an API hostname: a host name (letters, digits, dots, dashes) and an
+/// optional port; no scheme, user, path or anything else.
+fn api_hostname(text: &str) -> Result<(), String> {
+    let refused = || {
+        format!("duo.api_hostname {text:?} is a host name with an optional port, such as api-XXXXXXXX.duosecurity.com")
+    };
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with(['.', '-']);
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
     pub totp: ServiceSwitches<TotpSettings>,
+    /// Off until an administrator activates it (settings saved before it existed lack it).
+    #[serde(default)]
+    pub duo: ServiceSwitches<DuoSettings>,
     /// Off until an administrator activates it (settings saved before it existed lack it).
     #[serde(default)]
     pub yubikey: ServiceSwitches<YubikeySettings>,
@@ -298,12 +410,19 @@ impl Services {
     /// Every write-only setting of every service (a Duo Secret Key, a Yubico API key), by
     /// service and name. A service with secrets lists its fields here.
     pub fn secrets_mut(&mut self) -> Vec<SecretSetting<'_>> {
-        let Services { totp: _, yubikey } = self; // Time-Based Tokens has no secret setting.
-        vec![SecretSetting {
-            service: ServiceId::Yubikey,
-            name: "api_key",
-            value: &mut yubikey.settings.api_key,
-        }]
+        let Services { totp: _, duo, yubikey } = self; // Time-Based Tokens has no secret setting.
+        vec![
+            SecretSetting {
+                service: ServiceId::Duo,
+                name: "secret_key",
+                value: &mut duo.settings.secret_key,
+            },
+            SecretSetting {
+                service: ServiceId::Yubikey,
+                name: "api_key",
+                value: &mut yubikey.settings.api_key,
+            },
+        ]
     }
 }
 
@@ -432,6 +551,7 @@ impl Default for TwoFactorSettings {
                     admins: true,
                     settings: TotpSettings::default(),
                 },
+                duo: ServiceSwitches::default(),
                 yubikey: ServiceSwitches::default(),
             },
             force_clients: false,
@@ -451,6 +571,7 @@ pub enum NextStep {
 impl TwoFactorSettings {
     pub fn validate(&self) -> Result<(), String> {
         self.services.totp.settings.validate()?;
+        self.services.duo.settings.validate(self.services.duo.active)?;
         let yubikey = &self.services.yubikey;
         yubikey.settings.validate(yubikey.active)
     }
@@ -461,6 +582,7 @@ impl TwoFactorSettings {
             .into_iter()
             .filter(|service| match service {
                 ServiceId::Totp => self.services.totp.enabled_for(kind),
+                ServiceId::Duo => self.services.duo.enabled_for(kind),
                 ServiceId::Yubikey => self.services.yubikey.enabled_for(kind),
             })
             .collect()
@@ -540,6 +662,44 @@ mod tests {
         assert_eq!(settings.next_step(AccountKind::Admin, None), NextStep::Authenticated);
         settings.services.totp.clients = false;
         assert_eq!(settings.next_step(AccountKind::Client, None), NextStep::Authenticated);
+    }
+
+    #[test]
+    fn a_duo_api_hostname_is_a_host_and_an_optional_port_only() {
+        for good in ["api-1234abcd.duosecurity.com", "127.0.0.1:8443", "duo.internal"] {
+            assert_eq!(api_hostname(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://api-1234abcd.duosecurity.com",
+            "api.example.com/path",
+            "api.example.com:0",
+            "api.example.com:99999",
+            "user@api.example.com",
+            "-api.example.com",
+            "api example.com",
+            ":443",
+        ] {
+            assert!(api_hostname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duo_keys_have_duos_lengths_and_activation_waits_for_its_login() {
+        let mut duo = DuoSettings {
+            integration_key: "DIWJ8X6AEYOR5OMC6TQ1".into(),
+            secret_key: WriteOnly::New("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep".into()),
+            api_hostname: "api-1234abcd.duosecurity.com".into(),
+            ..DuoSettings::default()
+        };
+        assert_eq!(duo.validate(false), Ok(()));
+        assert!(duo.validate(true).unwrap_err().contains("next version"));
+        duo.integration_key = "DIWJ8X6AEYOR5OMC6TQ".into();
+        assert!(duo.validate(false).unwrap_err().contains("integration_key"));
+        duo.integration_key = "DIWJ8X6AEYOR5OMC6TQ1".into();
+        duo.secret_key = WriteOnly::New("short".into());
+        assert!(duo.validate(false).unwrap_err().contains("secret_key"));
+        let empty = DuoSettings::default();
+        assert!(empty.validate(true).unwrap_err().contains("needs the integration key"));
     }
 
     #[test]

@@ -4,14 +4,17 @@
 
 use subtle::ConstantTimeEq;
 
-use super::Error;
 use super::Services;
+use super::{ClockReading, Error};
+use crate::core::duo_api::{diagnosis, DuoFailure};
+use crate::outbound::duo::{Integration, WebSdk};
 use secrecy::ExposeSecret;
+use secrecy::SecretString;
 
 use super::factors::yubikey::LocalKey;
 use super::factors::Sealer;
 use crate::core::lockout;
-use crate::core::policy::{AccountKind, Role, SecretSetting, ServiceId, TwoFactorSettings, WriteOnly};
+use crate::core::policy::{AccountKind, DuoMode, Role, SecretSetting, ServiceId, TwoFactorSettings, WriteOnly};
 use crate::core::secretbox::MasterKey;
 use crate::core::yubikey_import::parse_key_file;
 use crate::store::{Account, AccountSummary, ImportedKeySummary, NewAccount, NewImportedKey, SecretWrite, Session};
@@ -172,6 +175,7 @@ impl Services {
         require_full_admin(actor)?;
         settings.validate().map_err(Error::Validation)?;
         let before = self.two_factor_settings().await?;
+        self.check_duo(&before, settings).await?;
         let already_set = self.store.setting_secrets_set().await?;
         let mut settings = settings.clone();
         let (writes, replaced) = seal_secret_settings(settings.services.secrets_mut(), &already_set, &self.master_key)?;
@@ -188,6 +192,89 @@ impl Services {
         self.audit(Some(actor.id), "settings_changed", "success", remote, Some(&detail))
             .await;
         Ok(())
+    }
+
+    /// Checks a new or changed Duo integration with Duo itself (`/auth/v2/check`, or the
+    /// Universal Prompt's health check) before it is saved: a refusal says which part Duo
+    /// rejected, and nothing is saved. Each check also compares this server's clock with
+    /// Duo's (a refused time asks `/auth/v2/ping`, which needs no signature).
+    async fn check_duo(&self, before: &TwoFactorSettings, after: &TwoFactorSettings) -> Result<(), Error> {
+        let (old, new) = (&before.services.duo.settings, &after.services.duo.settings);
+        let changed = matches!(new.secret_key, WriteOnly::New(_))
+            || (new.mode, &new.integration_key, &new.api_hostname)
+                != (old.mode, &old.integration_key, &old.api_hostname);
+        if !changed || !new.is_complete() {
+            return Ok(());
+        }
+        let stored = self.setting_secrets(before, ServiceId::Duo).await?;
+        let secret = match &new.secret_key {
+            WriteOnly::New(secret) => secret.clone(),
+            WriteOnly::Kept { .. } => stored.get("secret_key").map(SecretString::from).ok_or_else(|| {
+                Error::Validation("services.duo.settings.secret_key has no value yet: send the value itself".into())
+            })?,
+        };
+        let now = self.now();
+        let duo = &self.outbound.duo;
+        let checked = match new.mode {
+            DuoMode::AuthApi => {
+                let integration = Integration {
+                    api_hostname: &new.api_hostname,
+                    integration_key: &new.integration_key,
+                    secret_key: &secret,
+                };
+                duo.check(&integration, now).await
+            }
+            DuoMode::UniversalPrompt => {
+                let app = WebSdk {
+                    api_hostname: &new.api_hostname,
+                    client_id: &new.integration_key,
+                    client_secret: &secret,
+                };
+                duo.health_check(&app, now).await
+            }
+        };
+        let failure = match checked {
+            Ok(duo_time) => {
+                self.note_duo_clock(now, duo_time);
+                return Ok(());
+            }
+            Err(failure) => failure,
+        };
+        if matches!(
+            failure,
+            DuoFailure::Refused {
+                code: 40104 | 40105,
+                ..
+            }
+        ) {
+            if let Ok(duo_time) = duo.ping(&new.api_hostname).await {
+                self.note_duo_clock(now, duo_time);
+            }
+        }
+        tracing::warn!(?failure, "Duo refused the integration being saved");
+        let diagnosis = diagnosis(&failure).unwrap_or("Invalid Integration: Duo refused it.");
+        let said = match &failure {
+            DuoFailure::Refused { code, message, .. } => format!(" (Duo: {code} {message})"),
+            _ => String::new(),
+        };
+        Err(Error::Validation(format!("{diagnosis}{said} Nothing was saved.")))
+    }
+
+    /// Remembers how far this server's clock is from Duo's.
+    fn note_duo_clock(&self, now: i64, duo_time: i64) {
+        let reading = ClockReading {
+            at: now,
+            offset_secs: duo_time - now,
+        };
+        if reading.is_off() {
+            tracing::warn!(
+                offset_secs = reading.offset_secs,
+                "this server's clock is off from Duo's"
+            );
+        }
+        if let Ok(mut clock) = self.duo_clock.lock() {
+            *clock = Some(reading);
+        }
     }
 
     pub async fn list_accounts(&self, actor: &Account, kind: AccountKind) -> Result<Vec<AccountSummary>, Error> {

@@ -97,7 +97,7 @@ impl Services {
             return Err(too_many());
         }
         let cx = self.factor_cx(account, &settings, service).await?;
-        let step = self.factor(service).begin_enrolment(&cx).await?;
+        let step = self.factor(service)?.begin_enrolment(&cx).await?;
         let sealed = step
             .state
             .ok_or_else(|| Error::Internal(format!("{} kept no enrolment state", service.as_str())))?;
@@ -146,7 +146,7 @@ impl Services {
         let cx = self.factor_cx(account, &settings, service).await?;
         Ok(Some((
             service,
-            self.factor(service).enrolment_setup(&cx, &kept.sealed)?,
+            self.factor(service)?.enrolment_setup(&cx, &kept.sealed)?,
         )))
     }
 
@@ -173,7 +173,7 @@ impl Services {
         self.count_attempt(&attempt).await?;
         let settings = self.two_factor_settings().await?;
         let mut cx = self.factor_cx(account, &settings, service).await?;
-        let factor = self.factor(service);
+        let factor = self.factor(service)?;
         if let Some(external_id) = factor.external_id_of(answer) {
             cx.imported = self.imported_secret(service, &external_id).await?;
         }

@@ -158,7 +158,7 @@ impl Services {
     ) -> Result<Challenge, Error> {
         let cx = self.factor_cx(account, settings, service).await?;
         let step = self
-            .factor(service)
+            .factor(service)?
             .start_login(&cx, &of_service(credentials, service))
             .await?;
         if let Some(sealed) = step.state {
@@ -255,7 +255,7 @@ impl Services {
             .await?
             .filter(|kept| kept.service == service.as_str());
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        let factor = self.factor(service);
+        let factor = self.factor(service)?;
         let event = format!("login_{}", service.as_str());
         // An answer checked by an outside service is counted before it is sent, so that a
         // locked-out guesser never reaches the service (and taken back if the service could

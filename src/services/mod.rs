@@ -45,9 +45,30 @@ pub struct Services {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Their working memories, kept for the next computation.
     pub password_scratch_pool: std::sync::Mutex<Vec<crate::core::password::Scratch>>,
+    /// The last comparison of this server's clock with Duo's (at a settings check), shown
+    /// as a banner in the admin area when they differ by more than `ClockReading::TOLERANCE_SECS`.
+    pub duo_clock: std::sync::Mutex<Option<ClockReading>>,
     /// Password verifications this node has run: an unknown name costs one, as a known
     /// name does (a test holds the login to it).
     pub password_checks: std::sync::atomic::AtomicU64,
+}
+
+/// This server's clock against an outside service's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockReading {
+    /// This server's time when it compared.
+    pub at: i64,
+    /// The service's time minus this server's, in seconds.
+    pub offset_secs: i64,
+}
+
+impl ClockReading {
+    /// Beyond this, Duo refuses requests (and codes are checked against the wrong time).
+    pub const TOLERANCE_SECS: i64 = 30;
+
+    pub fn is_off(&self) -> bool {
+        self.offset_secs.abs() > Self::TOLERANCE_SECS
+    }
 }
 
 /// How a login's second step ended.

@@ -48,8 +48,10 @@ impl Services {
         self.clock.now()
     }
 
-    pub fn factor(&self, id: ServiceId) -> &dyn SecondFactor {
-        self.factors.get(id)
+    pub fn factor(&self, id: ServiceId) -> Result<&dyn SecondFactor, Error> {
+        self.factors
+            .get(id)
+            .ok_or_else(|| Error::Validation(format!("{} is not available in this version.", id.display_name())))
     }
 
     /// What `service` may see to act for `account`: with its write-only settings opened, if
@@ -89,7 +91,11 @@ impl Services {
     }
 
     /// The write-only settings of `service` that are set, read and opened.
-    async fn setting_secrets(&self, settings: &TwoFactorSettings, service: ServiceId) -> Result<SettingSecrets, Error> {
+    pub(crate) async fn setting_secrets(
+        &self,
+        settings: &TwoFactorSettings,
+        service: ServiceId,
+    ) -> Result<SettingSecrets, Error> {
         let mut services = settings.services.clone();
         let mut opened = Vec::new();
         for secret in services.secrets_mut() {

@@ -427,3 +427,130 @@ async fn twofold_completes_the_universal_prompt_and_checks_what_comes_back() {
         "{refused:?}"
     );
 }
+
+// ---- System Settings > Duo Security over HTTP, on both databases ------------------------
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{error_code, Backend, Client, TestServer, START_TIME};
+
+on_both_backends!(saving_duo_settings_checks_the_integration_with_duo);
+
+/// The settings document with Duo's part replaced.
+async fn with_duo(admin: &Client, duo: Value) -> Value {
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["services"]["duo"] = duo;
+    settings
+}
+
+fn duo(mode: &str, ikey: &str, skey: Value, host: &str) -> Value {
+    json!({"active": false, "clients": true, "admins": true,
+           "settings": {"mode": mode, "integration_key": ikey, "secret_key": skey,
+                        "api_hostname": host, "username": "username", "failmode": "closed"}})
+}
+
+/// Saving checks the integration with Duo (the double): each part Duo rejects is named, and
+/// nothing is saved; a server whose clock is off from Duo's is told so on every admin page;
+/// a good integration is saved with its Secret Key write-only.
+async fn saving_duo_settings_checks_the_integration_with_duo(backend: Backend) {
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    // The double's Duo keeps the test server's (manual) time.
+    double.set_skew(START_TIME - real_now());
+    let ca_file = double.ca_file.clone();
+    let server = TestServer::start_with(backend, |config| config.tls_ca_file = Some(ca_file)).await;
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let save = |settings: Value| {
+        let admin = &admin;
+        async move { admin.put("/api/v1/admin/two-factor/settings", settings).await }
+    };
+    let message = |answer: &crate::support::Answer| answer.1["error"]["message"].as_str().unwrap_or("").to_string();
+
+    let unknown = save(
+        with_duo(
+            &admin,
+            duo("auth_api", "DIXXXXXXXXXXXXXXXXXX", json!(SKEY), &double.host),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (unknown.0, error_code(&unknown)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_error")
+    );
+    assert!(
+        message(&unknown).contains("Invalid Integration: Duo does not know the integration key."),
+        "{unknown:?}"
+    );
+    let wrong_secret = "Xh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    let refused = save(with_duo(&admin, duo("auth_api", IKEY, json!(wrong_secret), &double.host)).await).await;
+    assert!(
+        message(&refused).contains("check the secret key and the API hostname"),
+        "{refused:?}"
+    );
+    let bad_host = save(with_duo(&admin, duo("auth_api", IKEY, json!(SKEY), "https://api.example.com/")).await).await;
+    assert!(message(&bad_host).contains("duo.api_hostname"), "{bad_host:?}");
+    let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!(
+        settings["services"]["duo"]["settings"]["integration_key"], "",
+        "nothing was saved"
+    );
+    assert!(server.app.store.setting_secrets_set().await.unwrap().is_empty());
+
+    let good = save(with_duo(&admin, duo("auth_api", IKEY, json!(SKEY), &double.host)).await).await;
+    assert_eq!(good.0, StatusCode::OK, "{good:?}");
+    let (_, settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    assert_eq!(
+        settings["services"]["duo"]["settings"]["secret_key"],
+        json!({"set": true})
+    );
+    assert!(!settings.to_string().contains(SKEY));
+    let (_, page) = admin.get("/admin").await;
+    assert!(!page.as_str().unwrap().contains("clock-warning"));
+    // The same application as a Web SDK one: the Universal Prompt's health check.
+    let prompt = save(
+        with_duo(
+            &admin,
+            duo("universal_prompt", IKEY, json!({"set": true}), &double.host),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(prompt.0, StatusCode::OK, "{prompt:?}");
+
+    // Duo's clock two minutes ahead: Duo still accepts it, but every admin page says so.
+    let banner_says = |offset: &'static str| {
+        let admin = &admin;
+        async move {
+            for path in ["/admin", "/admin/clients"] {
+                let (_, page) = admin.get(path).await;
+                let page = page.as_str().unwrap().replace("&#39;", "'");
+                assert!(page.contains(&format!("off from Duo's by {offset}")), "{path}: {page}");
+                assert!(page.contains("synchronise this server with NTP"), "{path}");
+            }
+        }
+    };
+    double.set_skew(START_TIME - real_now() + 120);
+    let ahead = save(with_duo(&admin, duo("auth_api", IKEY, json!(SKEY), &double.host)).await).await;
+    assert_eq!(ahead.0, StatusCode::OK, "{ahead:?}");
+    banner_says("12").await;
+    // Ten minutes: Duo refuses the request's time; the page says why, and the banner stays.
+    double.set_skew(START_TIME - real_now() + 600);
+    let late = save(with_duo(&admin, duo("auth_api", IKEY, json!(SKEY), &double.host)).await).await;
+    assert_eq!(late.0, StatusCode::UNPROCESSABLE_ENTITY, "{late:?}");
+    assert!(
+        message(&late).contains("this server's clock is off from Duo's"),
+        "{late:?}"
+    );
+    banner_says("60").await;
+
+    // Activation waits for the next version's login through Duo.
+    double.set_skew(START_TIME - real_now());
+    let mut active = duo("auth_api", IKEY, json!({"set": true}), &double.host);
+    active["active"] = json!(true);
+    let refused = save(with_duo(&admin, active).await).await;
+    assert!(message(&refused).contains("next version"), "{refused:?}");
+}

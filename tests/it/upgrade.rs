@@ -192,7 +192,7 @@ async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(back
     let settings = server.app.two_factor_settings().await.unwrap();
     assert!(settings.force_clients && !settings.services.totp.admins);
     assert_eq!(settings.services.totp.settings.window, 1);
-    assert!(!settings.services.yubikey.active);
+    assert!(!settings.services.yubikey.active && !settings.services.duo.active);
 
     // The lockout moved over (as the count of all addresses).
     let locked = server.client().login("client", "pia").await;

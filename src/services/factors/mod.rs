@@ -43,10 +43,13 @@ impl Factors {
         }
     }
 
-    pub fn get(&self, id: ServiceId) -> &dyn SecondFactor {
+    /// The factor of a service; `None` for a service whose settings exist before its login
+    /// does (Duo Security: its settings are checked and saved, it cannot be activated yet).
+    pub fn get(&self, id: ServiceId) -> Option<&dyn SecondFactor> {
         match id {
-            ServiceId::Totp => &self.totp,
-            ServiceId::Yubikey => &self.yubikey,
+            ServiceId::Totp => Some(&self.totp),
+            ServiceId::Yubikey => Some(&self.yubikey),
+            ServiceId::Duo => None,
         }
     }
 }

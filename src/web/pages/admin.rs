@@ -15,7 +15,8 @@ use super::{
 use crate::app::App;
 use crate::core::hotp::Algorithm;
 use crate::core::policy::{
-    AccountKind, ServiceId, ServiceSwitches, TotpSettings, TwoFactorSettings, WriteOnly, YubikeyMode, YubikeySettings,
+    AccountKind, DuoMode, DuoSettings, DuoUsername, FailMode, ServiceId, ServiceSwitches, TotpSettings,
+    TwoFactorSettings, WriteOnly, YubikeyMode, YubikeySettings,
 };
 use crate::services::admin::require_full_admin;
 use crate::services::Error;
@@ -121,6 +122,16 @@ pub async fn setup(
     }
 }
 
+/// A write-only setting as a form sets it: a new value, cleared, or (an empty field) kept
+/// as `saved` has it.
+fn write_only(typed: &str, clear: bool, saved: &WriteOnly) -> WriteOnly {
+    match (typed.trim(), clear) {
+        (_, true) => WriteOnly::Kept { set: false },
+        ("", false) => WriteOnly::Kept { set: saved.is_set() },
+        (new, false) => WriteOnly::New(new.to_string().into()),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -129,6 +140,7 @@ struct SettingsPage {
     notice: Option<String>,
     totp: ServiceSwitches<TotpSettings>,
     totp_algorithm: &'static str,
+    duo: ServiceSwitches<DuoSettings>,
     yubikey: ServiceSwitches<YubikeySettings>,
     yubikey_local: bool,
     yubikey_urls: String,
@@ -158,6 +170,7 @@ async fn settings_form(
         notice,
         totp_algorithm: settings.services.totp.settings.algorithm.name(),
         totp: settings.services.totp,
+        duo: settings.services.duo,
         yubikey_local: settings.services.yubikey.settings.mode == YubikeyMode::Local,
         yubikey_urls: settings.services.yubikey.settings.urls.join("\n"),
         yubikey_sync_level: settings
@@ -201,6 +214,23 @@ pub struct SettingsForm {
     totp_max_drift: String,
     totp_algorithm: String,
     totp_digits: String,
+    duo_active: Option<String>,
+    duo_clients: Option<String>,
+    duo_admins: Option<String>,
+    #[serde(default)]
+    duo_mode: String,
+    #[serde(default)]
+    duo_integration_key: String,
+    /// A new Secret Key; empty keeps the one set.
+    #[serde(default)]
+    duo_secret_key: String,
+    duo_secret_key_clear: Option<String>,
+    #[serde(default)]
+    duo_api_hostname: String,
+    #[serde(default)]
+    duo_username: String,
+    #[serde(default)]
+    duo_failmode: String,
     yubikey_active: Option<String>,
     yubikey_clients: Option<String>,
     yubikey_admins: Option<String>,
@@ -220,9 +250,9 @@ pub struct SettingsForm {
 }
 
 impl SettingsForm {
-    /// The settings the form describes; `api_key_set`: whether a Secret Key is set now (an
-    /// empty field keeps it).
-    fn settings(&self, api_key_set: bool) -> Result<TwoFactorSettings, Error> {
+    /// The settings the form describes; `saved`: the settings now (an empty secret field
+    /// keeps the secret set there).
+    fn settings(&self, saved: &TwoFactorSettings) -> Result<TwoFactorSettings, Error> {
         let number = |text: &str, name: &str| {
             text.trim()
                 .parse::<u32>()
@@ -242,6 +272,33 @@ impl SettingsForm {
                         digits: number(&self.totp_digits, "Digits")?,
                     },
                 },
+                duo: ServiceSwitches {
+                    active: self.duo_active.is_some(),
+                    clients: self.duo_clients.is_some(),
+                    admins: self.duo_admins.is_some(),
+                    settings: DuoSettings {
+                        mode: match self.duo_mode.as_str() {
+                            "" | "auth_api" => DuoMode::AuthApi,
+                            "universal_prompt" => DuoMode::UniversalPrompt,
+                            _ => return Err(Error::Validation("Choose the kind of Duo application.".into())),
+                        },
+                        integration_key: self.duo_integration_key.trim().to_string(),
+                        secret_key: write_only(
+                            &self.duo_secret_key,
+                            self.duo_secret_key_clear.is_some(),
+                            &saved.services.duo.settings.secret_key,
+                        ),
+                        api_hostname: self.duo_api_hostname.trim().to_string(),
+                        username: match self.duo_username.as_str() {
+                            "email" => DuoUsername::Email,
+                            _ => DuoUsername::Username,
+                        },
+                        failmode: match self.duo_failmode.as_str() {
+                            "open" => FailMode::Open,
+                            _ => FailMode::Closed,
+                        },
+                    },
+                },
                 yubikey: ServiceSwitches {
                     active: self.yubikey_active.is_some(),
                     clients: self.yubikey_clients.is_some(),
@@ -253,11 +310,11 @@ impl SettingsForm {
                             _ => return Err(Error::Validation("Choose how YubiKey OTPs are checked.".into())),
                         },
                         client_id: self.yubikey_client_id.trim().to_string(),
-                        api_key: match (self.yubikey_api_key.trim(), &self.yubikey_api_key_clear) {
-                            (_, Some(_)) => WriteOnly::Kept { set: false },
-                            ("", None) => WriteOnly::Kept { set: api_key_set },
-                            (new, None) => WriteOnly::New(new.to_string().into()),
-                        },
+                        api_key: write_only(
+                            &self.yubikey_api_key,
+                            self.yubikey_api_key_clear.is_some(),
+                            &saved.services.yubikey.settings.api_key,
+                        ),
                         urls: self
                             .yubikey_urls
                             .lines()
@@ -292,11 +349,11 @@ pub async fn save_settings(State(app): State<App>, caller: MaybeCaller, Form(for
     if let Err(error) = require_full_admin(&caller.account) {
         return error_page(&app, ADMIN, Some(&caller), error);
     }
-    let api_key_set = match app.two_factor_settings().await {
-        Ok(saved) => saved.services.yubikey.settings.api_key.is_set(),
+    let saved = match app.two_factor_settings().await {
+        Ok(saved) => saved,
         Err(error) => return error_page(&app, ADMIN, Some(&caller), error),
     };
-    let result = match form.settings(api_key_set) {
+    let result = match form.settings(&saved) {
         Ok(settings) => app
             .save_two_factor_settings(&caller.account, &settings, caller.remote())
             .await

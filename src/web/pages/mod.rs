@@ -153,6 +153,8 @@ pub struct Layout {
     pub is_full_admin: bool,
     pub csrf: String,
     pub server_time: Moment,
+    /// For administrators: this server's clock is off from Duo's (what to tell them).
+    pub clock_warning: Option<String>,
 }
 
 /// A moment shown on a page: RFC 3339 for `<time datetime>`, and `2026-11-25 08:55:19 UTC`
@@ -184,8 +186,26 @@ impl Layout {
             is_full_admin: signed_in.is_some_and(|c| c.account.role == Some(Role::Full)),
             csrf: caller.map(|c| c.session.csrf_token.clone()).unwrap_or_default(),
             server_time: Moment::at(app.now()),
+            clock_warning: signed_in
+                .filter(|c| c.account.kind == AccountKind::Admin)
+                .and_then(|_| clock_warning(app)),
         }
     }
+}
+
+/// The banner an administrator sees when the last comparison found this server's clock
+/// off from Duo's: both times in UTC, the offset, and what to do.
+fn clock_warning(app: &App) -> Option<String> {
+    let reading = (*app.duo_clock.lock().ok()?)?;
+    reading.is_off().then(|| {
+        format!(
+            "This server's clock is off from Duo's by {} seconds (when checked: this server {}, Duo {}). \
+             Duo refuses the requests of a server whose clock is too far off: synchronise this server with NTP.",
+            reading.offset_secs,
+            Moment::at(reading.at).text,
+            Moment::at(reading.at + reading.offset_secs).text,
+        )
+    })
 }
 
 pub fn render(status: StatusCode, page: impl Template) -> Response {
