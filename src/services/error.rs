@@ -13,7 +13,7 @@ pub enum Error {
     InvalidCode,
     #[error("That backup code is not valid. A backup code works once; the next one is shown when you use it.")]
     InvalidBackupCode,
-    #[error("That code has already been used. Wait for the next code from your authenticator app.")]
+    #[error("That code has already been used. Use a new one: the next code of your authenticator app, or touch your key again.")]
     CodeAlreadyUsed,
     #[error("That code is not valid at the current time. The time on your device, or on the server, may be wrong: check that both are set automatically.")]
     CodeOutOfSync,
