@@ -61,6 +61,25 @@ fn yubiserver_client(urls: &[String], secs: u64) -> twofold::outbound::yubico::V
     }
 }
 
+/// The verify URL of a server that accepts connections and never answers.
+async fn hanging_server() -> String {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/wsapi/2.0/verify", hung.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hung.accept().await {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// The verify URL of a port nothing listens on (it was free a moment ago).
+fn closed_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/wsapi/2.0/verify", listener.local_addr().unwrap())
+}
+
 /// Debian's `yubiserver` 0.6, a real validation server (protocol reference §7), on a free
 /// port with a throwaway database holding two keys and one API client; stopped when dropped.
 pub(crate) struct YubiServer {
@@ -242,18 +261,8 @@ async fn a_server_that_is_down_or_hangs_is_unreachable_within_the_timeout() {
     use twofold::outbound::yubico::{ValidationClient, ValidationFailure};
     let server = YubiServer::start();
     let client = ValidationClient::new(None).unwrap();
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/wsapi/2.0/verify", listener.local_addr().unwrap())
-    };
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_url = format!("http://{}/wsapi/2.0/verify", hung.local_addr().unwrap());
-    let _held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hung.accept().await {
-            held.push(stream);
-        }
-    });
+    let closed = closed_server();
+    let hung_url = hanging_server().await;
     let otp = parse(&YubiServer::mint(&[(2, 0, 0x100)])[0]).unwrap();
     let ask = |urls: Vec<String>| {
         let client = client.clone();
@@ -558,10 +567,7 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
         "{page}"
     );
 
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/wsapi/2.0/verify", listener.local_addr().unwrap())
-    };
+    let closed = closed_server();
     let down = yubikey_settings(&admin, &[&closed], json!({"set": true})).await;
     assert_eq!(
         admin.put("/api/v1/admin/two-factor/settings", down).await.0,
@@ -574,14 +580,7 @@ async fn validation_server_troubles_are_never_a_wrong_code(backend: Backend) {
     );
     // Fixed, with a second server that hangs first in the list: the same OTP, never judged,
     // now logs in, from the server that answers.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_url = format!("http://{}/wsapi/2.0/verify", hung.local_addr().unwrap());
-    let _held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hung.accept().await {
-            held.push(stream);
-        }
-    });
+    let hung_url = hanging_server().await;
     let up = yubikey_settings(&admin, &[&hung_url, &yubiserver.url], json!(API_KEY)).await;
     assert_eq!(
         admin.put("/api/v1/admin/two-factor/settings", up).await.0,
