@@ -6,7 +6,7 @@
 //! written in one transaction with, for a first credential, the backup code, which is shown
 //! once. Adding a credential to an account that already has one takes the password.
 
-use super::factors::{Answer, EnrolmentSetup, Progress};
+use super::factors::{Answer, Challenge, EnrolmentSetup, Progress};
 use super::login::{new_session_token, require_stage};
 use super::support::Attempt;
 use super::{Error, Services};
@@ -35,6 +35,9 @@ pub enum Enrolled {
     },
     /// Not proved yet (an approval still waiting): ask again later.
     Pending,
+    /// Not proved yet: the answer started something (an activation done, a push sent);
+    /// answer this next.
+    Next(Challenge),
 }
 
 fn require_enrolment_allowed(session: &Session) -> Result<(), Error> {
@@ -97,7 +100,7 @@ impl Services {
             return Err(too_many());
         }
         let cx = self.factor_cx(account, &settings, service).await?;
-        let step = self.factor(service)?.begin_enrolment(&cx).await?;
+        let step = self.factor(service).begin_enrolment(&cx).await?;
         let sealed = step
             .state
             .ok_or_else(|| Error::Internal(format!("{} kept no enrolment state", service.as_str())))?;
@@ -146,7 +149,7 @@ impl Services {
         let cx = self.factor_cx(account, &settings, service).await?;
         Ok(Some((
             service,
-            self.factor(service)?.enrolment_setup(&cx, &kept.sealed)?,
+            self.factor(service).enrolment_setup(&cx, &kept.sealed)?,
         )))
     }
 
@@ -170,21 +173,52 @@ impl Services {
                 Error::Conflict("No enrolment is in progress, or it expired: click Get Started again.".into())
             })?;
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        self.count_attempt(&attempt).await?;
+        // A poll is no new answer: what it waits on was counted when it started.
+        let counted = *answer != Answer::Poll;
+        if counted {
+            self.count_attempt(&attempt).await?;
+        }
         let settings = self.two_factor_settings().await?;
         let mut cx = self.factor_cx(account, &settings, service).await?;
-        let factor = self.factor(service)?;
+        let factor = self.factor(service);
         if let Some(external_id) = factor.external_id_of(answer) {
             cx.imported = self.imported_secret(service, &external_id).await?;
         }
+        let keep = |sealed: Vec<u8>| StoredChallenge {
+            service: service.as_str().into(),
+            label: kept.label.clone(),
+            sealed,
+        };
+        let expires_at = now + PENDING_ENROLMENT_TTL_SECS;
         let new = match factor.finish_enrolment(&cx, &kept.sealed, answer).await {
             Ok(Progress::Done(new)) => new,
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
+            Ok(Progress::Next { show, keep: next }) => {
+                self.store
+                    .put_challenge(&session.token_hash, Purpose::Enrolment, &keep(next), expires_at)
+                    .await?;
+                return Ok(Enrolled::Next(show));
+            }
             Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
-                self.outside_trouble(&attempt, "enrolment_confirm", &error).await?;
+                self.outside_trouble(&attempt, "enrolment_confirm", &error, counted)
+                    .await?;
                 return Err(error);
             }
-            Ok(Progress::Refused { error, .. }) | Err(error) => {
+            Ok(Progress::Refused { error, keep: next }) => {
+                self.store
+                    .put_challenge(&session.token_hash, Purpose::Enrolment, &keep(next), expires_at)
+                    .await?;
+                self.audit(
+                    Some(account.id),
+                    "enrolment_confirm",
+                    "failure",
+                    remote,
+                    Some(error.code()),
+                )
+                .await;
+                return Err(error);
+            }
+            Err(error) => {
                 self.audit(
                     Some(account.id),
                     "enrolment_confirm",

@@ -11,6 +11,14 @@ pub enum Error {
     WrongPassword,
     #[error("The code you entered is incorrect. Please try again.")]
     InvalidCode,
+    /// Duo refused the user's push, call or passcode; `clock_note` says, when it is, that
+    /// this server's clock is off from Duo's.
+    #[error("The second factor you supplied was incorrect. Please try again.{clock_note}")]
+    SecondFactorIncorrect { clock_note: String },
+    /// The service refuses this user a second factor altogether (Duo's `deny` or `enroll`):
+    /// its words, and what to do.
+    #[error("{0}")]
+    Denied(String),
     #[error("That backup code is not valid. A backup code works once; the next one is shown when you use it.")]
     InvalidBackupCode,
     #[error("That code has already been used. Use a new one: the next code of your authenticator app, or touch your key again.")]
@@ -76,7 +84,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidCredentials | Error::WrongPassword => "invalid_credentials",
-            Error::InvalidCode | Error::InvalidBackupCode => "invalid_code",
+            Error::InvalidCode | Error::InvalidBackupCode | Error::SecondFactorIncorrect { .. } => "invalid_code",
+            Error::Denied(_) => "second_factor_denied",
             Error::CodeAlreadyUsed => "code_already_used",
             Error::CodeOutOfSync => "code_out_of_sync",
             Error::MalformedCode(_) => "invalid_code_format",

@@ -25,8 +25,9 @@ pub struct LoginOutcome {
     pub next: NextStep,
     /// For `NextStep::SecondFactor`: every credential the account can answer with.
     pub methods: Vec<Method>,
-    /// For `NextStep::SecondFactor`: what the first method asks for.
-    pub challenge: Option<Challenge>,
+    /// For `NextStep::SecondFactor`: what the first method asks for, or why it cannot be
+    /// used now (Duo denies the user, or cannot be reached): the others still can.
+    pub challenge: Option<Result<Challenge, Error>>,
 }
 
 /// A credential offered at the second step.
@@ -133,7 +134,7 @@ impl Services {
         let (session_token, session_hash) = self.create_session(account.id, stage).await?;
         let challenge = match next {
             NextStep::SecondFactor(service) => Some(
-                self.start_second_factor(&session_hash, &account, &settings, service, credentials)
+                self.start_second_factor(&session_hash, &account, &settings, service, credentials, remote)
                     .await?,
             ),
             _ => None,
@@ -147,7 +148,8 @@ impl Services {
     }
 
     /// Asks `service`'s factor what the second step needs, and keeps what it must remember
-    /// for this session.
+    /// for this session. The factor's refusal (Duo denies the user, or cannot be reached) is
+    /// audited and given back as the challenge's place: the login goes on with the others.
     async fn start_second_factor(
         &self,
         session_hash: &[u8],
@@ -155,12 +157,23 @@ impl Services {
         settings: &TwoFactorSettings,
         service: ServiceId,
         credentials: Vec<Credential>,
-    ) -> Result<Challenge, Error> {
+        remote: Option<&str>,
+    ) -> Result<Result<Challenge, Error>, Error> {
         let cx = self.factor_cx(account, settings, service).await?;
-        let step = self
-            .factor(service)?
+        let started = self
+            .factor(service)
             .start_login(&cx, &of_service(credentials, service))
-            .await?;
+            .await;
+        let step = match started {
+            Ok(step) => step,
+            Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
+            Err(error) => {
+                let event = format!("login_{}", service.as_str());
+                self.audit(Some(account.id), &event, "failure", remote, Some(&error.audit_detail()))
+                    .await;
+                return Ok(Err(error));
+            }
+        };
         if let Some(sealed) = step.state {
             let kept = StoredChallenge {
                 service: service.as_str().into(),
@@ -172,7 +185,7 @@ impl Services {
                 .put_challenge(session_hash, Purpose::Login, &kept, expires_at)
                 .await?;
         }
-        Ok(step.show)
+        Ok(Ok(step.show))
     }
 
     /// The methods the second-factor page offers, and what `service` (by default the first
@@ -182,7 +195,8 @@ impl Services {
         session: &Session,
         account: &Account,
         service: Option<ServiceId>,
-    ) -> Result<(Vec<Method>, Option<Challenge>), Error> {
+        remote: Option<&str>,
+    ) -> Result<(Vec<Method>, Option<Result<Challenge, Error>>), Error> {
         let credentials = self.store.credentials(account.id).await?;
         let methods = methods_of(account, &credentials)?;
         let Some(service) = service.or(methods.first().map(|m| m.service)) else {
@@ -193,9 +207,14 @@ impl Services {
         }
         let settings = self.two_factor_settings().await?;
         let challenge = self
-            .start_second_factor(&session.token_hash, account, &settings, service, credentials)
+            .start_second_factor(&session.token_hash, account, &settings, service, credentials, remote)
             .await?;
         Ok((methods, Some(challenge)))
+    }
+
+    /// The credentials the account can answer the second step with.
+    pub async fn login_methods(&self, account: &Account) -> Result<Vec<Method>, Error> {
+        methods_of(account, &self.store.credentials(account.id).await?)
     }
 
     /// Creates a session; returns its token (for the cookie) and the token's hash.
@@ -255,25 +274,30 @@ impl Services {
             .await?
             .filter(|kept| kept.service == service.as_str());
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        let factor = self.factor(service)?;
+        let factor = self.factor(service);
         let event = format!("login_{}", service.as_str());
         // An answer checked by an outside service is counted before it is sent, so that a
         // locked-out guesser never reaches the service (and taken back if the service could
-        // not judge it: see `outside_trouble`).
-        let counted_before = factor.calls_out(&cx);
-        if counted_before {
+        // not judge it: see `outside_trouble`). A poll is no new answer: what it waits on
+        // was counted when it started.
+        let polling = *answer == Answer::Poll;
+        let counted_now = !polling && factor.calls_out(&cx, answer);
+        if counted_now {
             self.count_attempt(&attempt).await?;
         }
         let judged = factor
             .finish_login(&cx, &credentials, kept.as_ref().map(|k| k.sealed.as_slice()), answer)
             .await;
         let guard;
+        let mut note = None;
         let checked = match judged {
             Ok(Progress::Done(Accepted {
                 credential_id,
                 guard: used,
+                note: said,
             })) => {
                 guard = used;
+                note = said;
                 Checked::Right(Consumption::Credential {
                     id: credential_id,
                     service: service.as_str(),
@@ -281,9 +305,18 @@ impl Services {
                     challenge: kept.is_some(),
                 })
             }
-            Ok(Progress::Pending) => {
-                self.count_attempt(&attempt).await?;
-                return Ok(Verdict::Pending);
+            Ok(Progress::Pending) => return Ok(Verdict::Pending),
+            Ok(Progress::Next { show, keep }) => {
+                let kept = StoredChallenge {
+                    service: service.as_str().into(),
+                    label: None,
+                    sealed: keep,
+                };
+                let expires_at = cx.now + self.config.login_step_ttl_secs;
+                self.store
+                    .put_challenge(&session.token_hash, Purpose::Login, &kept, expires_at)
+                    .await?;
+                return Ok(Verdict::Next(show));
             }
             Ok(Progress::Refused { error, keep }) => Checked::Wrong {
                 error,
@@ -296,13 +329,20 @@ impl Services {
             // The server's trouble is no answer of the user's: nothing to count.
             Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
             Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
-                self.outside_trouble(&attempt, &event, &error).await?;
+                self.outside_trouble(&attempt, &event, &error, counted_now).await?;
                 return Err(error);
             }
             Err(error) => Checked::Wrong { error, keep: None },
         };
         let session_token = self
-            .settle(session, &attempt, checked, &event, None, counted_before)
+            .settle(
+                session,
+                &attempt,
+                checked,
+                &event,
+                note.as_deref(),
+                counted_now || polling,
+            )
             .await?;
         Ok(Verdict::Accepted { session_token })
     }

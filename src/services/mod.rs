@@ -78,4 +78,7 @@ pub enum Verdict {
     Accepted { session_token: String },
     /// Not decided yet (an approval still waiting): ask again later.
     Pending,
+    /// Not decided yet: the answer started something (a push, passcodes by text message);
+    /// answer this next.
+    Next(factors::Challenge),
 }

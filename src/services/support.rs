@@ -48,10 +48,8 @@ impl Services {
         self.clock.now()
     }
 
-    pub fn factor(&self, id: ServiceId) -> Result<&dyn SecondFactor, Error> {
-        self.factors
-            .get(id)
-            .ok_or_else(|| Error::Validation(format!("{} is not available in this version.", id.display_name())))
+    pub fn factor(&self, id: ServiceId) -> &dyn SecondFactor {
+        self.factors.get(id)
     }
 
     /// What `service` may see to act for `account`: with its write-only settings opened, if
@@ -71,6 +69,10 @@ impl Services {
             outbound: &self.outbound,
             secrets: self.setting_secrets(settings, service).await?,
             imported: None,
+            service_clock: match service {
+                ServiceId::Duo => *self.duo_clock.lock().unwrap_or_else(|e| e.into_inner()),
+                _ => None,
+            },
         })
     }
 
@@ -281,11 +283,19 @@ impl Services {
         Err(error)
     }
 
-    /// An outside service could not judge an answer counted before it was sent: the attempt
-    /// is taken back (an outage or a misconfiguration locks nobody out) and the trouble is
-    /// audited with what went wrong.
-    pub(crate) async fn outside_trouble(&self, attempt: &Attempt<'_>, event: &str, error: &Error) -> Result<(), Error> {
-        self.store.refund_attempt(attempt.counters()).await?;
+    /// An outside service could not judge an answer: the attempt, if it was `counted`
+    /// before it was sent, is taken back (an outage or a misconfiguration locks nobody out)
+    /// and the trouble is audited with what went wrong.
+    pub(crate) async fn outside_trouble(
+        &self,
+        attempt: &Attempt<'_>,
+        event: &str,
+        error: &Error,
+        counted: bool,
+    ) -> Result<(), Error> {
+        if counted {
+            self.store.refund_attempt(attempt.counters()).await?;
+        }
         let detail = error.audit_detail();
         self.audit(attempt.account_id, event, "failure", attempt.remote, Some(&detail))
             .await;

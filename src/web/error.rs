@@ -31,6 +31,7 @@ impl Error {
             Error::InvalidCredentials
             | Error::WrongPassword
             | Error::InvalidCode
+            | Error::SecondFactorIncorrect { .. }
             | Error::InvalidBackupCode
             | Error::CodeAlreadyUsed
             | Error::CodeOutOfSync
@@ -39,7 +40,9 @@ impl Error {
             Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::AmbiguousSession => StatusCode::BAD_REQUEST,
             Error::LockedOut { .. } | Error::SecondFactorLocked => StatusCode::TOO_MANY_REQUESTS,
-            Error::EnrollmentRequired | Error::Forbidden | Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            Error::EnrollmentRequired | Error::Forbidden | Error::ReauthenticationRequired | Error::Denied(_) => {
+                StatusCode::FORBIDDEN
+            }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) | Error::ServiceUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,6 +71,16 @@ impl Error {
                 self.to_string()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl Error {
+    /// The error as the API answers it (logged as `public_message` logs it).
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code(),
+            message: self.public_message(),
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn router(app: App) -> Router {
 
 /// No inline script or style, nothing from elsewhere, never in a frame.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
-    script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))

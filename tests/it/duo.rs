@@ -547,10 +547,13 @@ async fn saving_duo_settings_checks_the_integration_with_duo(backend: Backend) {
     );
     banner_says("60").await;
 
-    // Activation waits for the next version's login through Duo.
+    // The Auth API can be activated; the Universal Prompt waits for the next version.
     double.set_skew(START_TIME - real_now());
     let mut active = duo("auth_api", IKEY, json!({"set": true}), &double.host);
     active["active"] = json!(true);
+    let saved = save(with_duo(&admin, active.clone()).await).await;
+    assert_eq!(saved.0, StatusCode::OK, "{saved:?}");
+    active["settings"]["mode"] = json!("universal_prompt");
     let refused = save(with_duo(&admin, active).await).await;
     assert!(message(&refused).contains("next version"), "{refused:?}");
 }

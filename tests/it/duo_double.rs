@@ -176,6 +176,11 @@ impl DuoDouble {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// The transaction ids the double gave out, none of which may reach a client.
+    pub fn txids(&self) -> Vec<String> {
+        self.state.lock().unwrap().transactions.keys().cloned().collect()
+    }
+
     pub fn add_user(&self, username: &str, user: DuoUser) {
         self.state.lock().unwrap().users.insert(username.into(), user);
     }

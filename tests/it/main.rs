@@ -11,6 +11,7 @@ mod credentials;
 mod duo;
 mod duo_client;
 mod duo_double;
+mod duo_login;
 mod flows;
 mod lockout;
 mod nodes;

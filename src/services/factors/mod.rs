@@ -15,12 +15,13 @@
 //! Adding a factor: a [`ServiceId`] variant, a module here implementing the trait, and one
 //! line in [`Factors::get`].
 
+pub mod duo;
 pub mod totp;
 pub mod yubikey;
 
 use async_trait::async_trait;
 
-use super::Error;
+use super::{ClockReading, Error};
 use crate::core::policy::{ServiceId, TwoFactorSettings};
 use crate::core::secretbox::{MasterKey, NONCE_BYTES};
 use crate::outbound::Outbound;
@@ -32,6 +33,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// Every factor this build knows.
 pub struct Factors {
     totp: totp::TotpFactor,
+    duo: duo::DuoFactor,
     yubikey: yubikey::YubikeyFactor,
 }
 
@@ -39,17 +41,17 @@ impl Factors {
     pub fn new() -> Factors {
         Factors {
             totp: totp::TotpFactor,
+            duo: duo::DuoFactor,
             yubikey: yubikey::YubikeyFactor,
         }
     }
 
-    /// The factor of a service; `None` for a service whose settings exist before its login
-    /// does (Duo Security: its settings are checked and saved, it cannot be activated yet).
-    pub fn get(&self, id: ServiceId) -> Option<&dyn SecondFactor> {
+    /// The factor of a service.
+    pub fn get(&self, id: ServiceId) -> &dyn SecondFactor {
         match id {
-            ServiceId::Totp => Some(&self.totp),
-            ServiceId::Yubikey => Some(&self.yubikey),
-            ServiceId::Duo => None,
+            ServiceId::Totp => &self.totp,
+            ServiceId::Duo => &self.duo,
+            ServiceId::Yubikey => &self.yubikey,
         }
     }
 }
@@ -75,6 +77,8 @@ pub struct FactorCx<'a> {
     /// The key an enrolment's answer names, if an administrator imported it (see
     /// [`SecondFactor::external_id_of`]).
     pub imported: Option<ImportedSecret>,
+    /// The last comparison of this server's clock with the service's (Duo's), if any.
+    pub service_clock: Option<ClockReading>,
 }
 
 /// A key an administrator imported with its secret, opened for one enrolment.
@@ -160,12 +164,35 @@ pub fn setting_sealing_context(service: &str, name: &str) -> String {
 pub enum Challenge {
     /// Type (or touch a key that types) a code of this many characters.
     TypedCode { length: u32 },
-    /// Approve on another device; poll with [`Answer::Poll`] until it resolves.
-    Approval,
+    /// Approve on another device (`prompt` says which and how); poll with [`Answer::Poll`]
+    /// until it resolves.
+    Approval { prompt: String },
+    /// Pick one of these ways to be asked ([`Answer::Choose`]), or type a passcode
+    /// ([`Answer::Code`]) if `passcode` (Duo Security). `notice`: what the last choice did
+    /// ("passcodes were sent").
+    Choose {
+        options: Vec<Choice>,
+        passcode: bool,
+        notice: Option<String>,
+    },
+    /// Activate an app by opening this link (or scanning it as a QR code); poll with
+    /// [`Answer::Poll`] until it is done (Duo Mobile's activation).
+    Activate { link: String },
     /// Follow this URL; the provider sends the browser back with [`Answer::Callback`].
     Redirect { url: String },
     /// Let the browser answer this challenge (a JSON document), as in WebAuthn.
     Browser { options: String },
+}
+
+/// One way a [`Challenge::Choose`] offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// What [`Answer::Choose`] sends back.
+    pub id: String,
+    /// What the button says ("Send Me a Push", "Call Me", "Text Me Passcodes").
+    pub label: String,
+    /// The device it goes to, as the service names it.
+    pub device: String,
 }
 
 /// The user's answer to a [`Challenge`]. It carries only what the user produced: the
@@ -173,9 +200,18 @@ pub enum Challenge {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     Code(String),
+    /// One of a [`Challenge::Choose`]'s options, by its id.
+    Choose {
+        option: String,
+    },
     Poll,
-    Callback { state: String, code: String },
-    Browser { response: String },
+    Callback {
+        state: String,
+        code: String,
+    },
+    Browser {
+        response: String,
+    },
 }
 
 /// What a factor shows, and the state (sealed by the factor) to keep until the next step.
@@ -190,7 +226,16 @@ pub struct Step<V> {
 pub enum Progress<T> {
     Done(T),
     Pending,
-    Refused { error: Error, keep: Vec<u8> },
+    Refused {
+        error: Error,
+        keep: Vec<u8>,
+    },
+    /// The answer started something (a push, a text message, an activation): show this,
+    /// and keep this state instead of the last.
+    Next {
+        show: Challenge,
+        keep: Vec<u8>,
+    },
 }
 
 /// What an enrolment shows the user.
@@ -203,6 +248,8 @@ pub enum EnrolmentSetup {
     },
     /// A key to touch (it types its OTP).
     Yubikey,
+    /// A challenge to answer as at a login (Duo Security: an activation, then a push).
+    Challenge(Challenge),
 }
 
 /// A credential that an enrolment proved works, ready to be stored.
@@ -220,6 +267,9 @@ pub struct NewCredential {
 pub struct Accepted {
     pub credential_id: i64,
     pub guard: ReplayGuard,
+    /// What the audit records of it beyond success (a Duo bypass, a login let in because
+    /// Duo could not be reached).
+    pub note: Option<String>,
 }
 
 /// A kind of second factor.
@@ -227,9 +277,10 @@ pub struct Accepted {
 pub trait SecondFactor: Send + Sync {
     fn id(&self) -> ServiceId;
 
-    /// Whether checking an answer calls an outside service. Such an answer is counted
-    /// before the call, so that a locked-out guesser never reaches the service.
-    fn calls_out(&self, _cx: &FactorCx<'_>) -> bool {
+    /// Whether checking `answer` calls an outside service. Such an answer is counted
+    /// before the call, so that a locked-out guesser never reaches the service. (A poll is
+    /// never counted: what it waits on was counted when it started.)
+    fn calls_out(&self, _cx: &FactorCx<'_>, _answer: &Answer) -> bool {
         false
     }
 

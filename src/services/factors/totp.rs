@@ -214,6 +214,7 @@ impl SecondFactor for TotpFactor {
                             value: accepted.step,
                             state: state_text(accepted.clock_offset),
                         },
+                        note: None,
                     }))
                 }
                 Err(Rejection::OutOfSync { step, offset }) => {
@@ -275,6 +276,7 @@ mod tests {
             outbound: outbound(),
             secrets: Default::default(),
             imported: None,
+            service_clock: None,
         }
     }
 
@@ -305,7 +307,7 @@ mod tests {
         match TotpFactor.finish_login(cx, credentials, None, answer).await? {
             Progress::Done(accepted) => Ok(accepted),
             Progress::Refused { error, .. } => Err(error),
-            Progress::Pending => panic!("TOTP never waits"),
+            Progress::Pending | Progress::Next { .. } => panic!("TOTP never waits"),
         }
     }
 

@@ -183,7 +183,7 @@ impl SecondFactor for YubikeyFactor {
         ServiceId::Yubikey
     }
 
-    fn calls_out(&self, cx: &FactorCx<'_>) -> bool {
+    fn calls_out(&self, cx: &FactorCx<'_>, _answer: &Answer) -> bool {
         cx.settings.services.yubikey.settings.mode == YubikeyMode::ValidationServer
     }
 
@@ -284,6 +284,7 @@ impl SecondFactor for YubikeyFactor {
         Ok(Progress::Done(Accepted {
             credential_id: credential.id,
             guard,
+            note: None,
         }))
     }
 }

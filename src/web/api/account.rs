@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{service_info, utc_text, AnswerRequest, ServiceInfo};
+use super::{service_info, utc_text, AnswerRequest, ChallengeInfo, ServiceInfo};
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
 use crate::core::policy::{AccountKind, Role, ServiceId};
@@ -137,6 +137,9 @@ pub enum EnrollmentResponse {
         /// The most characters a YubiKey's code has.
         max_length: u32,
     },
+    /// Answer this challenge as at a login (Duo Security: activate Duo Mobile, then
+    /// approve a push or type a passcode once).
+    Challenge { challenge: ChallengeInfo },
 }
 
 /// "Get Started" (or add another credential): starts enrolling in `service`, for this
@@ -175,6 +178,9 @@ pub async fn enrollment(
         EnrolmentSetup::Yubikey => EnrollmentResponse::Yubikey {
             max_length: crate::core::yubico_otp::MAX_LENGTH as u32,
         },
+        EnrolmentSetup::Challenge(challenge) => EnrollmentResponse::Challenge {
+            challenge: challenge.into(),
+        },
     }))
 }
 
@@ -195,6 +201,10 @@ pub struct EnrollmentConfirmResponse {
     /// another credential issues none.
     #[serde(skip_serializing_if = "Option::is_none")]
     backup_code: Option<String>,
+    /// With `pending`: what to answer next, if it changed (the activation is done, a push
+    /// was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge: Option<ChallengeInfo>,
 }
 
 /// "Submit": the answer proves the credential works and activates it.
@@ -224,6 +234,7 @@ pub async fn enrollment_confirm(
                 status: EnrollmentStatus::Enabled,
                 credential_id: Some(credential_id),
                 backup_code: backup_code.map(|code| code.display()),
+                challenge: None,
             });
             // A forced user's enrolment completed the login, under a new session token.
             match session_token {
@@ -235,6 +246,14 @@ pub async fn enrollment_confirm(
             status: EnrollmentStatus::Pending,
             credential_id: None,
             backup_code: None,
+            challenge: None,
+        })
+        .into_response(),
+        Enrolled::Next(challenge) => Json(EnrollmentConfirmResponse {
+            status: EnrollmentStatus::Pending,
+            credential_id: None,
+            backup_code: None,
+            challenge: Some(challenge.into()),
         })
         .into_response(),
     })

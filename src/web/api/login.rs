@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{service_info, AnswerRequest, Created, LoginStatus, ServiceInfo};
+use super::{service_info, AnswerRequest, ChallengeInfo, Created, LoginStatus, ServiceInfo};
 use crate::app::App;
 use crate::core::policy::{AccountKind, NextStep, ServiceId};
 use crate::services::login::Method;
@@ -77,6 +77,12 @@ impl From<Method> for MethodInfo {
 #[derive(Serialize, ToSchema)]
 pub struct StatusResponse {
     status: LoginStatus,
+    /// An approval is still waiting: poll again in a few seconds.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
+    /// What to answer next (the answer started a push, or sent passcodes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge: Option<ChallengeInfo>,
 }
 
 /// Step one of a login: the password. Sets the session cookie.
@@ -144,11 +150,21 @@ pub async fn second_factor(
             session_cookie(&app, Some(&session_token)),
             Json(StatusResponse {
                 status: LoginStatus::Authenticated,
+                pending: false,
+                challenge: None,
             }),
         )
             .into_response(),
         Verdict::Pending => Json(StatusResponse {
             status: LoginStatus::SecondFactorRequired,
+            pending: true,
+            challenge: None,
+        })
+        .into_response(),
+        Verdict::Next(challenge) => Json(StatusResponse {
+            status: LoginStatus::SecondFactorRequired,
+            pending: false,
+            challenge: Some(challenge.into()),
         })
         .into_response(),
     })

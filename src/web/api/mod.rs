@@ -8,11 +8,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::error::error_response;
+use super::error::{error_response, ErrorDetail};
 use crate::app::App;
 
 use crate::core::policy::ServiceId;
-use crate::services::{Answer, Challenge};
+use crate::services::{Answer, Challenge, Error};
 
 pub mod account;
 pub mod admin;
@@ -189,6 +189,10 @@ pub struct ServiceInfo {
     /// What the service asks for at login (`code` with its length), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     challenge: Option<ChallengeInfo>,
+    /// Why the service cannot be used for this login now (Duo denies the user, or cannot
+    /// be reached): another method, or the backup code, still can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<ErrorDetail>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -197,8 +201,24 @@ pub enum ChallengeInfo {
     Code {
         length: u32,
     },
-    /// Approve on another device, then send `{"type": "poll"}` until it resolves.
-    Approval,
+    /// Approve on another device (`prompt` says which), sending `{"type": "poll"}` every
+    /// few seconds until it resolves.
+    Approval {
+        prompt: String,
+    },
+    /// Send `{"type": "choose", "option": id}` with one of the `options` (a push, a call,
+    /// passcodes by text message), or, if `passcode`, `{"type": "code", "code": ...}`.
+    Choose {
+        options: Vec<ChoiceInfo>,
+        passcode: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
+    },
+    /// Open `link` on the phone (or show it as a QR code to scan with Duo Mobile), then
+    /// send `{"type": "poll"}` every few seconds until it resolves.
+    Activate {
+        link: String,
+    },
     Redirect {
         url: String,
     },
@@ -207,22 +227,52 @@ pub enum ChallengeInfo {
     },
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ChoiceInfo {
+    id: String,
+    label: String,
+    device: String,
+}
+
 impl From<Challenge> for ChallengeInfo {
     fn from(challenge: Challenge) -> Self {
         match challenge {
             Challenge::TypedCode { length } => ChallengeInfo::Code { length },
-            Challenge::Approval => ChallengeInfo::Approval,
+            Challenge::Approval { prompt } => ChallengeInfo::Approval { prompt },
+            Challenge::Choose {
+                options,
+                passcode,
+                notice,
+            } => ChallengeInfo::Choose {
+                options: options
+                    .into_iter()
+                    .map(|choice| ChoiceInfo {
+                        id: choice.id,
+                        label: choice.label,
+                        device: choice.device,
+                    })
+                    .collect(),
+                passcode,
+                notice,
+            },
+            Challenge::Activate { link } => ChallengeInfo::Activate { link },
             Challenge::Redirect { url } => ChallengeInfo::Redirect { url },
             Challenge::Browser { options } => ChallengeInfo::Browser { options },
         }
     }
 }
 
-fn service_info(id: ServiceId, challenge: Option<Challenge>) -> ServiceInfo {
+fn service_info(id: ServiceId, challenge: Option<Result<Challenge, Error>>) -> ServiceInfo {
+    let (challenge, unavailable) = match challenge {
+        None => (None, None),
+        Some(Ok(challenge)) => (Some(challenge.into()), None),
+        Some(Err(error)) => (None, Some(error.detail())),
+    };
     ServiceInfo {
         id,
         name: id.display_name(),
-        challenge: challenge.map(Into::into),
+        challenge,
+        unavailable,
     }
 }
 
@@ -240,6 +290,7 @@ pub enum AnswerRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TaggedAnswer {
     Code { code: String },
+    Choose { option: String },
     Poll,
     Callback { state: String, code: String },
     Browser { response: String },
@@ -249,6 +300,7 @@ impl From<AnswerRequest> for Answer {
     fn from(request: AnswerRequest) -> Answer {
         match request {
             AnswerRequest::Code { code } | AnswerRequest::Tagged(TaggedAnswer::Code { code }) => Answer::Code(code),
+            AnswerRequest::Tagged(TaggedAnswer::Choose { option }) => Answer::Choose { option },
             AnswerRequest::Tagged(TaggedAnswer::Poll) => Answer::Poll,
             AnswerRequest::Tagged(TaggedAnswer::Callback { state, code }) => Answer::Callback { state, code },
             AnswerRequest::Tagged(TaggedAnswer::Browser { response }) => Answer::Browser { response },

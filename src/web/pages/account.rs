@@ -9,12 +9,15 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::login::{signed_in, BackupCodePage};
-use super::{error_page, render, see_other, Area, Layout, MaybeCaller, Moment, SIGNED_IN, SIGNED_IN_OR_ENROLLING};
+use super::{
+    answer_of, error_page, render, see_other, Area, ChallengeView, Layout, MaybeCaller, Moment, SIGNED_IN,
+    SIGNED_IN_OR_ENROLLING,
+};
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
 use crate::core::policy::{AccountKind, ServiceId};
 use crate::services::enrolment::{Enrolled, MAX_CREDENTIALS};
-use crate::services::{Answer, EnrolmentSetup, Error};
+use crate::services::{EnrolmentSetup, Error};
 use crate::store::Stage;
 use crate::web::qr;
 use crate::web::session::Caller;
@@ -149,11 +152,12 @@ pub async fn start<const ADMIN: bool>(
             caller.remote(),
         )
         .await
+        .map(|setup| (service, setup))
     }
     .await;
     match result {
-        Ok(EnrolmentSetup::Totp { .. }) => see_other(&area.path("/account/two-factor/totp")),
-        Ok(EnrolmentSetup::Yubikey) => see_other(&area.path("/account/two-factor/yubikey")),
+        // Each service's enrolment page is named after it (`/account/two-factor/totp`).
+        Ok((service, _)) => see_other(&area.path(&format!("/account/two-factor/{}", service.as_str()))),
         Err(error) => account_form_after(&app, area, &caller, Err(error)).await,
     }
 }
@@ -180,10 +184,19 @@ struct YubikeyPage {
     touch_key: bool,
 }
 
+#[derive(Template)]
+#[template(path = "enrol_duo.html")]
+struct ChallengePage {
+    layout: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+    view: ChallengeView,
+}
+
 /// The page of the enrolment this session has in progress, whichever its service.
 async fn enrolment_form(app: &App, area: Area, caller: &Caller, status: StatusCode, error: Option<String>) -> Response {
-    let setup = match app.pending_enrolment_setup(&caller.session, &caller.account).await {
-        Ok(Some((_, setup))) => setup,
+    let (service, setup) = match app.pending_enrolment_setup(&caller.session, &caller.account).await {
+        Ok(Some(found)) => found,
         Ok(None) => return see_other(&area.path("/account")),
         Err(error) => return error_page(app, area, Some(caller), error),
     };
@@ -200,6 +213,27 @@ async fn enrolment_form(app: &App, area: Area, caller: &Caller, status: StatusCo
                 notice: None,
                 digits: 0,
                 touch_key: true,
+            };
+            return render(status, page);
+        }
+        EnrolmentSetup::Challenge(challenge) => {
+            let view = match ChallengeView::of(challenge, service, area.path("/account/two-factor/confirm")) {
+                Ok(Some(view)) => view,
+                Ok(None) => {
+                    return error_page(
+                        app,
+                        area,
+                        Some(caller),
+                        Error::Internal("no view of a challenge".into()),
+                    )
+                }
+                Err(error) => return error_page(app, area, Some(caller), error),
+            };
+            let page = ChallengePage {
+                layout: Layout::new(app, area, service.display_name(), Some(caller)),
+                error,
+                notice: None,
+                view,
             };
             return render(status, page);
         }
@@ -231,7 +265,12 @@ pub async fn enrolment_page<const ADMIN: bool>(State(app): State<App>, caller: M
 #[derive(Deserialize)]
 pub struct CodeForm {
     csrf: String,
-    code: String,
+    /// A typed code or passcode.
+    code: Option<String>,
+    /// One of a challenge's choices (a Duo push, a call, passcodes by text message).
+    option: Option<String>,
+    /// "Check now": an approval or activation that is waiting.
+    poll: Option<String>,
     /// The service being enrolled (Time-Based Tokens if absent).
     service: Option<String>,
 }
@@ -254,7 +293,7 @@ pub async fn confirm<const ADMIN: bool>(
                 &caller.session,
                 &caller.account,
                 service,
-                &Answer::Code(form.code),
+                &answer_of(form.poll.as_deref(), form.option, form.code),
                 caller.remote(),
             )
             .await
@@ -274,6 +313,7 @@ pub async fn confirm<const ADMIN: bool>(
                     heading: "Two-Factor Authentication is on",
                     explanation: match service {
                         Some(ServiceId::Yubikey) => "From now on, you will touch your YubiKey every time you log in.",
+                        Some(ServiceId::Duo) => "From now on, Duo Security will ask you every time you log in.",
                         _ => "From now on, you will enter a code from your authenticator app every time you log in.",
                     },
                     backup_code: backup_code.display(),
@@ -289,7 +329,9 @@ pub async fn confirm<const ADMIN: bool>(
         Ok(Enrolled::Done { backup_code: None, .. }) => {
             account_form_after(&app, area, &caller, Ok("Your new authenticator is ready to use.")).await
         }
-        Ok(Enrolled::Pending) => enrolment_form(&app, area, &caller, StatusCode::OK, None).await,
+        // 202: still waiting (what poll.js asks again on); the page shows the kept state.
+        Ok(Enrolled::Pending) => enrolment_form(&app, area, &caller, StatusCode::ACCEPTED, None).await,
+        Ok(Enrolled::Next(_)) => enrolment_form(&app, area, &caller, StatusCode::OK, None).await,
         Err(error @ Error::Conflict(_)) => account_form_after(&app, area, &caller, Err(error)).await,
         Err(error) => {
             let (status, message) = failure(&error);

@@ -8,12 +8,12 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::{
-    anonymous_csrf, check_anonymous_csrf, error_page, render, see_other, with_cookie, Area, Layout, MaybeCaller,
-    ANY_STAGE, SIGNED_IN,
+    anonymous_csrf, answer_of, check_anonymous_csrf, error_page, render, see_other, with_cookie, Area, ChallengeView,
+    Layout, MaybeCaller, ANY_STAGE, SIGNED_IN,
 };
 use crate::app::App;
 use crate::core::policy::{NextStep, ServiceId};
-use crate::services::{Answer, Challenge, Error, Verdict};
+use crate::services::{Challenge, Error, Verdict};
 use crate::store::Stage;
 use crate::web::session::{session_cookie, Caller};
 use crate::web::Remote;
@@ -147,8 +147,14 @@ struct CodePage {
     credentials: Option<String>,
     /// The account's other services ("Use another method").
     others: Vec<(&'static str, &'static str)>,
+    /// A challenge that is not a typed code (Duo Security's choices, an approval waiting).
+    view: Option<ChallengeView>,
+    /// The service cannot be used for this login now (the error says why): no form for it.
+    unavailable: bool,
 }
 
+/// The second step's page for `service` (the first method by default): the challenge
+/// `shown` (what the last answer led to), or a new one from the service.
 async fn code_form(
     app: &App,
     area: Area,
@@ -156,21 +162,40 @@ async fn code_form(
     service: Option<ServiceId>,
     status: StatusCode,
     error: Option<String>,
+    shown: Option<Challenge>,
 ) -> Response {
-    let (methods, challenge) = match app
-        .second_factor_methods(&caller.session, &caller.account, service)
-        .await
-    {
+    let found = match shown {
+        Some(challenge) => app
+            .login_methods(&caller.account)
+            .await
+            .map(|methods| (methods, Some(Ok(challenge)))),
+        None => {
+            app.second_factor_methods(&caller.session, &caller.account, service, caller.remote())
+                .await
+        }
+    };
+    let (methods, challenge) = match found {
         Ok(found) => found,
         Err(error) => return error_page(app, area, Some(caller), error),
     };
     let Some(current) = service.or(methods.first().map(|m| m.service)) else {
         return see_other(&area.path("/login"));
     };
-    let digits = match challenge {
-        Some(Challenge::TypedCode { length }) => length,
-        _ => 6,
-    };
+    let (mut status, mut error, mut unavailable, mut digits, mut view) = (status, error, false, 6, None);
+    match challenge {
+        Some(Ok(Challenge::TypedCode { length })) => digits = length,
+        Some(Ok(other)) => match ChallengeView::of(other, current, area.path("/login/code")) {
+            Ok(shown) => view = shown,
+            Err(error) => return error_page(app, area, Some(caller), error),
+        },
+        Some(Err(trouble)) => {
+            if error.is_none() {
+                (status, error) = (trouble.status(), Some(trouble.public_message()));
+            }
+            unavailable = true;
+        }
+        None => {}
+    }
     let labels: Vec<&str> = methods
         .iter()
         .filter(|m| m.service == current)
@@ -192,6 +217,8 @@ async fn code_form(
         service: current.as_str(),
         credentials: (labels.len() > 1).then(|| labels.join(", ")),
         others,
+        view,
+        unavailable,
     };
     render(status, page)
 }
@@ -222,7 +249,7 @@ pub async fn code_page<const ADMIN: bool>(
         Err(redirect) => return redirect.into_response(),
     };
     match chosen_service(query.service.as_deref()) {
-        Ok(service) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
+        Ok(service) => code_form(&app, area, &caller, service, StatusCode::OK, None, None).await,
         Err(error) => error_page(&app, area, Some(&caller), error),
     }
 }
@@ -230,7 +257,12 @@ pub async fn code_page<const ADMIN: bool>(
 #[derive(Deserialize)]
 pub struct CodeForm {
     csrf: String,
-    code: String,
+    /// A typed code or passcode.
+    code: Option<String>,
+    /// One of a challenge's choices (a Duo push, a call, passcodes by text message).
+    option: Option<String>,
+    /// "Check now": an approval that is waiting.
+    poll: Option<String>,
     service: Option<String>,
 }
 
@@ -253,17 +285,26 @@ pub async fn code<const ADMIN: bool>(
             &caller.session,
             &caller.account,
             service,
-            &Answer::Code(form.code),
+            &answer_of(form.poll.as_deref(), form.option, form.code),
             caller.remote(),
         )
         .await;
     match result {
         Ok(Verdict::Accepted { session_token }) => signed_in(&app, see_other(area.home()), &session_token),
-        Ok(Verdict::Pending) => code_form(&app, area, &caller, service, StatusCode::OK, None).await,
+        // 202: still waiting (what poll.js asks again on).
+        Ok(Verdict::Pending) => {
+            let still = Challenge::Approval {
+                prompt: "Still waiting for your approval…".into(),
+            };
+            code_form(&app, area, &caller, service, StatusCode::ACCEPTED, None, Some(still)).await
+        }
+        Ok(Verdict::Next(challenge)) => {
+            code_form(&app, area, &caller, service, StatusCode::OK, None, Some(challenge)).await
+        }
         Err(Error::Unauthenticated) => see_other(&area.path("/login")),
         Err(error) => {
             let status = error.status();
-            code_form(&app, area, &caller, service, status, Some(error.public_message())).await
+            code_form(&app, area, &caller, service, status, Some(error.public_message()), None).await
         }
     }
 }

@@ -22,9 +22,11 @@ use subtle::ConstantTimeEq;
 use super::api::utc_text;
 use super::session::{cookie, remote_addr, session_token, Caller};
 use crate::app::App;
+use crate::core::policy::ServiceId;
 use crate::core::policy::{AccountKind, Role};
 use crate::random;
-use crate::services::Error;
+use crate::services::factors::Choice;
+use crate::services::{Answer, Challenge, Error};
 use crate::store::Stage;
 
 pub fn routes() -> Router<App> {
@@ -47,7 +49,8 @@ pub fn routes() -> Router<App> {
             post(admin::disable_two_factor),
         )
         .route("/admin/accounts/{id}/unlock", post(admin::unlock))
-        .route("/static/style.css", get(style));
+        .route("/static/style.css", get(style))
+        .route("/static/poll.js", get(poll_script));
     for (prefix, admin) in [("/admin", true), ("", false)] {
         let path = |suffix: &str| format!("{prefix}{suffix}");
         router = if admin {
@@ -81,6 +84,7 @@ fn area_routes<const ADMIN: bool>(router: Router<App>, path: impl Fn(&str) -> St
             &path("/account/two-factor/yubikey"),
             get(account::enrolment_page::<ADMIN>),
         )
+        .route(&path("/account/two-factor/duo"), get(account::enrolment_page::<ADMIN>))
         .route(&path("/account/two-factor/confirm"), post(account::confirm::<ADMIN>))
         .route(&path("/account/two-factor/disable"), post(account::disable::<ADMIN>))
         .route(
@@ -100,6 +104,76 @@ async fn style() -> Response {
         HeaderValue::from_static("text/css; charset=utf-8"),
     );
     (headers, include_str!("../../../static/style.css")).into_response()
+}
+
+async fn poll_script() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    (headers, include_str!("../../../static/poll.js")).into_response()
+}
+
+/// A challenge that is not a typed code, as `challenge.html` shows it: its forms post to
+/// `action` (the login's or the enrolment's).
+pub struct ChallengeView {
+    /// `choose`, or `wait` (an approval or an activation).
+    kind: &'static str,
+    service: &'static str,
+    service_name: &'static str,
+    action: String,
+    options: Vec<Choice>,
+    passcode: bool,
+    notice: Option<String>,
+    prompt: String,
+    link: String,
+    qr_png_base64: Option<String>,
+}
+
+impl ChallengeView {
+    /// The view of `challenge`; `None` for a typed code (the pages show their own field).
+    pub fn of(challenge: Challenge, service: ServiceId, action: String) -> Result<Option<ChallengeView>, Error> {
+        let mut view = ChallengeView {
+            kind: "wait",
+            service: service.as_str(),
+            service_name: service.display_name(),
+            action,
+            options: Vec::new(),
+            passcode: false,
+            notice: None,
+            prompt: String::new(),
+            link: String::new(),
+            qr_png_base64: None,
+        };
+        match challenge {
+            Challenge::Choose {
+                options,
+                passcode,
+                notice,
+            } => {
+                view.kind = "choose";
+                (view.options, view.passcode, view.notice) = (options, passcode, notice);
+            }
+            Challenge::Approval { prompt } => view.prompt = prompt,
+            Challenge::Activate { link } => {
+                view.qr_png_base64 = Some(data_encoding::BASE64.encode(&super::qr::png(&link)?));
+                view.prompt = "Waiting for Duo Mobile to be activated…".into();
+                view.link = link;
+            }
+            Challenge::TypedCode { .. } | Challenge::Redirect { .. } | Challenge::Browser { .. } => return Ok(None),
+        }
+        Ok(Some(view))
+    }
+}
+
+/// The answer a challenge's form sent: a poll, a choice, or a typed code.
+pub fn answer_of(poll: Option<&str>, option: Option<String>, code: Option<String>) -> Answer {
+    match (poll, option, code) {
+        (Some(_), _, _) => Answer::Poll,
+        (None, Some(option), _) => Answer::Choose { option },
+        (None, None, code) => Answer::Code(code.unwrap_or_default()),
+    }
 }
 
 /// Which area a page belongs to.
