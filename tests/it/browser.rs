@@ -190,6 +190,17 @@ impl Browser {
             .unwrap()
     }
 
+    /// Waits (up to 20 s) until the page, as it changes by itself, says `text`.
+    async fn wait_for_text(&self, text: &str) {
+        for _ in 0..200 {
+            if self.text().await.contains(text) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the page never said {text:?}: {}", self.text().await);
+    }
+
     async fn focused_id(&self) -> String {
         self.driver
             .active_element()
@@ -597,7 +608,63 @@ async fn a_client_enrols_a_yubikey_and_logs_in_with_it(backend: Backend) {
     assert_eq!(browser.path().await, "/account");
 }
 
+/// Duo Security through the pages: the administrator sets it up, a client enrols with an
+/// approved push and logs in with another, the page waiting for Duo without a reload
+/// (static/poll.js) until the next page shows.
+async fn a_client_enrols_duo_and_logs_in_with_a_push(backend: Backend) {
+    use crate::duo_double::{real_now, DuoDouble, DuoUser};
+    use crate::support::START_TIME;
+    const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+    const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    double.set_skew(START_TIME - real_now());
+    double.add_user("dana", DuoUser::default());
+    let ca_file = double.ca_file.clone();
+    let server = TestServer::start_with(backend, |config| config.tls_ca_file = Some(ca_file)).await;
+    server.full_admin("boss").await;
+    server.client_account("dana").await;
+    let browser = Browser::open(&server, backend).await;
+
+    browser.login("/admin", "boss").await;
+    browser.click_link("System Settings").await;
+    browser.click("#duo_active").await;
+    browser.click("#duo_clients").await;
+    browser.type_into("#duo_integration_key", IKEY).await;
+    browser.type_into("#duo_secret_key", SKEY).await;
+    browser.type_into("#duo_api_hostname", &double.host).await;
+    browser.submit("main button[type=submit]").await;
+    let text = browser.text().await;
+    assert!(text.contains("Settings saved."), "{text}");
+    browser.logout().await;
+
+    browser.login("", "dana").await;
+    browser.click("#enable").await;
+    browser.click("#service-duo").await;
+    browser.submit("main form button[type=submit]").await;
+    assert_eq!(browser.path().await, "/account/two-factor/duo");
+    assert!(browser.text().await.contains("Send Me a Push"));
+    browser.check(Some("enrolment-duo")).await;
+    browser.submit("button[value='push:0']").await;
+    assert!(browser.text_of("waiting").await.contains("A push was sent to iOS"));
+    browser.check(Some("duo-push-waiting")).await;
+    // Duo approves at its third poll: the page shows the backup code without a click.
+    browser
+        .wait_for_text("Duo Security will ask you every time you log in")
+        .await;
+    browser.visit("/account").await;
+    browser.logout().await;
+
+    browser.login("", "dana").await;
+    let text = browser.text().await;
+    assert!(text.contains("Call Me") && text.contains("Enter a Passcode"), "{text}");
+    browser.check(Some("login-duo")).await;
+    browser.submit("button[value='push:0']").await;
+    browser.wait_for_text("Security Settings").await;
+    assert_eq!(browser.path().await, "/account", "logged in after the push");
+}
+
 on_both_backends!(
+    a_client_enrols_duo_and_logs_in_with_a_push,
     a_client_enrols_a_yubikey_and_logs_in_with_it,
     first_start_setup_then_settings_and_an_admin_enrolment,
     client_enrols_from_security_settings_and_meets_every_error,

@@ -145,6 +145,8 @@ struct SettingsPage {
     yubikey_local: bool,
     yubikey_urls: String,
     yubikey_sync_level: String,
+    /// The latest trouble with Duo this week: when (UTC), and what.
+    duo_trouble: Option<(String, String)>,
     /// The latest trouble with the validation servers this week: when (UTC), and what.
     yubikey_trouble: Option<(String, String)>,
     force_clients: bool,
@@ -159,11 +161,16 @@ async fn settings_form(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
-    let yubikey_trouble = match app.latest_trouble(ServiceId::Yubikey).await {
-        Ok(trouble) => trouble.map(|(at, detail)| (crate::web::api::utc_text(at), detail)),
-        Err(error) => return error_page(app, ADMIN, Some(caller), error),
+    let trouble = |service| async move {
+        let latest = app.latest_trouble(service).await?;
+        Ok::<_, Error>(latest.map(|(at, detail)| (crate::web::api::utc_text(at), detail)))
+    };
+    let (duo_trouble, yubikey_trouble) = match (trouble(ServiceId::Duo).await, trouble(ServiceId::Yubikey).await) {
+        (Ok(duo), Ok(yubikey)) => (duo, yubikey),
+        (Err(error), _) | (_, Err(error)) => return error_page(app, ADMIN, Some(caller), error),
     };
     let page = SettingsPage {
+        duo_trouble,
         yubikey_trouble,
         layout: Layout::new(app, ADMIN, "Two-Factor Authentication", Some(caller)),
         error,
