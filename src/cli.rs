@@ -405,6 +405,16 @@ async fn serve(app: App) -> anyhow::Result<()> {
             }
         }
     });
+    let clock_watch = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            every.tick().await;
+            if let Err(error) = clock_watch.check_duo_clock().await {
+                tracing::warn!(%error, "could not compare the clock with Duo's");
+            }
+        }
+    });
     crate::web::serve(app, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -260,8 +260,28 @@ impl Services {
         Err(Error::Validation(format!("{diagnosis}{said} Nothing was saved.")))
     }
 
+    /// Compares this server's clock with Duo's (`/auth/v2/ping`, which needs no key) when
+    /// Duo is active: every few minutes, and after Duo refuses this server's configuration
+    /// (its refusal of a request's time, 40105, among others). The admin area's banner
+    /// shows the result.
+    pub async fn check_duo_clock(&self) -> Result<Option<ClockReading>, Error> {
+        let settings = self.two_factor_settings().await?;
+        let duo = &settings.services.duo;
+        if !duo.active || duo.settings.api_hostname.is_empty() {
+            return Ok(None);
+        }
+        let now = self.now();
+        match self.outbound.duo.ping(&duo.settings.api_hostname).await {
+            Ok(duo_time) => Ok(Some(self.note_duo_clock(now, duo_time))),
+            Err(failure) => {
+                tracing::warn!(?failure, "could not read Duo's clock");
+                Ok(None)
+            }
+        }
+    }
+
     /// Remembers how far this server's clock is from Duo's.
-    fn note_duo_clock(&self, now: i64, duo_time: i64) {
+    fn note_duo_clock(&self, now: i64, duo_time: i64) -> ClockReading {
         let reading = ClockReading {
             at: now,
             offset_secs: duo_time - now,
@@ -275,6 +295,7 @@ impl Services {
         if let Ok(mut clock) = self.duo_clock.lock() {
             *clock = Some(reading);
         }
+        reading
     }
 
     pub async fn list_accounts(&self, actor: &Account, kind: AccountKind) -> Result<Vec<AccountSummary>, Error> {

@@ -171,6 +171,7 @@ impl Services {
                 let event = format!("login_{}", service.as_str());
                 self.audit(Some(account.id), &event, "failure", remote, Some(&error.audit_detail()))
                     .await;
+                self.recheck_clock(&error).await;
                 return Ok(Err(error));
             }
         };

@@ -296,10 +296,21 @@ impl Services {
         if counted {
             self.store.refund_attempt(attempt.counters()).await?;
         }
+        self.recheck_clock(error).await;
         let detail = error.audit_detail();
         self.audit(attempt.account_id, event, "failure", attempt.remote, Some(&detail))
             .await;
         Ok(())
+    }
+
+    /// After Duo refused this server's configuration (perhaps its clock: 40105), compares
+    /// the clocks again so that the admin area's banner shows it at once.
+    pub(crate) async fn recheck_clock(&self, error: &Error) {
+        if matches!(error, Error::ServiceMisconfigured { service, .. } if *service == ServiceId::Duo.display_name()) {
+            if let Err(trouble) = self.check_duo_clock().await {
+                tracing::warn!(%trouble, "could not compare the clock with Duo's");
+            }
+        }
     }
 
     /// After a success: its address's and the account's counters start again.

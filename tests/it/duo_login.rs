@@ -20,6 +20,7 @@ on_both_backends!(
     duos_refusals_and_outages_are_never_a_wrong_code,
     failing_open_lets_in_and_audits_it,
     pushes_per_login_step_are_limited_and_counted,
+    duos_clock_is_watched_and_named_when_a_code_is_refused,
 );
 
 /// Duo's test double keeping the test server's (manual) time, a server trusting it with
@@ -440,4 +441,46 @@ async fn pushes_per_login_step_are_limited_and_counted(backend: Backend) {
     // The three pushes and the refused fourth were counted: one more wrong passcode, then
     // the account's second factor is locked out (five per address and window).
     assert_locked_after(&client, 1).await;
+}
+
+/// A login that Duo refuses for its time (40105) makes the server compare the clocks at
+/// once: every admin page says so. A smaller offset that Duo still accepts, found by the
+/// periodic check, is named when Duo refuses a passcode.
+async fn duos_clock_is_watched_and_named_when_a_code_is_refused(backend: Backend) {
+    let (double, server, admin) = duo_server(backend, |_| {}).await;
+    enrolled(&double, &server, "alice", DuoUser::default()).await;
+    double.set_skew(START_TIME - real_now() + 600);
+    let (_, service) = at_second_step(&server, "alice").await;
+    assert_eq!(
+        service["unavailable"]["code"], "second_factor_service_misconfigured",
+        "{service}"
+    );
+    let (_, page) = admin.get("/admin").await;
+    let page = page.as_str().unwrap().replace("&#39;", "'");
+    // 600 s, or 601 if the real second turned meanwhile.
+    assert!(
+        page.contains("clock-warning") && page.contains("off from Duo's by 60"),
+        "{page}"
+    );
+    let audit = audit_details(&server).await;
+    assert!(
+        audit.iter().any(|a| a.contains("40105") && a.contains("NTP")),
+        "{audit:?}"
+    );
+
+    double.set_skew(START_TIME - real_now() + 120);
+    let reading = server.app.check_duo_clock().await.unwrap().unwrap();
+    assert!((reading.offset_secs - 120).abs() <= 2, "{reading:?}");
+    let (client, _) = at_second_step(&server, "alice").await;
+    let wrong = second_factor(&client, json!({"type": "code", "code": "000000"})).await;
+    assert!(message(&wrong).starts_with(INCORRECT), "{wrong:?}");
+    assert!(message(&wrong).contains("clock is off from Duo's by 12"), "{wrong:?}");
+
+    double.set_skew(START_TIME - real_now());
+    server.app.check_duo_clock().await.unwrap();
+    let (_, page) = admin.get("/admin").await;
+    assert!(
+        !page.as_str().unwrap().contains("clock-warning"),
+        "in step again: no banner"
+    );
 }
