@@ -845,3 +845,86 @@ async fn two_setups_raced_on_two_nodes_create_one_first_administrator() {
     let admins = ["alpha", "bravo"].iter().filter(|name| listed.contains(*name)).count();
     assert_eq!(admins, 1, "{listed}");
 }
+
+/// A Duo push started through one node completes through the other: the transaction is in
+/// the session's challenge in the shared database, not in a node's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duo_push_started_on_one_node_completes_on_the_other() {
+    use crate::duo_double::{DuoDouble, DuoUser};
+    const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+    const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    let double = DuoDouble::start(IKEY, SKEY).await;
+    double.add_user("dan", DuoUser::default());
+    let ca_file = double.ca_file.to_str().unwrap().to_string();
+    let cluster = Cluster::new(&[("TWOFOLD_TLS_CA_FILE", &ca_file)]).await;
+    cluster.create_client("dan");
+    let password_file = cluster.dir.path().join("admin-password");
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    let (ok, out) = cluster.run(&[
+        "admin",
+        "create",
+        "--username",
+        "root",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+    let admin = a.client();
+    admin.login("admin", "root").await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["services"]["duo"] = json!({"active": true, "clients": true, "admins": false,
+        "settings": {"mode": "auth_api", "integration_key": IKEY, "secret_key": SKEY,
+                     "api_hostname": double.host, "username": "username", "failmode": "closed"}});
+    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+
+    // Enrolled through node a with a passcode.
+    let client = a.client();
+    client.login("client", "dan").await;
+    client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
+    let (status, enabled) = client
+        .post(
+            "/api/v1/me/two-factor/duo/enrollment/confirm",
+            json!({"code": "123456"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &enabled["status"]),
+        (StatusCode::OK, &json!("enabled")),
+        "{enabled}"
+    );
+
+    // The push starts on node a; the same session polls node b until Duo says yes.
+    let on_a = a.client();
+    assert_eq!(on_a.login("client", "dan").await.1["status"], "second_factor_required");
+    let (_, pushed) = on_a
+        .post(
+            "/api/v1/login/second-factor",
+            json!({"service": "duo", "type": "choose", "option": "push:0"}),
+        )
+        .await;
+    assert_eq!(pushed["challenge"]["type"], "approval", "{pushed}");
+    let cookie = on_a.http.clone();
+    let on_b = Client {
+        http: cookie,
+        base: b.base.clone(),
+    };
+    let mut last = None;
+    for _ in 0..5 {
+        let answer = on_b
+            .post("/api/v1/login/second-factor", json!({"service": "duo", "type": "poll"}))
+            .await;
+        if answer.1["pending"] != true {
+            last = Some(answer);
+            break;
+        }
+    }
+    let (status, done) = last.expect("decided within five polls");
+    assert_eq!(
+        (status, &done["status"]),
+        (StatusCode::OK, &json!("authenticated")),
+        "{done}"
+    );
+}
