@@ -359,15 +359,8 @@ impl DuoSettings {
         if !self.api_hostname.is_empty() {
             api_hostname(&self.api_hostname)?;
         }
-        if active {
-            if !self.is_complete() {
-                return Err("duo: activating it needs the integration key, the secret key and the API hostname".into());
-            }
-            if self.mode == DuoMode::UniversalPrompt {
-                return Err(
-                    "duo: logins through the Universal Prompt come with the next version of Twofold; use mode auth_api, or save the settings inactive and check them now".into(),
-                );
-            }
+        if active && !self.is_complete() {
+            return Err("duo: activating it needs the integration key, the secret key and the API hostname".into());
         }
         Ok(())
     }
@@ -686,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn duo_keys_have_duos_lengths_and_the_universal_prompt_waits_for_its_login() {
+    fn duo_keys_have_duos_lengths() {
         let mut duo = DuoSettings {
             integration_key: "DIWJ8X6AEYOR5OMC6TQ1".into(),
             secret_key: WriteOnly::New("Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep".into()),
@@ -695,9 +688,6 @@ mod tests {
         };
         assert_eq!(duo.validate(false), Ok(()));
         assert_eq!(duo.validate(true), Ok(()));
-        duo.mode = DuoMode::UniversalPrompt;
-        assert!(duo.validate(true).unwrap_err().contains("next version"));
-        duo.mode = DuoMode::AuthApi;
         duo.integration_key = "DIWJ8X6AEYOR5OMC6TQ".into();
         assert!(duo.validate(false).unwrap_err().contains("integration_key"));
         duo.integration_key = "DIWJ8X6AEYOR5OMC6TQ1".into();

@@ -174,6 +174,12 @@ impl Services {
     ) -> Result<(), Error> {
         require_full_admin(actor)?;
         settings.validate().map_err(Error::Validation)?;
+        let duo = &settings.services.duo;
+        if duo.active && duo.settings.mode == DuoMode::UniversalPrompt && self.config.public_url.is_none() {
+            return Err(Error::Validation(
+                "duo: the Universal Prompt sends the browser back to this server's public_url: set public_url in the server's configuration first".into(),
+            ));
+        }
         let before = self.two_factor_settings().await?;
         self.check_duo(&before, settings).await?;
         let already_set = self.store.setting_secrets_set().await?;

@@ -66,6 +66,7 @@ impl Services {
             now: self.now(),
             sealer: Sealer::new(&self.master_key, service, account.id),
             issuer: &self.config.issuer,
+            public_url: self.config.public_url.as_deref(),
             outbound: &self.outbound,
             secrets: self.setting_secrets(settings, service).await?,
             imported: None,

@@ -547,7 +547,8 @@ async fn saving_duo_settings_checks_the_integration_with_duo(backend: Backend) {
     );
     banner_says("60").await;
 
-    // The Auth API can be activated; the Universal Prompt waits for the next version.
+    // Active: the Auth API at once; the Universal Prompt only with a public_url to send
+    // the browser back to (this server has none).
     double.set_skew(START_TIME - real_now());
     let mut active = duo("auth_api", IKEY, json!({"set": true}), &double.host);
     active["active"] = json!(true);
@@ -555,5 +556,5 @@ async fn saving_duo_settings_checks_the_integration_with_duo(backend: Backend) {
     assert_eq!(saved.0, StatusCode::OK, "{saved:?}");
     active["settings"]["mode"] = json!("universal_prompt");
     let refused = save(with_duo(&admin, active).await).await;
-    assert!(message(&refused).contains("next version"), "{refused:?}");
+    assert!(message(&refused).contains("set public_url"), "{refused:?}");
 }

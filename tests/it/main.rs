@@ -12,6 +12,7 @@ mod duo;
 mod duo_client;
 mod duo_double;
 mod duo_login;
+mod duo_prompt;
 mod flows;
 mod lockout;
 mod nodes;

@@ -111,6 +111,27 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestServer::start_on(listener, backend, adjust).await
+    }
+
+    /// Starts with `public_url` set to the address it listens on, as a server behind its
+    /// public name is (Duo's Universal Prompt sends the browser back there).
+    pub async fn start_public(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        TestServer::start_on(listener, backend, |config| {
+            config.public_url = Some(base);
+            adjust(config)
+        })
+        .await
+    }
+
+    async fn start_on(
+        listener: tokio::net::TcpListener,
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Sqlite => None,
@@ -123,7 +144,7 @@ impl TestServer {
         };
         adjust(&mut config);
         let clock = Arc::new(ManualClock::new(START_TIME));
-        TestServer::launch(dir, config, clock).await
+        TestServer::launch_on(listener, dir, config, clock).await
     }
 
     /// Starts on a data directory (and, for PostgreSQL, a database) prepared beforehand.
@@ -137,8 +158,17 @@ impl TestServer {
     }
 
     async fn launch(dir: TempDir, config: Config, clock: Arc<ManualClock>) -> TestServer {
-        let app = App::start(config.clone(), clock.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestServer::launch_on(listener, dir, config, clock).await
+    }
+
+    async fn launch_on(
+        listener: tokio::net::TcpListener,
+        dir: TempDir,
+        config: Config,
+        clock: Arc<ManualClock>,
+    ) -> TestServer {
+        let app = App::start(config.clone(), clock.clone()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let served = app.clone();

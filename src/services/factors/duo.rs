@@ -1,17 +1,25 @@
-//! Duo Security through its Auth API. `preauth` says whether the user may answer and on
-//! which devices; the user picks a push, a call or text-message passcodes on one of them,
-//! or types a passcode. A push or a call is a Duo transaction answered later: its `txid`
-//! stays in the sealed state the services keep for the session, polled by the server and
-//! never sent to the client, so no client can point a login at another login's approval.
+//! Duo Security, in either of its two modes.
+//!
+//! Through the Auth API, `preauth` says whether the user may answer and on which devices;
+//! the user picks a push, a call or text-message passcodes on one of them, or types a
+//! passcode. A push or a call is a Duo transaction answered later: its `txid` stays in the
+//! sealed state the services keep for the session, polled by the server and never sent to
+//! the client, so no client can point a login at another login's approval.
+//!
+//! Through the Universal Prompt, the browser leaves for Duo with a signed request and comes
+//! back to `/login/duo/callback` with a `state` and a code: the state must be the one kept
+//! for this session (single use, five minutes), and the `id_token` the code is exchanged
+//! for must be Duo's, for this user and this login's nonce, and say `allow`.
 //!
 //! A credential is the account's enrolment with Duo, proved by one successful Duo
 //! authentication (after activating Duo Mobile if Duo did not know the user). Its external
 //! ID is the account's Duo username: one Duo user answers for one account only.
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{
     Accepted, Answer, Challenge, Choice, EnrolmentSetup, FactorCx, NewCredential, Progress, ReplayGuard, SecondFactor,
@@ -20,8 +28,10 @@ use super::{
 use crate::core::duo_api::{
     diagnosis, Activation, ActivationStatus, AuthResult, Capability, Device, DuoFailure, Preauth,
 };
-use crate::core::policy::{DuoUsername, FailMode, ServiceId};
-use crate::outbound::duo::{AuthFactor, AuthStarted, Integration};
+use crate::core::duo_oidc::{self, OidcError};
+use crate::core::policy::{DuoMode, DuoUsername, FailMode, ServiceId};
+use crate::outbound::duo::{AuthFactor, AuthStarted, Integration, WebSdk};
+use crate::random;
 use crate::services::Error;
 use crate::store::Credential;
 
@@ -37,6 +47,12 @@ const TXID_LEDGER_SECS: i64 = 86_400;
 
 /// How long a Duo Mobile activation link stays valid.
 const ACTIVATION_VALID_SECS: u32 = 3600;
+
+/// How long a Universal Prompt's `state` and `nonce` stay valid.
+const PROMPT_VALID_SECS: i64 = 300;
+
+/// Where Duo sends the browser back after the Universal Prompt, under `public_url`.
+pub const CALLBACK_PATH: &str = "/login/duo/callback";
 
 /// What the services keep, sealed, between two requests.
 #[derive(Serialize, Deserialize)]
@@ -59,6 +75,14 @@ enum State {
     /// Let in without a second factor (Duo's bypass, or Duo unreachable and the settings
     /// fail open), with what the audit records of it.
     Allowed { note: String },
+    /// The browser was sent to the Universal Prompt at `url`: the callback must bring back
+    /// `state`, and the `id_token` carry `nonce`.
+    Prompt {
+        url: String,
+        state: String,
+        nonce: String,
+        issued_at: i64,
+    },
 }
 
 /// A device and what it can do.
@@ -205,6 +229,92 @@ impl<'c, 'a> Duo<'c, 'a> {
         })
     }
 
+    fn web_sdk(&self) -> WebSdk<'_> {
+        let settings = &self.cx.settings.services.duo.settings;
+        WebSdk {
+            api_hostname: &settings.api_hostname,
+            client_id: &settings.integration_key,
+            client_secret: &self.secret_key,
+        }
+    }
+
+    fn oidc(&self) -> duo_oidc::Client<'_> {
+        let settings = &self.cx.settings.services.duo.settings;
+        duo_oidc::Client {
+            client_id: &settings.integration_key,
+            client_secret: self.secret_key.expose_secret(),
+            api_host: &settings.api_hostname,
+        }
+    }
+
+    /// Where a login or an enrolment starts, by the settings' mode.
+    async fn begin(&self, username: &str) -> Result<Begun, Error> {
+        match self.cx.settings.services.duo.settings.mode {
+            DuoMode::UniversalPrompt => Ok(Begun::Prompt(self.prompt(username).await?)),
+            DuoMode::AuthApi => Ok(Begun::Preauth(self.preauth(username).await?)),
+        }
+    }
+
+    /// Sends the browser to the Universal Prompt, after Duo's health check.
+    async fn prompt(&self, username: &str) -> Result<State, Error> {
+        let api = &self.cx.outbound.duo;
+        api.health_check(&self.web_sdk(), self.cx.now).await.map_err(failure)?;
+        let (state, nonce) = (random::alphanumeric(36)?, random::alphanumeric(36)?);
+        let url = self
+            .oidc()
+            .authorize_url(username, &state, &nonce, &callback_url(self.cx)?, self.cx.now)
+            .ok_or_else(|| Error::Internal("the Universal Prompt's request could not be signed".into()))?;
+        Ok(State::Prompt {
+            url,
+            state,
+            nonce,
+            issued_at: self.cx.now,
+        })
+    }
+
+    /// Duo's answer through the browser: the code for the `id_token`, if `returned` is the
+    /// kept `state`.
+    async fn callback(
+        &self,
+        username: &str,
+        kept: (&str, &str, i64),
+        returned: &str,
+        code: &str,
+    ) -> Result<Outcome, Error> {
+        let (state, nonce, issued_at) = kept;
+        if !bool::from(state.as_bytes().ct_eq(returned.as_bytes())) {
+            return Err(Error::Denied(
+                "This answer from Duo Security is not for this login. Log in again.".into(),
+            ));
+        }
+        if self.cx.now > issued_at + PROMPT_VALID_SECS {
+            return Err(Error::Conflict("The Duo Security prompt expired. Log in again.".into()));
+        }
+        let api = &self.cx.outbound.duo;
+        let token = api
+            .exchange_code(&self.web_sdk(), code, &callback_url(self.cx)?, self.cx.now)
+            .await
+            .map_err(failure)?;
+        match self.oidc().check_id_token(&token, username, nonce, self.cx.now) {
+            Ok(_) => Ok(Outcome::Authenticated {
+                guard: ReplayGuard::Token {
+                    token_hash: Sha256::digest(format!("state:{state}").as_bytes()).to_vec(),
+                    expires_at: self.cx.now + TXID_LEDGER_SECS,
+                },
+                note: None,
+            }),
+            Err(OidcError::NotAllowed(_)) => Err(incorrect(self.cx)),
+            Err(OidcError::Time) => Err(Error::ServiceMisconfigured {
+                service: ServiceId::Duo.display_name(),
+                detail: format!("{}: synchronise this server with NTP", OidcError::Time),
+            }),
+            Err(refused) => Err(Error::ServiceMisconfigured {
+                service: ServiceId::Duo.display_name(),
+                detail: format!("Duo's id_token was refused: {refused}"),
+            }),
+        }
+    }
+
     fn integration(&self) -> Integration<'_> {
         let settings = &self.cx.settings.services.duo.settings;
         Integration {
@@ -344,6 +454,21 @@ impl<'c, 'a> Duo<'c, 'a> {
                     },
                 }
             }
+            (
+                State::Prompt {
+                    state,
+                    nonce,
+                    issued_at,
+                    ..
+                },
+                Answer::Callback { state: returned, code },
+            ) => {
+                self.callback(&username, (&state, &nonce, issued_at), returned, code)
+                    .await
+            }
+            (State::Prompt { .. }, _) => Err(Error::Validation(
+                "Continue at Duo Security: it sends you back here.".into(),
+            )),
             (State::Waiting { .. } | State::Activating { .. } | State::Allowed { .. }, _) => Err(Error::Validation(
                 "Duo Security is waiting: poll until it answers.".into(),
             )),
@@ -443,13 +568,39 @@ fn show(state: &State) -> Challenge {
         State::Allowed { .. } => Challenge::Approval {
             prompt: "Duo Security lets you in without a second factor.".into(),
         },
+        State::Prompt { url, .. } => Challenge::Redirect { url: url.clone() },
     }
+}
+
+/// The absolute URL Duo sends the browser back to.
+fn callback_url(cx: &FactorCx<'_>) -> Result<String, Error> {
+    let base = cx.public_url.ok_or_else(|| Error::ServiceMisconfigured {
+        service: ServiceId::Duo.display_name(),
+        detail: "the Universal Prompt needs public_url, the address Duo sends the browser back to".into(),
+    })?;
+    Ok(format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')))
+}
+
+/// Where a login or an enrolment starts.
+enum Begun {
+    /// The browser goes to the Universal Prompt.
+    Prompt(State),
+    /// What the Auth API's `preauth` says of the user.
+    Preauth(Preauth),
 }
 
 fn step(cx: &FactorCx<'_>, state: State) -> Result<Step<Challenge>, Error> {
     Ok(Step {
         show: show(&state),
         state: Some(seal(cx, &state)?),
+    })
+}
+
+fn enrolment_step(cx: &FactorCx<'_>, state: State) -> Result<Step<EnrolmentSetup>, Error> {
+    let step = step(cx, state)?;
+    Ok(Step {
+        show: EnrolmentSetup::Challenge(step.show),
+        state: step.state,
     })
 }
 
@@ -470,13 +621,21 @@ impl SecondFactor for DuoFactor {
     }
 
     fn calls_out(&self, _cx: &FactorCx<'_>, answer: &Answer) -> bool {
-        matches!(answer, Answer::Code(_) | Answer::Choose { .. })
+        matches!(
+            answer,
+            Answer::Code(_) | Answer::Choose { .. } | Answer::Callback { .. }
+        )
     }
 
     async fn begin_enrolment(&self, cx: &FactorCx<'_>) -> Result<Step<EnrolmentSetup>, Error> {
         let duo = Duo::new(cx)?;
         let username = duo_username(cx)?;
-        let state = match duo.preauth(&username).await? {
+        let preauth = match duo.begin(&username).await? {
+            // One round trip through the prompt enrols (at Duo too, if need be).
+            Begun::Prompt(state) => return enrolment_step(cx, state),
+            Begun::Preauth(preauth) => preauth,
+        };
+        let state = match preauth {
             Preauth::Auth { devices } => State::Offered {
                 devices: devices.iter().map(Offered::from).collect(),
                 started: 0,
@@ -496,11 +655,7 @@ impl SecondFactor for DuoFactor {
             }
             Preauth::Deny { message } => return Err(Error::Denied(format!("Duo Security refused: {message}"))),
         };
-        let step = step(cx, state)?;
-        Ok(Step {
-            show: EnrolmentSetup::Challenge(step.show),
-            state: step.state,
-        })
+        enrolment_step(cx, state)
     }
 
     fn enrolment_setup(&self, cx: &FactorCx<'_>, state: &[u8]) -> Result<EnrolmentSetup, Error> {
@@ -527,23 +682,24 @@ impl SecondFactor for DuoFactor {
     }
 
     async fn start_login(&self, cx: &FactorCx<'_>, _credentials: &[Credential]) -> Result<Step<Challenge>, Error> {
-        let preauth = match Duo::new(cx) {
-            Ok(duo) => duo.preauth(&duo_username(cx)?).await,
+        let begun = match Duo::new(cx) {
+            Ok(duo) => duo.begin(&duo_username(cx)?).await,
             Err(error) => Err(error),
         };
-        let state = match preauth {
-            Ok(Preauth::Auth { devices }) => State::Offered {
+        let state = match begun {
+            Ok(Begun::Prompt(state)) => state,
+            Ok(Begun::Preauth(Preauth::Auth { devices })) => State::Offered {
                 devices: devices.iter().map(Offered::from).collect(),
                 started: 0,
                 notice: None,
             },
-            Ok(Preauth::Allow { message }) => State::Allowed {
+            Ok(Begun::Preauth(Preauth::Allow { message })) => State::Allowed {
                 note: format!("Duo bypass: {message}"),
             },
-            Ok(Preauth::Deny { message }) => {
+            Ok(Begun::Preauth(Preauth::Deny { message })) => {
                 return Err(Error::Denied(format!("Duo Security denied this login: {message}")))
             }
-            Ok(Preauth::Enroll { .. }) => {
+            Ok(Begun::Preauth(Preauth::Enroll { .. })) => {
                 return Err(Error::Denied(
                     "Duo Security does not know your account, or it has no device: ask an administrator.".into(),
                 ))

@@ -70,6 +70,8 @@ pub struct FactorCx<'a> {
     pub sealer: Sealer<'a>,
     /// The name authenticator apps show (`issuer` in the configuration).
     pub issuer: &'a str,
+    /// The address users reach this server by (`public_url`), if configured.
+    pub public_url: Option<&'a str>,
     /// The clients of the outside services a factor may call.
     pub outbound: &'a Outbound,
     /// The factor's own service's write-only settings that are set, opened.

@@ -273,6 +273,7 @@ mod tests {
             now: NOW,
             sealer: Sealer::new(key, ServiceId::Totp, account.id),
             issuer: "Twofold",
+            public_url: None,
             outbound: outbound(),
             secrets: Default::default(),
             imported: None,

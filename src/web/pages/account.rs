@@ -300,6 +300,17 @@ pub async fn confirm<const ADMIN: bool>(
         }
         None => Err(Error::Validation("There is no such second factor.".into())),
     };
+    enrolment_answered(&app, area, &caller, service, result).await
+}
+
+/// The page after an answer to an enrolment (a form's, or Duo's through the browser).
+pub(super) async fn enrolment_answered(
+    app: &App,
+    area: Area,
+    caller: &Caller,
+    service: Option<ServiceId>,
+    result: Result<Enrolled, Error>,
+) -> Response {
     match result {
         Ok(Enrolled::Done {
             backup_code: Some(backup_code),
@@ -309,7 +320,7 @@ pub async fn confirm<const ADMIN: bool>(
             let page = render(
                 StatusCode::OK,
                 BackupCodePage {
-                    layout: Layout::new(&app, area, "Two-Factor Authentication is on", None),
+                    layout: Layout::new(app, area, "Two-Factor Authentication is on", None),
                     heading: "Two-Factor Authentication is on",
                     explanation: match service {
                         Some(ServiceId::Yubikey) => "From now on, you will touch your YubiKey every time you log in.",
@@ -322,20 +333,20 @@ pub async fn confirm<const ADMIN: bool>(
             );
             // A forced user's enrolment completed the login, under a new session token.
             match session_token {
-                Some(token) => signed_in(&app, page, &token),
+                Some(token) => signed_in(app, page, &token),
                 None => page,
             }
         }
         Ok(Enrolled::Done { backup_code: None, .. }) => {
-            account_form_after(&app, area, &caller, Ok("Your new authenticator is ready to use.")).await
+            account_form_after(app, area, caller, Ok("Your new authenticator is ready to use.")).await
         }
         // 202: still waiting (what poll.js asks again on); the page shows the kept state.
-        Ok(Enrolled::Pending) => enrolment_form(&app, area, &caller, StatusCode::ACCEPTED, None).await,
-        Ok(Enrolled::Next(_)) => enrolment_form(&app, area, &caller, StatusCode::OK, None).await,
-        Err(error @ Error::Conflict(_)) => account_form_after(&app, area, &caller, Err(error)).await,
+        Ok(Enrolled::Pending) => enrolment_form(app, area, caller, StatusCode::ACCEPTED, None).await,
+        Ok(Enrolled::Next(_)) => enrolment_form(app, area, caller, StatusCode::OK, None).await,
+        Err(error @ Error::Conflict(_)) => account_form_after(app, area, caller, Err(error)).await,
         Err(error) => {
             let (status, message) = failure(&error);
-            enrolment_form(&app, area, &caller, status, message).await
+            enrolment_form(app, area, caller, status, message).await
         }
     }
 }

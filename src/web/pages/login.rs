@@ -13,7 +13,7 @@ use super::{
 };
 use crate::app::App;
 use crate::core::policy::{NextStep, ServiceId};
-use crate::services::{Challenge, Error, Verdict};
+use crate::services::{Answer, Challenge, Error, Verdict};
 use crate::store::Stage;
 use crate::web::session::{session_cookie, Caller};
 use crate::web::Remote;
@@ -421,4 +421,61 @@ pub async fn logout<const ADMIN: bool>(
     let mut response = see_other(&area.path("/login"));
     response.headers_mut().extend(session_cookie(&app, None));
     response
+}
+
+#[derive(Deserialize)]
+pub struct DuoCallbackQuery {
+    state: Option<String>,
+    duo_code: Option<String>,
+}
+
+/// Where Duo's Universal Prompt sends the browser back (`?state=...&duo_code=...`): it
+/// completes the session's login, or its enrolment in Duo, whichever area it is in. The
+/// `state` is checked against the one kept for this session before anything else.
+pub async fn duo_callback(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Query(query): Query<DuoCallbackQuery>,
+) -> Response {
+    let Some(kind) = caller.0.as_ref().map(|c| c.account.kind) else {
+        return error_page(
+            &app,
+            Area::of::<false>(),
+            None,
+            Error::Validation("Your login expired while Duo Security was asking you. Log in again.".into()),
+        );
+    };
+    let area = Area { kind };
+    let caller = match caller.require(area, ANY_STAGE) {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let answer = Answer::Callback {
+        state: query.state.unwrap_or_default(),
+        code: query.duo_code.unwrap_or_default(),
+    };
+    let service = Some(ServiceId::Duo);
+    if caller.session.stage != Stage::SecondFactor {
+        let result = app
+            .confirm_enrolment(
+                &caller.session,
+                &caller.account,
+                ServiceId::Duo,
+                &answer,
+                caller.remote(),
+            )
+            .await;
+        return super::account::enrolment_answered(&app, area, &caller, service, result).await;
+    }
+    match app
+        .verify_second_factor(&caller.session, &caller.account, service, &answer, caller.remote())
+        .await
+    {
+        Ok(Verdict::Accepted { session_token }) => signed_in(&app, see_other(area.home()), &session_token),
+        Ok(Verdict::Pending | Verdict::Next(_)) => see_other(&area.path("/login/code?service=duo")),
+        Err(error) => {
+            let status = error.status();
+            code_form(&app, area, &caller, service, status, Some(error.public_message()), None).await
+        }
+    }
 }

@@ -49,6 +49,7 @@ pub fn routes() -> Router<App> {
             post(admin::disable_two_factor),
         )
         .route("/admin/accounts/{id}/unlock", post(admin::unlock))
+        .route(crate::services::factors::duo::CALLBACK_PATH, get(login::duo_callback))
         .route("/static/style.css", get(style))
         .route("/static/poll.js", get(poll_script));
     for (prefix, admin) in [("/admin", true), ("", false)] {
@@ -118,7 +119,8 @@ async fn poll_script() -> Response {
 /// A challenge that is not a typed code, as `challenge.html` shows it: its forms post to
 /// `action` (the login's or the enrolment's).
 pub struct ChallengeView {
-    /// `choose`, or `wait` (an approval or an activation).
+    /// `choose`, `redirect` (the user continues at the service), or `wait` (an approval
+    /// or an activation).
     kind: &'static str,
     service: &'static str,
     service_name: &'static str,
@@ -161,7 +163,11 @@ impl ChallengeView {
                 view.prompt = "Waiting for Duo Mobile to be activated…".into();
                 view.link = link;
             }
-            Challenge::TypedCode { .. } | Challenge::Redirect { .. } | Challenge::Browser { .. } => return Ok(None),
+            Challenge::Redirect { url } => {
+                view.kind = "redirect";
+                view.link = url;
+            }
+            Challenge::TypedCode { .. } | Challenge::Browser { .. } => return Ok(None),
         }
         Ok(Some(view))
     }
