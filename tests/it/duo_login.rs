@@ -21,11 +21,12 @@ on_both_backends!(
     failing_open_lets_in_and_audits_it,
     pushes_per_login_step_are_limited_and_counted,
     duos_clock_is_watched_and_named_when_a_code_is_refused,
+    forced_enrolment_admin_disable_and_what_the_admin_sees_of_duos_trouble,
 );
 
 /// Duo's test double keeping the test server's (manual) time, a server trusting it with
 /// Duo active for clients (settings adjusted by `adjust`), and a full administrator.
-async fn duo_server(backend: Backend, adjust: impl FnOnce(&mut Value)) -> (DuoDouble, TestServer, Client) {
+pub(crate) async fn duo_server(backend: Backend, adjust: impl FnOnce(&mut Value)) -> (DuoDouble, TestServer, Client) {
     let double = DuoDouble::start(IKEY, SKEY).await;
     double.set_skew(START_TIME - real_now());
     let ca_file = double.ca_file.clone();
@@ -50,7 +51,11 @@ async fn enrolled(double: &DuoDouble, server: &TestServer, username: &str, user:
     double.add_user(username, user);
     server.client_account(username).await;
     let client = server.client();
-    assert_eq!(client.login("client", username).await.1["status"], "authenticated");
+    let (_, login) = client.login("client", username).await;
+    assert!(
+        ["authenticated", "enrollment_required"].contains(&login["status"].as_str().unwrap()),
+        "{login}"
+    );
     let (status, started) = client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
     assert_eq!(
         (status, &started["type"]),
@@ -483,4 +488,63 @@ async fn duos_clock_is_watched_and_named_when_a_code_is_refused(backend: Backend
         !page.as_str().unwrap().contains("clock-warning"),
         "in step again: no banner"
     );
+}
+
+/// A client forced to enrol can enrol Duo, which completes its login; an administrator's
+/// disabling sends it back to enrolment; Duo refusing this server's kind of application
+/// (40301) is shown to the administrator with what to fix, never to the user as a code.
+async fn forced_enrolment_admin_disable_and_what_the_admin_sees_of_duos_trouble(backend: Backend) {
+    let (double, server, admin) = duo_server(backend, |_| {}).await;
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    settings.as_object_mut().unwrap().remove("server_time_utc");
+    settings["force_clients"] = json!(true);
+    assert_eq!(
+        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
+        StatusCode::OK
+    );
+    double.add_user("fay", DuoUser::default());
+    let id = server.client_account("fay").await;
+    let client = server.client();
+    let (_, login) = client.login("client", "fay").await;
+    assert_eq!(login["status"], "enrollment_required", "{login}");
+    client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
+    let (status, done) = confirm(&client, json!({"type": "code", "code": "123456"})).await;
+    assert_eq!((status, &done["status"]), (StatusCode::OK, &json!("enabled")), "{done}");
+    assert!(signed_in(&client).await, "the forced login completed");
+
+    let disabled = admin
+        .post_empty(&format!("/api/v1/admin/accounts/{id}/two-factor/disable"))
+        .await;
+    assert!(disabled.0.is_success(), "{disabled:?}");
+    let (_, login) = server.client().login("client", "fay").await;
+    assert_eq!(login["status"], "enrollment_required", "{login}");
+
+    enrolled(&double, &server, "gus", DuoUser::default()).await;
+    double.fail_next(Failure {
+        status: 403,
+        retry_after: None,
+        body: r#"{"stat": "FAIL", "code": 40301, "message": "Access forbidden"}"#,
+    });
+    let (_, service) = at_second_step(&server, "gus").await;
+    assert_eq!(
+        service["unavailable"]["code"], "second_factor_service_misconfigured",
+        "{service}"
+    );
+    assert!(
+        service["unavailable"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tell an administrator"),
+        "{service}"
+    );
+    let (_, page) = admin.get("/admin/settings/two-factor").await;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains("duo-trouble") && page.contains("this Duo application may not use this API"),
+        "{page}"
+    );
+}
+
+async fn signed_in(client: &Client) -> bool {
+    client.get("/api/v1/me").await.0 == StatusCode::OK
 }

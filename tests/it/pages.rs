@@ -604,3 +604,59 @@ on_both_backends!(
     staff_and_half_logged_in_administrators_cannot_use_admin_forms,
     pages_carry_the_security_headers,
 );
+
+on_both_backends!(a_user_new_to_duo_scans_the_activation_code_and_enrols_without_javascript);
+
+/// Duo's enrolment through the pages alone (no JavaScript): Duo Mobile's activation as a
+/// QR code a phone reads, "Check now" answered 202 while Duo waits, then the choice of a
+/// push, and the backup code once Duo approves.
+async fn a_user_new_to_duo_scans_the_activation_code_and_enrols_without_javascript(backend: Backend) {
+    let (double, server, _) = crate::duo_login::duo_server(backend, |_| {}).await;
+    server.client_account("nia").await;
+    let browser = Browser::new(&server);
+    browser.login("", "nia").await;
+    let csrf = browser.get("/account").await.csrf();
+    let started = browser
+        .post(
+            "/account/two-factor/start",
+            &[("csrf", &csrf), ("enable", "on"), ("service", "duo")],
+        )
+        .await;
+    assert_eq!(started.location.as_deref(), Some("/account/two-factor/duo"));
+    let activation = browser.get("/account/two-factor/duo").await;
+    let link = crate::third_party::zbarimg(&activation.img_data());
+    assert!(link.starts_with("duo://"), "{link}");
+    assert!(
+        activation.html.contains(&format!(r#"href="{link}""#)),
+        "the link beside the code"
+    );
+    assert!(activation
+        .html
+        .contains(r#"<script src="/static/poll.js" defer></script>"#));
+    let check = [("csrf", csrf.as_str()), ("service", "duo"), ("poll", "1")];
+    let waiting = browser.post("/account/two-factor/confirm", &check).await;
+    assert_eq!(waiting.status, StatusCode::ACCEPTED, "Duo Mobile is not activated yet");
+    let activated = browser.post("/account/two-factor/confirm", &check).await;
+    assert_eq!(activated.status, StatusCode::OK);
+    assert!(activated.html.contains("Duo Mobile is activated"), "{}", activated.html);
+    let pushed = browser
+        .post(
+            "/account/two-factor/confirm",
+            &[("csrf", &csrf), ("service", "duo"), ("option", "push:0")],
+        )
+        .await;
+    assert!(pushed.html.contains("A push was sent to"), "{}", pushed.html);
+    let mut page = browser.post("/account/two-factor/confirm", &check).await;
+    for _ in 0..5 {
+        if page.status != StatusCode::ACCEPTED {
+            break;
+        }
+        page = browser.post("/account/two-factor/confirm", &check).await;
+    }
+    assert!(
+        page.html.contains("Duo Security will ask you every time you log in"),
+        "{}",
+        page.html
+    );
+    assert_eq!(double.txids().len(), 1);
+}
