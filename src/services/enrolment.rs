@@ -191,7 +191,7 @@ impl Services {
         };
         let expires_at = now + PENDING_ENROLMENT_TTL_SECS;
         let new = match factor.finish_enrolment(&cx, &kept.sealed, answer).await {
-            Ok(Progress::Done(new)) => new,
+            Ok(Progress::Done(new)) => Ok(new),
             Ok(Progress::Pending) => return Ok(Enrolled::Pending),
             Ok(Progress::Next { show, keep: next }) => {
                 self.store
@@ -208,16 +208,12 @@ impl Services {
                 self.store
                     .put_challenge(&session.token_hash, Purpose::Enrolment, &keep(next), expires_at)
                     .await?;
-                self.audit(
-                    Some(account.id),
-                    "enrolment_confirm",
-                    "failure",
-                    remote,
-                    Some(error.code()),
-                )
-                .await;
-                return Err(error);
+                Err(error)
             }
+            Err(error) => Err(error),
+        };
+        let new = match new {
+            Ok(new) => new,
             Err(error) => {
                 self.audit(
                     Some(account.id),

@@ -612,10 +612,8 @@ async fn a_client_enrols_a_yubikey_and_logs_in_with_it(backend: Backend) {
 /// approved push and logs in with another, the page waiting for Duo without a reload
 /// (static/poll.js) until the next page shows.
 async fn a_client_enrols_duo_and_logs_in_with_a_push(backend: Backend) {
-    use crate::duo_double::{real_now, DuoDouble, DuoUser};
+    use crate::duo_double::{real_now, DuoDouble, DuoUser, IKEY, SKEY};
     use crate::support::START_TIME;
-    const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-    const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
     let double = DuoDouble::start(IKEY, SKEY).await;
     double.set_skew(START_TIME - real_now());
     double.add_user("dana", DuoUser::default());

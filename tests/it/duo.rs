@@ -9,10 +9,7 @@ use twofold::core::duo_api::{diagnosis, ActivationStatus, AuthResult, Capability
 use twofold::outbound::duo::{AuthFactor, AuthStarted, DuoApi, Integration};
 
 use crate::duo_client::run_python;
-use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure};
-
-const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure, IKEY, SKEY};
 
 /// Twofold's client of Duo, trusting the double's certificate authority.
 fn client_of(double: &DuoDouble) -> DuoApi {
@@ -433,7 +430,7 @@ async fn twofold_completes_the_universal_prompt_and_checks_what_comes_back() {
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{error_code, Backend, Client, TestServer, START_TIME};
+use crate::support::{error_code, Backend, Client, START_TIME};
 
 on_both_backends!(saving_duo_settings_checks_the_integration_with_duo);
 
@@ -445,7 +442,8 @@ async fn with_duo(admin: &Client, duo: Value) -> Value {
     settings
 }
 
-fn duo(mode: &str, ikey: &str, skey: Value, host: &str) -> Value {
+/// Duo's part of the settings document (inactive, enabled for both kinds of account).
+pub(crate) fn duo(mode: &str, ikey: &str, skey: Value, host: &str) -> Value {
     json!({"active": false, "clients": true, "admins": true,
            "settings": {"mode": mode, "integration_key": ikey, "secret_key": skey,
                         "api_hostname": host, "username": "username", "failmode": "closed"}})
@@ -455,14 +453,7 @@ fn duo(mode: &str, ikey: &str, skey: Value, host: &str) -> Value {
 /// nothing is saved; a server whose clock is off from Duo's is told so on every admin page;
 /// a good integration is saved with its Secret Key write-only.
 async fn saving_duo_settings_checks_the_integration_with_duo(backend: Backend) {
-    let double = DuoDouble::start(IKEY, SKEY).await;
-    // The double's Duo keeps the test server's (manual) time.
-    double.set_skew(START_TIME - real_now());
-    let ca_file = double.ca_file.clone();
-    let server = TestServer::start_with(backend, |config| config.tls_ca_file = Some(ca_file)).await;
-    server.full_admin("boss").await;
-    let admin = server.client();
-    admin.login("admin", "boss").await;
+    let (double, server, admin) = crate::duo_login::duo_peer(backend, false).await;
     let save = |settings: Value| {
         let admin = &admin;
         async move { admin.put("/api/v1/admin/two-factor/settings", settings).await }

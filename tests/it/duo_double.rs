@@ -16,6 +16,11 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use twofold::core::duo_sign::{signature, Canonical, Digest};
 
+/// The keys of the double's applications (Auth API and Web SDK alike), as the tests give
+/// them to Twofold: the integration key (client ID) and the secret key (client secret).
+pub const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+pub const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+
 /// How far a request's date may be from the double's clock, as Duo's own mock allows.
 const DATE_TOLERANCE_SECS: i64 = 300;
 

@@ -6,12 +6,18 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure};
-use crate::support::{error_code, Answer, Backend, Client, TestServer, START_TIME};
+use crate::duo::duo;
+use crate::duo_double::{real_now, DuoDouble, DuoUser, Failure, IKEY, SKEY};
+use crate::support::{change_settings, error_code, Answer, Backend, Client, TestServer, START_TIME};
 
-const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
 const INCORRECT: &str = "The second factor you supplied was incorrect. Please try again.";
+
+/// Duo refusing the request's signature (a wrong secret key or host), as Duo answers it.
+const SIGNATURE_REFUSED: Failure = Failure {
+    status: 401,
+    retry_after: None,
+    body: r#"{"stat": "FAIL", "code": 40103, "message": "Invalid signature in request credentials"}"#,
+};
 
 on_both_backends!(
     a_client_enrols_duo_with_a_push_and_logs_in_each_way,
@@ -24,23 +30,34 @@ on_both_backends!(
     forced_enrolment_admin_disable_and_what_the_admin_sees_of_duos_trouble,
 );
 
-/// Duo's test double keeping the test server's (manual) time, a server trusting it with
-/// Duo active for clients (settings adjusted by `adjust`), and a full administrator.
-pub(crate) async fn duo_server(backend: Backend, adjust: impl FnOnce(&mut Value)) -> (DuoDouble, TestServer, Client) {
+/// Duo's test double (its Auth API and Web SDK applications both `IKEY` and `SKEY`)
+/// keeping the test server's (manual) time, a server trusting it (listening at its
+/// `public_url` if `public`), and a full administrator logged in.
+pub(crate) async fn duo_peer(backend: Backend, public: bool) -> (DuoDouble, TestServer, Client) {
     let double = DuoDouble::start(IKEY, SKEY).await;
     double.set_skew(START_TIME - real_now());
     let ca_file = double.ca_file.clone();
-    let server = TestServer::start_with(backend, |config| config.tls_ca_file = Some(ca_file)).await;
+    let trusting = |config: &mut twofold::config::Config| config.tls_ca_file = Some(ca_file);
+    let server = match public {
+        true => TestServer::start_public(backend, trusting).await,
+        false => TestServer::start_with(backend, trusting).await,
+    };
     server.full_admin("boss").await;
     let admin = server.client();
     admin.login("admin", "boss").await;
-    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
-    settings.as_object_mut().unwrap().remove("server_time_utc");
-    settings["services"]["duo"] = json!({"active": true, "clients": true, "admins": true,
-        "settings": {"mode": "auth_api", "integration_key": IKEY, "secret_key": SKEY,
-                     "api_hostname": double.host, "username": "username", "failmode": "closed"}});
-    adjust(&mut settings["services"]["duo"]["settings"]);
-    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    (double, server, admin)
+}
+
+/// [`duo_peer`] with Duo's Auth API active for both kinds of account (its settings
+/// adjusted by `adjust`).
+pub(crate) async fn duo_server(backend: Backend, adjust: impl FnOnce(&mut Value)) -> (DuoDouble, TestServer, Client) {
+    let (double, server, admin) = duo_peer(backend, false).await;
+    let (status, saved) = change_settings(&admin, |settings| {
+        settings["services"]["duo"] = duo("auth_api", IKEY, json!(SKEY), &double.host);
+        settings["services"]["duo"]["active"] = json!(true);
+        adjust(&mut settings["services"]["duo"]["settings"]);
+    })
+    .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     (double, server, admin)
 }
@@ -293,11 +310,7 @@ async fn duos_refusals_and_outages_are_never_a_wrong_code(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "the backup code still works: {used}");
 
-    double.fail_next(Failure {
-        status: 401,
-        retry_after: None,
-        body: r#"{"stat": "FAIL", "code": 40103, "message": "Invalid signature in request credentials"}"#,
-    });
+    double.fail_next(SIGNATURE_REFUSED);
     let (_, service) = at_second_step(&server, "alice").await;
     assert_eq!(
         service["unavailable"]["code"], "second_factor_service_misconfigured",
@@ -377,11 +390,7 @@ async fn failing_open_lets_in_and_audits_it(backend: Backend) {
     let (_, done) = second_factor(&client, json!({"type": "poll"})).await;
     assert_eq!(done["status"], "authenticated", "{done}");
     // A signature error is the configuration's: never let in, even failing open.
-    double.fail_next(Failure {
-        status: 401,
-        retry_after: None,
-        body: r#"{"stat": "FAIL", "code": 40103, "message": "Invalid signature in request credentials"}"#,
-    });
+    double.fail_next(SIGNATURE_REFUSED);
     let (_, service) = at_second_step(&server, "alice").await;
     assert_eq!(
         service["unavailable"]["code"], "second_factor_service_misconfigured",
@@ -495,13 +504,8 @@ async fn duos_clock_is_watched_and_named_when_a_code_is_refused(backend: Backend
 /// (40301) is shown to the administrator with what to fix, never to the user as a code.
 async fn forced_enrolment_admin_disable_and_what_the_admin_sees_of_duos_trouble(backend: Backend) {
     let (double, server, admin) = duo_server(backend, |_| {}).await;
-    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
-    settings.as_object_mut().unwrap().remove("server_time_utc");
-    settings["force_clients"] = json!(true);
-    assert_eq!(
-        admin.put("/api/v1/admin/two-factor/settings", settings).await.0,
-        StatusCode::OK
-    );
+    let forced = change_settings(&admin, |settings| settings["force_clients"] = json!(true)).await;
+    assert_eq!(forced.0, StatusCode::OK, "{forced:?}");
     double.add_user("fay", DuoUser::default());
     let id = server.client_account("fay").await;
     let client = server.client();
@@ -545,6 +549,7 @@ async fn forced_enrolment_admin_disable_and_what_the_admin_sees_of_duos_trouble(
     );
 }
 
-async fn signed_in(client: &Client) -> bool {
+/// Signed in: the account's own page answers.
+pub(crate) async fn signed_in(client: &Client) -> bool {
     client.get("/api/v1/me").await.0 == StatusCode::OK
 }

@@ -4,38 +4,29 @@
 //! straight back with a code, as the user's script says.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::duo::duo;
 use crate::duo_double::{real_now, DuoDouble, DuoUser};
-use crate::support::{error_code, Backend, Client, TestServer, START_TIME};
+use crate::duo_login::{duo_peer, signed_in};
+use crate::support::{change_settings, error_code, Backend, Client, TestServer, START_TIME};
 
-const CLIENT_ID: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-const CLIENT_SECRET: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+/// The double's Web SDK application has the same keys as its Auth API one.
+use crate::duo_double::{IKEY as CLIENT_ID, SKEY as CLIENT_SECRET};
 
 on_both_backends!(
     the_prompt_enrols_and_logs_in_through_the_browsers_round_trip,
     the_prompts_state_is_this_sessions_once_and_for_five_minutes,
 );
 
-fn prompt_settings(host: &str) -> Value {
-    json!({"active": true, "clients": true, "admins": true,
-        "settings": {"mode": "universal_prompt", "integration_key": CLIENT_ID, "secret_key": CLIENT_SECRET,
-                     "api_hostname": host, "username": "username", "failmode": "closed"}})
-}
-
 /// The double, and a server at its public address using it through the Universal Prompt.
 async fn prompt_server(backend: Backend) -> (DuoDouble, TestServer) {
-    let double = DuoDouble::start(CLIENT_ID, CLIENT_SECRET).await;
-    double.set_skew(START_TIME - real_now());
-    let ca_file = double.ca_file.clone();
-    let server = TestServer::start_public(backend, |config| config.tls_ca_file = Some(ca_file)).await;
-    server.full_admin("boss").await;
-    let admin = server.client();
-    admin.login("admin", "boss").await;
-    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
-    settings.as_object_mut().unwrap().remove("server_time_utc");
-    settings["services"]["duo"] = prompt_settings(&double.host);
-    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    let (double, server, admin) = duo_peer(backend, true).await;
+    let (status, saved) = change_settings(&admin, |settings| {
+        settings["services"]["duo"] = duo("universal_prompt", CLIENT_ID, json!(CLIENT_SECRET), &double.host);
+        settings["services"]["duo"]["active"] = json!(true);
+    })
+    .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     (double, server)
 }
@@ -66,6 +57,19 @@ async fn back_at(client: &Client, callback: &str) -> (StatusCode, String, String
     (response.status(), path, response.text().await.unwrap())
 }
 
+/// A new client known to Duo as `username` starts enrolling through the prompt; its
+/// session, and where Duo sends its browser back.
+async fn enrolling(double: &DuoDouble, server: &TestServer, username: &str) -> (Client, String) {
+    double.add_user(username, DuoUser::default());
+    server.client_account(username).await;
+    let client = server.client();
+    client.login("client", username).await;
+    let (_, started) = client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
+    assert_eq!(started["challenge"]["type"], "redirect", "{started}");
+    let callback = at_duo(double, started["challenge"]["url"].as_str().unwrap()).await;
+    (client, callback)
+}
+
 /// A password login that stops at the second step: where the prompt is.
 async fn prompt_url(server: &TestServer, username: &str) -> (Client, String) {
     let client = server.client();
@@ -76,22 +80,11 @@ async fn prompt_url(server: &TestServer, username: &str) -> (Client, String) {
     (client, challenge["url"].as_str().unwrap().to_string())
 }
 
-/// Signed in: the account's own page answers.
-async fn signed_in(client: &Client) -> bool {
-    client.get("/api/v1/me").await.0 == StatusCode::OK
-}
-
 /// Enrolment is one round trip through the prompt; a login is another, completed by the
 /// callback in the browser or, for an API client, by sending the callback's parameters.
 async fn the_prompt_enrols_and_logs_in_through_the_browsers_round_trip(backend: Backend) {
     let (double, server) = prompt_server(backend).await;
-    double.add_user("uma", DuoUser::default());
-    server.client_account("uma").await;
-    let client = server.client();
-    client.login("client", "uma").await;
-    let (_, started) = client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
-    assert_eq!(started["challenge"]["type"], "redirect", "{started}");
-    let callback = at_duo(&double, started["challenge"]["url"].as_str().unwrap()).await;
+    let (client, callback) = enrolling(&double, &server, "uma").await;
     assert!(
         callback.starts_with(&format!("{}/login/duo/callback?state=", server.base)),
         "{callback}"
@@ -148,12 +141,7 @@ async fn the_prompt_enrols_and_logs_in_through_the_browsers_round_trip(backend: 
 /// its code is never exchanged.
 async fn the_prompts_state_is_this_sessions_once_and_for_five_minutes(backend: Backend) {
     let (double, server) = prompt_server(backend).await;
-    double.add_user("uma", DuoUser::default());
-    server.client_account("uma").await;
-    let client = server.client();
-    client.login("client", "uma").await;
-    let (_, started) = client.post("/api/v1/me/two-factor/duo/enrollment", json!({})).await;
-    let callback = at_duo(&double, started["challenge"]["url"].as_str().unwrap()).await;
+    let (client, callback) = enrolling(&double, &server, "uma").await;
     back_at(&client, &callback).await;
     client.post_empty("/api/v1/logout").await;
     let exchanged = || double.seen().iter().filter(|s| s.path == "/oauth/v1/token").count();

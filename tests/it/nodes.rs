@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use twofold::core::totp::{code_at, step_at, TotpParams};
 
-use crate::support::{assert_single_use, error_code, fresh_postgres_url, race, Client, PASSWORD};
+use crate::support::{assert_single_use, change_settings, error_code, fresh_postgres_url, race, Client, PASSWORD};
 
 /// Unix time from the real clock: these servers are real processes reading it.
 #[allow(clippy::disallowed_methods)]
@@ -143,6 +143,21 @@ impl Cluster {
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr),
         )
+    }
+
+    /// A full administrator, made with the command line.
+    pub fn create_admin(&self, username: &str) {
+        let password_file = self.dir.path().join("admin-password");
+        std::fs::write(&password_file, PASSWORD).unwrap();
+        let (ok, out) = self.run(&[
+            "admin",
+            "create",
+            "--username",
+            username,
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
     }
 
     pub fn create_client(&self, username: &str) {
@@ -527,17 +542,7 @@ async fn a_node_whose_master_key_cannot_open_the_secrets_refuses_to_start() {
 async fn settings_saved_on_one_node_apply_on_the_other_at_once() {
     let cluster = Cluster::new(&[]).await;
     cluster.create_client("eve");
-    let password_file = cluster.dir.path().join("admin-password");
-    std::fs::write(&password_file, PASSWORD).unwrap();
-    let (ok, out) = cluster.run(&[
-        "admin",
-        "create",
-        "--username",
-        "root",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    cluster.create_admin("root");
     let (a, b) = (cluster.node("a"), cluster.node("b"));
 
     let admin = a.client();
@@ -850,34 +855,21 @@ async fn two_setups_raced_on_two_nodes_create_one_first_administrator() {
 /// the session's challenge in the shared database, not in a node's memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_duo_push_started_on_one_node_completes_on_the_other() {
-    use crate::duo_double::{DuoDouble, DuoUser};
-    const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-    const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+    use crate::duo_double::{DuoDouble, DuoUser, IKEY, SKEY};
     let double = DuoDouble::start(IKEY, SKEY).await;
     double.add_user("dan", DuoUser::default());
     let ca_file = double.ca_file.to_str().unwrap().to_string();
     let cluster = Cluster::new(&[("TWOFOLD_TLS_CA_FILE", &ca_file)]).await;
     cluster.create_client("dan");
-    let password_file = cluster.dir.path().join("admin-password");
-    std::fs::write(&password_file, PASSWORD).unwrap();
-    let (ok, out) = cluster.run(&[
-        "admin",
-        "create",
-        "--username",
-        "root",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    cluster.create_admin("root");
     let (a, b) = (cluster.node("a"), cluster.node("b"));
     let admin = a.client();
     admin.login("admin", "root").await;
-    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
-    settings.as_object_mut().unwrap().remove("server_time_utc");
-    settings["services"]["duo"] = json!({"active": true, "clients": true, "admins": false,
-        "settings": {"mode": "auth_api", "integration_key": IKEY, "secret_key": SKEY,
-                     "api_hostname": double.host, "username": "username", "failmode": "closed"}});
-    let (status, saved) = admin.put("/api/v1/admin/two-factor/settings", settings).await;
+    let (status, saved) = change_settings(&admin, |settings| {
+        settings["services"]["duo"] = crate::duo::duo("auth_api", IKEY, json!(SKEY), &double.host);
+        settings["services"]["duo"]["active"] = json!(true);
+    })
+    .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
 
     // Enrolled through node a with a passcode.

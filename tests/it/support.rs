@@ -404,6 +404,14 @@ pub async fn enrolled_client(server: &TestServer, username: &str) -> (String, St
     enrolled
 }
 
+/// Changes the two-factor settings as an administrator does through the API: the document
+/// read, changed by `change`, and put back. Returns the answer to the PUT.
+pub async fn change_settings(admin: &Client, change: impl FnOnce(&mut Value)) -> Answer {
+    let (_, mut settings) = admin.get("/api/v1/admin/two-factor/settings").await;
+    change(&mut settings);
+    admin.put("/api/v1/admin/two-factor/settings", settings).await
+}
+
 /// Sends the same request from every client at the same instant and collects the answers.
 pub async fn race(clients: Vec<Client>, path: &'static str, body: Value) -> Vec<Answer> {
     let barrier = Arc::new(tokio::sync::Barrier::new(clients.len()));
