@@ -288,9 +288,10 @@ async fn a_push_completes_one_login_and_its_transaction_never_leaves_the_server(
     assert_eq!(again.0, StatusCode::CONFLICT, "already logged in: {again:?}");
 }
 
-/// Duo's refusal of the user (deny, not enrolled), of the configuration (a signature
-/// error), and its outages are told apart: the user can still use the backup code, the
-/// audit names the cause, and nothing counts as a wrong code.
+/// Duo's refusal of the user (deny), of the configuration (a signature error, an unknown
+/// integration key), its outages and a push it timed out are told apart: the user can still
+/// use the backup code or another way, the audit names the cause, and nothing counts as a
+/// wrong code.
 async fn duos_refusals_and_outages_are_never_a_wrong_code(backend: Backend) {
     let (double, server, _) = duo_server(backend, |_| {}).await;
     let backup_code = enrolled(&double, &server, "alice", DuoUser::default()).await;
@@ -334,6 +335,34 @@ async fn duos_refusals_and_outages_are_never_a_wrong_code(backend: Backend) {
     let done = until_decided(|| second_factor(&client, json!({"type": "poll"}))).await;
     assert_eq!(done.1["status"], "authenticated", "{done:?}");
 
+    // A push nobody answers: Duo's timeout ends the wait, and the step goes on.
+    double.add_user(
+        "alice",
+        DuoUser {
+            waits: 0,
+            outcome: "timeout",
+            ..DuoUser::default()
+        },
+    );
+    let (client, _) = at_second_step(&server, "alice").await;
+    second_factor(&client, json!({"type": "choose", "option": "push:0"})).await;
+    let timed_out = second_factor(&client, json!({"type": "poll"})).await;
+    assert!(message(&timed_out).contains("no answer in time"), "{timed_out:?}");
+    let passcode = second_factor(&client, json!({"type": "code", "code": "123456"})).await;
+    assert_eq!(passcode.1["status"], "authenticated", "{passcode:?}");
+
+    // Duo not knowing the integration key: the administrator's to fix.
+    double.fail_next(Failure {
+        status: 401,
+        retry_after: None,
+        body: r#"{"stat": "FAIL", "code": 40102, "message": "Invalid integration key in request credentials"}"#,
+    });
+    let (_, service) = at_second_step(&server, "alice").await;
+    assert_eq!(
+        service["unavailable"]["code"], "second_factor_service_misconfigured",
+        "{service}"
+    );
+
     // Duo denies a user, or does not know them: refused with Duo's words, before any choice.
     double.add_user(
         "alice",
@@ -350,7 +379,7 @@ async fn duos_refusals_and_outages_are_never_a_wrong_code(backend: Backend) {
         .contains("Your account is disabled"));
 
     let audit = audit_details(&server).await;
-    for cause in ["HTTP 503", "40103", "retry after"] {
+    for cause in ["HTTP 503", "40103", "retry after", "40102 Invalid integration key"] {
         assert!(
             audit
                 .iter()
