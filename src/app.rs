@@ -55,6 +55,7 @@ impl App {
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
             name_key: master_key.derive("twofold lockout names"),
+            application_key_hash_key: master_key.derive("twofold application keys"),
             factors: Factors::new(),
             outbound,
             password_slots: Semaphore::new(cores * 2),

@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{Config, Overrides};
+use crate::core::applications::{Kinds, Scope};
 use crate::core::policy::{AccountKind, Role};
 use crate::services::admin::AccountRequest;
+use crate::services::applications::NewApplication;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,6 +74,53 @@ pub enum Command {
         #[command(subcommand)]
         command: YubikeyCommand,
     },
+    /// Applications that call the validate API (/api/v1/validate), and their keys
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Register an application and print its first key (shown this once)
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The kinds of account it may act for
+        #[arg(long, value_enum, default_value_t = KindsArg::Client)]
+        kinds: KindsArg,
+        /// What it may do (repeat the flag for several): check, challenge, accounts
+        #[arg(long = "scope", value_name = "SCOPE", default_value = "check")]
+        scopes: Vec<String>,
+        /// A network it may call from, CIDR or address (repeat for several); none: anywhere
+        #[arg(long = "network", value_name = "CIDR")]
+        networks: Vec<String>,
+    },
+    /// List the applications and their keys (never the secrets)
+    List,
+    /// Issue another key for an application (the others keep working) and print it once
+    Key {
+        /// The application's id
+        id: i64,
+        /// The key stops working after this many days
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a key at once
+    Revoke {
+        /// The application's id
+        id: i64,
+        /// The key id (the part after tfk_ and before the next _)
+        key_id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindsArg {
+    Admin,
+    Client,
+    Both,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::App { command } => app_command(&app, command).await,
         Command::User {
             command: UserCommand::Unlock { name, kind },
         } => {
@@ -355,6 +405,78 @@ fn read_file_or_stdin(path: &PathBuf) -> anyhow::Result<String> {
         text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     }
     Ok(text)
+}
+
+async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
+    const BY: &str = "from the command line";
+    match command {
+        AppCommand::Create {
+            name,
+            kinds,
+            scopes,
+            networks,
+        } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    Scope::parse(s).ok_or_else(|| anyhow::anyhow!("--scope {s:?}: one of check, challenge, accounts"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let kinds = match kinds {
+                KindsArg::Admin => Kinds::Admin,
+                KindsArg::Client => Kinds::Client,
+                KindsArg::Both => Kinds::Both,
+            };
+            let new = NewApplication {
+                name,
+                kinds,
+                scopes,
+                networks,
+            };
+            let (id, key) = app.create_application(&new, BY, None).await?;
+            println!(
+                "application {id} created; its key (shown this once, keep it secret):\n{}",
+                key.key
+            );
+        }
+        AppCommand::List => {
+            for application in app.applications().await? {
+                let state = if application.active { "active" } else { "suspended" };
+                let scopes: Vec<&str> = application.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "{} {:?} kinds={} scopes={} networks={} {state}",
+                    application.id,
+                    application.name,
+                    application.kinds.as_str(),
+                    scopes.join(","),
+                    if application.networks.is_empty() {
+                        "any".to_string()
+                    } else {
+                        application.networks.join(",")
+                    },
+                );
+                for key in application.keys {
+                    let state = match key.revoked_at {
+                        Some(_) => "revoked",
+                        None => "live",
+                    };
+                    println!("  key {} {state}", key.key_id);
+                }
+            }
+        }
+        AppCommand::Key { id, expires_in_days } => {
+            let key = app.issue_application_key(id, expires_in_days, BY, None).await?;
+            println!(
+                "new key for application {id} (shown this once, keep it secret):\n{}",
+                key.key
+            );
+        }
+        AppCommand::Revoke { id, key_id } => {
+            app.revoke_application_key(id, &key_id, BY, None).await?;
+            println!("key {key_id} of application {id} revoked");
+        }
+    }
+    Ok(())
 }
 
 /// A write beyond the process's file-size limit (`ulimit -f`) raises SIGXFSZ, which would

@@ -5,6 +5,7 @@
 //! awaits, reads the clock or draws randomness. Time and random bytes come in as
 //! arguments, so every rule is a plain function with unit tests beside it.
 
+pub mod applications;
 pub mod backup_codes;
 pub mod duo_api;
 pub mod duo_oidc;

@@ -34,6 +34,10 @@ pub enum Error {
     SecondFactorLocked,
     #[error("Log in first.")]
     Unauthenticated,
+    /// An application's key is missing, unknown, wrong, revoked or expired, or its
+    /// application is suspended (the audit says which; the caller is not told).
+    #[error("The API key is not valid.")]
+    InvalidApiKey,
     /// More than one session cookie came with the request (one may have been planted).
     #[error("Your browser sent two sessions for this site. Clear this site's cookies, then log in again.")]
     AmbiguousSession,
@@ -92,6 +96,7 @@ impl Error {
             Error::LockedOut { .. } => "locked_out",
             Error::SecondFactorLocked => "second_factor_locked",
             Error::Unauthenticated => "unauthenticated",
+            Error::InvalidApiKey => "invalid_api_key",
             Error::AmbiguousSession => "ambiguous_session",
             Error::SecondFactorRequired => "second_factor_required",
             Error::EnrollmentRequired => "enrollment_required",

@@ -263,20 +263,50 @@ impl Services {
         let service = service
             .or(methods.first().map(|m| m.service))
             .ok_or(Error::Unauthenticated)?;
+        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
+        let answered = self
+            .answer_second_factor(account, Some(session), credentials, service, answer, &attempt, "login")
+            .await?;
+        Ok(match answered {
+            Answered::Accepted(session_token) => Verdict::Accepted {
+                session_token: session_token
+                    .ok_or_else(|| Error::Internal("a completed login without a new session token".into()))?,
+            },
+            Answered::Pending => Verdict::Pending,
+            Answered::Next(challenge) => Verdict::Next(challenge),
+        })
+    }
+
+    /// Judges an answer to `service` (a login's, whose `session` it completes, or an
+    /// application's, without a session), counted and single-use as at every login; its
+    /// audit event is `<origin>_<service>`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn answer_second_factor(
+        &self,
+        account: &Account,
+        session: Option<&Session>,
+        credentials: Vec<Credential>,
+        service: ServiceId,
+        answer: &Answer,
+        attempt: &Attempt<'_>,
+        origin: &str,
+    ) -> Result<Answered, Error> {
         let credentials = of_service(credentials, service);
         if credentials.is_empty() {
             return Err(not_a_method(service));
         }
         let settings = self.two_factor_settings().await?;
         let cx = self.factor_cx(account, &settings, service).await?;
-        let kept = self
-            .store
-            .challenge(&session.token_hash, Purpose::Login, cx.now)
-            .await?
-            .filter(|kept| kept.service == service.as_str());
-        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
+        let kept = match session {
+            Some(session) => self
+                .store
+                .challenge(&session.token_hash, Purpose::Login, cx.now)
+                .await?
+                .filter(|kept| kept.service == service.as_str()),
+            None => None,
+        };
         let factor = self.factor(service);
-        let event = format!("login_{}", service.as_str());
+        let event = format!("{origin}_{}", service.as_str());
         // An answer checked by an outside service is counted before it is sent, so that a
         // locked-out guesser never reaches the service (and taken back if the service could
         // not judge it: see `outside_trouble`). A poll is no new answer: what it waits on
@@ -284,7 +314,7 @@ impl Services {
         let polling = *answer == Answer::Poll;
         let counted_now = !polling && factor.calls_out(&cx, answer);
         if counted_now {
-            self.count_attempt(&attempt).await?;
+            self.count_attempt(attempt).await?;
         }
         let judged = factor
             .finish_login(&cx, &credentials, kept.as_ref().map(|k| k.sealed.as_slice()), answer)
@@ -306,8 +336,9 @@ impl Services {
                     challenge: kept.is_some(),
                 })
             }
-            Ok(Progress::Pending) => return Ok(Verdict::Pending),
+            Ok(Progress::Pending) => return Ok(Answered::Pending),
             Ok(Progress::Next { show, keep }) => {
+                let session = session.ok_or_else(|| Error::Validation("This needs a login session.".into()))?;
                 let kept = StoredChallenge {
                     service: service.as_str().into(),
                     label: None,
@@ -317,7 +348,7 @@ impl Services {
                 self.store
                     .put_challenge(&session.token_hash, Purpose::Login, &kept, expires_at)
                     .await?;
-                return Ok(Verdict::Next(show));
+                return Ok(Answered::Next(show));
             }
             Ok(Progress::Refused { error, keep }) => Checked::Wrong {
                 error,
@@ -330,47 +361,52 @@ impl Services {
             // The server's trouble is no answer of the user's: nothing to count.
             Err(error @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(error),
             Err(error @ (Error::ServiceUnreachable { .. } | Error::ServiceMisconfigured { .. })) => {
-                self.outside_trouble(&attempt, &event, &error, counted_now).await?;
+                self.outside_trouble(attempt, &event, &error, counted_now).await?;
                 return Err(error);
             }
             Err(error) => Checked::Wrong { error, keep: None },
         };
         let session_token = self
             .settle(
+                account.id,
                 session,
-                &attempt,
+                attempt,
                 checked,
                 &event,
                 note.as_deref(),
                 counted_now || polling,
             )
             .await?;
-        Ok(Verdict::Accepted { session_token })
+        Ok(Answered::Accepted(session_token))
     }
 
-    /// Counts a checked answer, and consumes it and completes the login if it is right and
-    /// the count allows, with its audit event, in one transaction (see
-    /// `Store::settle_second_factor`). Returns the new session token.
+    /// Counts a checked answer, and consumes it and completes the login (of `session`, if
+    /// there is one) if it is right and the count allows, with its audit event, in one
+    /// transaction (see `Store::settle_second_factor`). Returns the session's new token.
+    #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
-        session: &Session,
+        account_id: i64,
+        session: Option<&Session>,
         attempt: &Attempt<'_>,
         checked: Checked<'_>,
         event: &str,
         success_detail: Option<&str>,
         counted_before: bool,
-    ) -> Result<String, Error> {
+    ) -> Result<Option<String>, Error> {
         let now = self.now();
-        let (session_token, new_token_hash) = new_session_token()?;
+        let renewed = session.map(|_| new_session_token()).transpose()?;
         let (judged, wrong, already_used) = match &checked {
             Checked::Right(consumption) => {
-                let upgrade = SessionUpgrade {
-                    token_hash: &session.token_hash,
-                    new_token_hash: &new_token_hash,
-                    from: session.stage,
-                    expires_at: now + self.stage_ttl(Stage::Authenticated),
-                    verified_at: now,
-                };
+                let upgrade = session
+                    .zip(renewed.as_ref())
+                    .map(|(session, (_, new_token_hash))| SessionUpgrade {
+                        token_hash: &session.token_hash,
+                        new_token_hash,
+                        from: session.stage,
+                        expires_at: now + self.stage_ttl(Stage::Authenticated),
+                        verified_at: now,
+                    });
                 let already_used = match consumption {
                     Consumption::Credential { .. } => Error::CodeAlreadyUsed,
                     Consumption::BackupCode { .. } => Error::InvalidBackupCode,
@@ -382,7 +418,7 @@ impl Services {
                 (right, None, Some(already_used))
             }
             Checked::Wrong { error, keep } => {
-                let keep = keep.as_ref().map(|challenge| KeptChallenge {
+                let keep = keep.as_ref().zip(session).map(|(challenge, session)| KeptChallenge {
                     session_hash: &session.token_hash,
                     challenge,
                     expires_at: now + self.config.login_step_ttl_secs,
@@ -398,7 +434,7 @@ impl Services {
             Settled::SessionGone => Some(Error::Unauthenticated),
         };
         let audit = |settled: &Settled| {
-            let account_id = Some(session.account_id);
+            let account_id = Some(account_id);
             match (settled, error_of(settled)) {
                 (_, None) => self.audit_record(account_id, event, "success", attempt.remote, success_detail),
                 (Settled::Refused(_), Some(error)) => self.refusal_record(attempt, &error),
@@ -411,10 +447,10 @@ impl Services {
         });
         let settled = self
             .store
-            .settle_second_factor(session.account_id, counting, attempt.counters(), judged, audit, now)
+            .settle_second_factor(account_id, counting, attempt.counters(), judged, audit, now)
             .await?;
         match error_of(&settled) {
-            None => Ok(session_token),
+            None => Ok(renewed.map(|(token, _)| token)),
             Some(error) => Err(error),
         }
     }
@@ -449,14 +485,16 @@ impl Services {
         };
         let session_token = self
             .settle(
-                session,
+                account.id,
+                Some(session),
                 &attempt,
                 checked,
                 "login_backup_code",
                 Some("new backup code issued"),
                 false,
             )
-            .await?;
+            .await?
+            .ok_or_else(|| Error::Internal("a completed login without a new session token".into()))?;
         Ok((next, session_token))
     }
 
@@ -466,6 +504,14 @@ impl Services {
             .await;
         Ok(())
     }
+}
+
+/// How an answer to a second factor ended (see `Services::answer_second_factor`).
+pub(crate) enum Answered {
+    /// Right: the session's new token, if there was a session.
+    Accepted(Option<String>),
+    Pending,
+    Next(Challenge),
 }
 
 /// What the check of an answer found, before it is settled.

@@ -7,6 +7,7 @@
 //! services use the store and the factors; the factors use neither.
 
 pub mod admin;
+pub mod applications;
 pub mod credentials;
 pub mod enrolment;
 mod error;
@@ -34,6 +35,8 @@ pub struct Services {
     pub master_key: MasterKey,
     /// Key of the HMAC that stores backup codes.
     pub backup_code_key: [u8; 32],
+    /// Key of the HMAC that stores applications' API keys.
+    pub application_key_hash_key: [u8; 32],
     /// Key of the HMAC that names the lockout counters of names no account has.
     pub name_key: [u8; 32],
     pub factors: factors::Factors,

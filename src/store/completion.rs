@@ -50,10 +50,11 @@ pub struct Counting<'a> {
 /// What the check of an answer found.
 #[derive(Clone, Copy, Debug)]
 pub enum Judged<'a> {
-    /// Right: what it uses up, and the session it completes.
+    /// Right: what it uses up, and the session it completes (none for an application's
+    /// check, which has no session).
     Right {
         consumption: Consumption<'a>,
-        session: SessionUpgrade<'a>,
+        session: Option<SessionUpgrade<'a>>,
     },
     /// Wrong; `keep`: what the factor remembers of it for the session's next answer.
     Wrong { keep: Option<KeptChallenge<'a>> },
@@ -148,7 +149,7 @@ impl Store {
                     Consumption::Credential { id, service, guard, challenge } => {
                         let challenge_taken = !challenge
                             || sqlx::query("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'")
-                                .bind(session.token_hash)
+                                .bind(session.map(|s| s.token_hash))
                                 .execute(&mut *savepoint)
                                 .await?
                                 .rows_affected()
@@ -200,7 +201,7 @@ impl Store {
                     if !consumed {
                         savepoint.rollback().await?;
                         Settled::AlreadyUsed
-                    } else if !finish_login!(savepoint, &attempts, Some(session)) {
+                    } else if !finish_login!(savepoint, &attempts, session) {
                         savepoint.rollback().await?;
                         Settled::SessionGone
                     } else {

@@ -122,6 +122,30 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "applications",
+        &[
+            ("id", Kind::Int),
+            ("name", Kind::Text),
+            ("kinds", Kind::Text),
+            ("scopes", Kind::Text),
+            ("networks", Kind::Text),
+            ("suspended_at", Kind::Int),
+            ("created_at", Kind::Int),
+        ],
+    ),
+    (
+        "application_keys",
+        &[
+            ("key_id", Kind::Text),
+            ("application_id", Kind::Int),
+            ("secret_hash", Kind::Bytes),
+            ("created_at", Kind::Int),
+            ("last_used_at", Kind::Int),
+            ("expires_at", Kind::Int),
+            ("revoked_at", Kind::Int),
+        ],
+    ),
+    (
         "audit_events",
         &[
             ("id", Kind::Int),
@@ -234,7 +258,7 @@ impl Store {
     /// move them past the copied rows so that new accounts and events get fresh ids.
     async fn continue_identities_after_copy(&self) -> Result<()> {
         if let Backend::Postgres(pool) = &self.backend {
-            for table in ["accounts", "credentials", "audit_events"] {
+            for table in ["accounts", "credentials", "applications", "audit_events"] {
                 sqlx::query(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
                 ))

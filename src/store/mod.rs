@@ -235,6 +235,7 @@ macro_rules! end_other_sessions {
 }
 
 mod accounts;
+mod applications;
 mod audit;
 mod completion;
 mod copy;
@@ -254,6 +255,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{login_key, Account, AccountSummary, NewAccount};
+pub use applications::{ApplicationRow, KeyAndApplication, KeyRow, NewKey};
 pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};

@@ -36,6 +36,7 @@ impl Error {
             | Error::CodeAlreadyUsed
             | Error::CodeOutOfSync
             | Error::Unauthenticated
+            | Error::InvalidApiKey
             | Error::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::AmbiguousSession => StatusCode::BAD_REQUEST,

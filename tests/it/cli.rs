@@ -237,6 +237,7 @@ on_both_backends!(
     accounts_are_created_listed_and_reset_from_the_command_line,
     serve_writes_a_setup_token_and_never_logs_it,
     unlocking_from_the_command_line_ends_the_accounts_sessions,
+    applications_are_registered_keyed_and_revoked_from_the_command_line,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -315,4 +316,42 @@ async fn an_account_enrolled_on_sqlite_logs_in_on_postgres_after_db_copy() {
     server.client_account("zed").await;
     let audit_after = server.app.store.audit_events(None, 10_000).await.unwrap();
     assert!(audit_after.len() > audit_before);
+}
+
+/// `twofold app create` prints the first key once; `app list` shows the key id, never the
+/// secret; `app key` rotates; `app revoke` ends a key.
+async fn applications_are_registered_keyed_and_revoked_from_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let twofold = twofold_on(backend, dir.path()).await;
+    let (ok, out, err) = run(twofold().args([
+        "app",
+        "create",
+        "--name",
+        "Shop",
+        "--scope",
+        "check",
+        "--network",
+        "10.0.0.0/8",
+    ]));
+    assert!(ok, "{err}");
+    let key = out.lines().find(|l| l.starts_with("tfk_")).unwrap().to_string();
+    let (key_id, secret) = key.strip_prefix("tfk_").unwrap().split_once('_').unwrap();
+    let (ok, listed, _) = run(twofold().args(["app", "list"]));
+    assert!(ok);
+    assert!(
+        listed.contains("\"Shop\" kinds=client scopes=check networks=10.0.0.0/8 active"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("key {key_id} live")) && !listed.contains(secret),
+        "{listed}"
+    );
+    let (ok, rotated, _) = run(twofold().args(["app", "key", "1"]));
+    assert!(ok && rotated.contains("tfk_"), "{rotated}");
+    let (ok, _, err) = run(twofold().args(["app", "revoke", "1", key_id]));
+    assert!(ok, "{err}");
+    let (_, listed, _) = run(twofold().args(["app", "list"]));
+    assert!(listed.contains(&format!("key {key_id} revoked")), "{listed}");
+    let (ok, _, err) = run(twofold().args(["app", "create", "--name", "Shop", "--scope", "everything"]));
+    assert!(!ok && err.contains("--scope"), "{err}");
 }

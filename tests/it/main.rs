@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod applications;
 mod architecture;
 mod browser;
 mod cli;

@@ -468,7 +468,10 @@ pub async fn settle_right_answer(
         remote_addr: None,
         detail: None,
     };
-    let judged = twofold::store::Judged::Right { consumption, session };
+    let judged = twofold::store::Judged::Right {
+        consumption,
+        session: Some(session),
+    };
     store
         .settle_second_factor(account_id, None, attempts, judged, audit, now)
         .await

@@ -16,6 +16,7 @@ use crate::services::{Answer, Challenge, Error};
 
 pub mod account;
 pub mod admin;
+pub mod applications;
 pub mod login;
 
 /// The API's routes, under `/api/v1`.
@@ -55,6 +56,17 @@ pub fn routes() -> Router<App> {
             "/admin/yubikeys",
             get(admin::list_yubikeys).post(admin::import_yubikeys),
         )
+        .route(
+            "/admin/applications",
+            get(applications::list).post(applications::create),
+        )
+        .route("/admin/applications/{id}", patch(applications::change))
+        .route("/admin/applications/{id}/keys", post(applications::issue_key))
+        .route(
+            "/admin/applications/{id}/keys/{key_id}/revoke",
+            post(applications::revoke_key),
+        )
+        .route("/validate/check", post(applications::check))
         .fallback(not_found)
 }
 
@@ -91,7 +103,13 @@ async fn not_found() -> Response {
         admin::admin_disable_two_factor,
         admin::unlock,
         admin::list_yubikeys,
-        admin::import_yubikeys
+        admin::import_yubikeys,
+        applications::create,
+        applications::list,
+        applications::issue_key,
+        applications::revoke_key,
+        applications::change,
+        applications::check
     ),
     modifiers(&CommonErrors)
 )]
@@ -146,7 +164,9 @@ impl utoipa::Modify for CommonErrors {
                 if changes_state {
                     statuses.push(("403", "cross_origin: sent by another site's page"));
                 }
-                if !public {
+                if path.starts_with("/api/v1/validate/") {
+                    statuses.push(("401", "invalid_api_key: no key, or not a live one"));
+                } else if !public {
                     statuses.extend([
                         ("400", "ambiguous_session: two session cookies"),
                         ("401", "unauthenticated, or second_factor_required"),

@@ -1,0 +1,185 @@
+//! Applications: the administrators' registry (`/admin/applications`), and the validate
+//! API (`/validate/...`) that applications call with one of their keys.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::core::applications::{Kinds, Scope};
+use crate::core::policy::AccountKind;
+use crate::services::admin::require_full_admin;
+use crate::services::applications::{AppCaller, ApplicationSummary, CheckResult, IssuedKey, NewApplication};
+use crate::services::Error;
+use crate::web::error::ErrorBody;
+use crate::web::session::{remote_addr, SignedIn};
+use crate::web::{ApiJson, ApiJsonOrEmpty};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRequest {
+    /// 1 to 64 characters, unique.
+    name: String,
+    /// The kinds of account it may act for.
+    kinds: Kinds,
+    /// What it may do: `check` (codes), `challenge` (a Duo push), `accounts`.
+    scopes: Vec<Scope>,
+    /// The networks it may call from (CIDR, or addresses); none: anywhere.
+    #[serde(default)]
+    networks: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApplication {
+    id: i64,
+    /// Its first key, shown this once.
+    key: IssuedKey,
+}
+
+/// Who did it, for the audit.
+fn by_administrator(id: i64) -> String {
+    format!("by administrator {id}")
+}
+
+/// Registers an application and issues its first key, shown once (full administrators).
+#[utoipa::path(post, path = "/api/v1/admin/applications", request_body = ApplicationRequest,
+    responses((status = 201, body = CreatedApplication), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "The name is taken"), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    ApiJson(body): ApiJson<ApplicationRequest>,
+) -> Result<Response, Error> {
+    require_full_admin(&caller.account)?;
+    let new = NewApplication {
+        name: body.name,
+        kinds: body.kinds,
+        scopes: body.scopes,
+        networks: body.networks,
+    };
+    let (id, key) = app
+        .create_application(&new, &by_administrator(caller.account.id), caller.remote())
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedApplication { id, key })).into_response())
+}
+
+/// Every application with its keys (never their secrets) (full administrators).
+#[utoipa::path(get, path = "/api/v1/admin/applications",
+    responses((status = 200, body = [ApplicationSummary]), (status = 403, body = ErrorBody)))]
+pub async fn list(State(app): State<App>, SignedIn(caller): SignedIn) -> Result<Json<Vec<ApplicationSummary>>, Error> {
+    Ok(Json(app.admin_applications(&caller.account).await?))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// The key stops working after this many days; without it, when revoked.
+    expires_in_days: Option<u32>,
+}
+
+/// Issues another key (rotation: the others keep working until revoked), shown once.
+#[utoipa::path(post, path = "/api/v1/admin/applications/{id}/keys", params(("id" = i64, Path)),
+    request_body = KeyRequest,
+    responses((status = 201, body = IssuedKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn issue_key(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+    ApiJsonOrEmpty(body): ApiJsonOrEmpty<KeyRequest>,
+) -> Result<Response, Error> {
+    require_full_admin(&caller.account)?;
+    let by = by_administrator(caller.account.id);
+    let key = app
+        .issue_application_key(id, body.expires_in_days, &by, caller.remote())
+        .await?;
+    Ok((StatusCode::CREATED, Json(key)).into_response())
+}
+
+/// Revokes a key: it stops working at once, on every node.
+#[utoipa::path(post, path = "/api/v1/admin/applications/{id}/keys/{key_id}/revoke",
+    params(("id" = i64, Path), ("key_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_key(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path((id, key_id)): Path<(i64, String)>,
+) -> Result<StatusCode, Error> {
+    require_full_admin(&caller.account)?;
+    let by = by_administrator(caller.account.id);
+    app.revoke_application_key(id, &key_id, &by, caller.remote()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationChange {
+    /// `false` suspends it: its keys stop working until it is active again.
+    active: bool,
+}
+
+/// Suspends an application, or makes it active again.
+#[utoipa::path(patch, path = "/api/v1/admin/applications/{id}", params(("id" = i64, Path)),
+    request_body = ApplicationChange,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn change(
+    State(app): State<App>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<ApplicationChange>,
+) -> Result<StatusCode, Error> {
+    require_full_admin(&caller.account)?;
+    let by = by_administrator(caller.account.id);
+    app.set_application_active(id, body.active, &by, caller.remote())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An application authenticated by the key in its `Authorization` header.
+pub struct Application(pub AppCaller);
+
+impl FromRequestParts<App> for Application {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let remote = remote_addr(app, parts);
+        let caller = app.authenticate_application(authorization, remote.as_deref()).await?;
+        Ok(Application(caller))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The account's username (or e-mail address).
+    user: String,
+    kind: AccountKind,
+    /// A code from an authenticator app, or a YubiKey's OTP.
+    code: String,
+    /// The user's address as the application saw it (for the lockout and the audit).
+    client_ip: Option<String>,
+}
+
+/// Is this the user's second factor? Single use, counted with the login page's attempts:
+/// `accept` (the code is used up), `reject` (wrong, used, or no such user: the same answer),
+/// or `429 locked_out` with `Retry-After`.
+#[utoipa::path(post, path = "/api/v1/validate/check", request_body = CheckRequest,
+    responses((status = 200, body = CheckResult), (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn check(
+    State(app): State<App>,
+    Application(caller): Application,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Json<CheckResult>, Error> {
+    let result = app
+        .validate_check(&caller, body.kind, &body.user, &body.code, body.client_ip.as_deref())
+        .await?;
+    Ok(Json(result))
+}
