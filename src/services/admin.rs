@@ -397,9 +397,8 @@ impl Services {
     }
 
     /// The account the command line names, or 404.
-    async fn account_named(&self, kind: AccountKind, name: &str) -> Result<Account, Error> {
-        self.store
-            .find_account(kind, name)
+    async fn existing_account_named(&self, kind: AccountKind, name: &str) -> Result<Account, Error> {
+        self.account_named(kind, name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("No {} account named {name}.", kind.as_str())))
     }
@@ -456,7 +455,7 @@ impl Services {
     ) -> Result<usize, Error> {
         let records = parse_key_file(file).map_err(Error::Validation)?;
         let account = match assign_to {
-            Some((kind, name)) => Some(self.account_named(kind, name).await?),
+            Some((kind, name)) => Some(self.existing_account_named(kind, name).await?),
             None => None,
         };
         let mut sealed = Vec::with_capacity(records.len());
@@ -498,7 +497,7 @@ impl Services {
     /// The break-glass path (`twofold user reset-2fa`): removes an account's 2FA and lifts
     /// its lockouts, for an operator with shell access to the server.
     pub async fn reset_two_factor_by_name(&self, kind: AccountKind, name: &str) -> Result<bool, Error> {
-        let account = self.account_named(kind, name).await?;
+        let account = self.existing_account_named(kind, name).await?;
         let removed = self.store.remove_two_factor(account.id, &[]).await?;
         self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
         self.audit(
@@ -515,7 +514,7 @@ impl Services {
     /// `twofold user unlock`: lifts an account's lockouts and, as the admin endpoint does,
     /// ends its sessions (a lockout may have come from someone holding one of them).
     pub async fn unlock_by_name(&self, kind: AccountKind, name: &str) -> Result<(), Error> {
-        let account = self.account_named(kind, name).await?;
+        let account = self.existing_account_named(kind, name).await?;
         self.store.lift_lockouts(&lockout::account_subject(account.id)).await?;
         self.store.delete_other_sessions(account.id, &[]).await?;
         self.audit(

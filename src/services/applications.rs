@@ -14,10 +14,10 @@ use crate::core::applications::{
     check_name, key_text, network_allows, parse_networks, parse_scopes, scopes_text, secret_hash, secret_matches,
     Kinds, Scope, KEY_ID_LENGTH,
 };
-use crate::core::lockout::{self, Guess};
+use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, ServiceId};
 use crate::random;
-use crate::store::{login_key, Account, ApplicationRow, KeyRow, NewKey};
+use crate::store::{Account, ApplicationRow, KeyRow, NewKey};
 
 /// What an administrator registers.
 pub struct NewApplication {
@@ -340,17 +340,8 @@ impl Services {
                 kind.as_str()
             )
         };
-        let found = match user.chars().any(char::is_control) {
-            true => None,
-            false => self.store.find_account(kind, user).await?,
-        };
-        let Some(account) = found else {
-            let attempt = Attempt {
-                subject: lockout::unknown_name_subject(&self.name_key, kind.as_str(), &login_key(user)),
-                account_id: None,
-                guess: Guess::SecondFactor,
-                remote,
-            };
+        let Some(account) = self.account_named(kind, user).await? else {
+            let attempt = Attempt::on_unknown_name(&self.name_key, kind, user, Guess::SecondFactor, remote);
             self.count_attempt(&attempt).await?;
             self.audit(
                 None,

@@ -11,12 +11,12 @@ use super::factors::{Accepted, Answer, Challenge, Progress};
 use super::support::Attempt;
 use super::{Error, Services, Verdict};
 use crate::core::backup_codes::{self, BackupCode};
-use crate::core::lockout::{self, Guess};
+use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{
-    login_key, Account, Consumption, Counting, Credential, Judged, KeptChallenge, Purpose, Session, SessionUpgrade,
-    Settled, Stage, StoredChallenge,
+    Account, Consumption, Counting, Credential, Judged, KeptChallenge, Purpose, Session, SessionUpgrade, Settled,
+    Stage, StoredChallenge,
 };
 
 /// A new session and what the login must do next.
@@ -91,20 +91,8 @@ impl Services {
         password: &str,
         remote: Option<&str>,
     ) -> Result<LoginOutcome, Error> {
-        // A name with a control character cannot exist (and PostgreSQL cannot even compare
-        // one with a NUL): it is answered as any unknown name, without asking the database.
-        let found = match username.chars().any(char::is_control) {
-            true => None,
-            false => self.store.find_account(kind, username).await?,
-        };
-        let Some(account) = found else {
-            // Counted and locked out as a real name would be, so that neither tells.
-            let attempt = Attempt {
-                subject: lockout::unknown_name_subject(&self.name_key, kind.as_str(), &login_key(username)),
-                account_id: None,
-                guess: Guess::Password,
-                remote,
-            };
+        let Some(account) = self.account_named(kind, username).await? else {
+            let attempt = Attempt::on_unknown_name(&self.name_key, kind, username, Guess::Password, remote);
             self.count_attempt(&attempt).await?;
             let _ = self.check_password(password, dummy_password_hash()).await;
             self.audit(None, "login_password", "unknown_account", remote, Some(kind.as_str()))

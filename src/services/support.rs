@@ -7,9 +7,9 @@ use super::factors::{FactorCx, ImportedSecret, Sealer, SecondFactor, SettingSecr
 use super::{Error, Services};
 use crate::core::lockout::{self, Guess, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
-use crate::core::policy::{ServiceId, TwoFactorSettings};
+use crate::core::policy::{AccountKind, ServiceId, TwoFactorSettings};
 use crate::random;
-use crate::store::{Account, AttemptKey, AuditEvent, Purge, SecretWrite};
+use crate::store::{login_key, Account, AttemptKey, AuditEvent, Purge, SecretWrite};
 
 const SETTINGS_KEY: &str = "two_factor";
 
@@ -32,6 +32,23 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// An attempt on a name no account has: counted and locked out as a real name would be
+    /// (under a keyed hash of the name), so that neither tells.
+    pub fn on_unknown_name(
+        name_key: &[u8; 32],
+        kind: AccountKind,
+        name: &str,
+        guess: Guess,
+        remote: Option<&'a str>,
+    ) -> Self {
+        Attempt {
+            subject: lockout::unknown_name_subject(name_key, kind.as_str(), &login_key(name)),
+            account_id: None,
+            guess,
+            remote,
+        }
+    }
+
     /// Its counters, named by its address's (the address as the audit log records it);
     /// the store counts and clears all addresses' counter with it.
     pub fn counters(&self) -> AttemptKey<'_> {
@@ -46,6 +63,16 @@ impl<'a> Attempt<'a> {
 impl Services {
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The account a typed name (username or e-mail address) names. A name with a control
+    /// character names none, without asking the database (PostgreSQL cannot even compare
+    /// one with a NUL).
+    pub(crate) async fn account_named(&self, kind: AccountKind, name: &str) -> Result<Option<Account>, Error> {
+        match name.chars().any(char::is_control) {
+            true => Ok(None),
+            false => Ok(self.store.find_account(kind, name).await?),
+        }
     }
 
     pub fn factor(&self, id: ServiceId) -> &dyn SecondFactor {
