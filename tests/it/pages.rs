@@ -660,3 +660,67 @@ async fn a_user_new_to_duo_scans_the_activation_code_and_enrols_without_javascri
     );
     assert_eq!(double.txids().len(), 1);
 }
+
+on_both_backends!(applications_are_registered_and_their_keys_revoked_on_their_page);
+
+/// System Settings > Applications: a full administrator registers an application and sees
+/// its key once; the key works on the validate API until it is revoked there; staff cannot
+/// use the page.
+async fn applications_are_registered_and_their_keys_revoked_on_their_page(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("root").await;
+    let browser = Browser::new(&server);
+    browser.login("/admin", "root").await;
+    let page = browser.get("/admin/applications").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let created = browser
+        .post(
+            "/admin/applications",
+            &[
+                ("csrf", &csrf),
+                ("name", "Shop"),
+                ("kinds", "client"),
+                ("scope_check", "on"),
+                ("networks", ""),
+            ],
+        )
+        .await;
+    assert!(created.html.contains("Application registered."), "{}", created.html);
+    let start = created.html.find(r#"<code id="new-key">"#).unwrap() + r#"<code id="new-key">"#.len();
+    let key = created.html[start..].split('<').next().unwrap().to_string();
+    assert!(key.starts_with("tfk_"), "{key}");
+    let again = browser.get("/admin/applications").await;
+    assert!(!again.html.contains(&key) && again.html.contains("Shop"), "shown once");
+
+    let check = || async {
+        let client = server.client();
+        let request = client
+            .http
+            .post(format!("{}/api/v1/validate/check", server.base))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&serde_json::json!({"user": "nobody", "kind": "client", "code": "123456"}));
+        client.send(request).await.0
+    };
+    assert_eq!(check().await, StatusCode::OK);
+    let key_id = key.strip_prefix("tfk_").unwrap().split('_').next().unwrap();
+    let revoked = browser
+        .post(
+            &format!("/admin/applications/1/keys/{key_id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert!(revoked.html.contains("Key revoked"), "{}", revoked.html);
+    assert_eq!(check().await, StatusCode::UNAUTHORIZED);
+
+    server
+        .create_account(
+            twofold::core::policy::AccountKind::Admin,
+            Some(twofold::core::policy::Role::Staff),
+            "sam",
+        )
+        .await;
+    let staff = Browser::new(&server);
+    staff.login("/admin", "sam").await;
+    assert_eq!(staff.get("/admin/applications").await.status, StatusCode::FORBIDDEN);
+}

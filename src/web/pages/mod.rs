@@ -7,6 +7,7 @@
 
 mod account;
 mod admin;
+mod applications;
 mod login;
 
 use askama::Template;
@@ -49,6 +50,16 @@ pub fn routes() -> Router<App> {
             post(admin::disable_two_factor),
         )
         .route("/admin/accounts/{id}/unlock", post(admin::unlock))
+        .route(
+            "/admin/applications",
+            get(applications::applications_page).post(applications::create),
+        )
+        .route("/admin/applications/{id}/keys", post(applications::issue_key))
+        .route(
+            "/admin/applications/{id}/keys/{key_id}/revoke",
+            post(applications::revoke_key),
+        )
+        .route("/admin/applications/{id}/active", post(applications::set_active))
         .route(crate::services::factors::duo::CALLBACK_PATH, get(login::duo_callback))
         .route("/static/style.css", get(style))
         .route("/static/poll.js", get(poll_script));
