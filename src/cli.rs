@@ -14,6 +14,7 @@ use crate::config::{Config, Overrides};
 use crate::core::applications::{Kinds, Scope};
 use crate::core::policy::{AccountKind, Role};
 use crate::services::admin::AccountRequest;
+use crate::services::admin::Operator;
 use crate::services::applications::NewApplication;
 
 #[derive(Parser, Debug)]
@@ -318,9 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let text = read_file_or_stdin(&file)?;
             let assign = assign_to.as_deref().map(|name| (AccountKind::from(kind), name));
-            let count = app
-                .import_yubikeys(&text, assign, "from the command line", None)
-                .await?;
+            let count = app.import_yubikeys(&text, assign, Operator::CommandLine, None).await?;
             match assign_to {
                 Some(name) => println!("imported {count} YubiKey(s), assigned to {name}"),
                 None => {
@@ -408,7 +407,7 @@ fn read_file_or_stdin(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
-    const BY: &str = "from the command line";
+    const BY: Operator = Operator::CommandLine;
     match command {
         AppCommand::Create {
             name,
@@ -440,7 +439,7 @@ async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
             );
         }
         AppCommand::List => {
-            for application in app.applications().await? {
+            for application in app.applications(BY).await? {
                 let state = if application.active { "active" } else { "suspended" };
                 let scopes: Vec<&str> = application.scopes.iter().map(|s| s.as_str()).collect();
                 println!(

@@ -172,17 +172,16 @@ impl DuoApi {
         read_activation(&self.call(integration, "POST", "/auth/v2/enroll", &params, now).await?)
     }
 
-    /// `/auth/v2/enroll_status`: whether Duo Mobile has activated.
+    /// `/auth/v2/enroll_status`: whether Duo Mobile has activated, for the `user_id` and
+    /// `activation_code` of an [`Activation`].
     pub async fn enroll_status(
         &self,
         integration: &Integration<'_>,
-        activation: &Activation,
+        user_id: &str,
+        activation_code: &str,
         now: i64,
     ) -> Result<ActivationStatus, DuoFailure> {
-        let params = [
-            ("user_id", activation.user_id.as_str()),
-            ("activation_code", activation.activation_code.as_str()),
-        ];
+        let params = [("user_id", user_id), ("activation_code", activation_code)];
         read_activation_status(
             &self
                 .call(integration, "POST", "/auth/v2/enroll_status", &params, now)

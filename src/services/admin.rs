@@ -36,6 +36,27 @@ pub fn require_full_admin(actor: &Account) -> Result<(), Error> {
     }
 }
 
+/// Who manages what only full administrators manage (applications, imported keys): a
+/// full administrator (checked), or the command line (an operator with shell access).
+#[derive(Clone, Copy)]
+pub enum Operator<'a> {
+    Administrator(&'a Account),
+    CommandLine,
+}
+
+impl Operator<'_> {
+    /// Whether it may; what the audit says of it.
+    pub fn authorize(self) -> Result<String, Error> {
+        match self {
+            Operator::Administrator(actor) => {
+                require_full_admin(actor)?;
+                Ok(format!("by administrator {}", actor.id))
+            }
+            Operator::CommandLine => Ok("from the command line".into()),
+        }
+    }
+}
+
 /// How recent a login must be for what lowers security ("sudo mode"): every factor of the
 /// account proven within this many seconds.
 pub const RECENT_PROOF_SECS: i64 = 600;
@@ -421,38 +442,24 @@ impl Services {
         Ok(latest)
     }
 
-    /// The YubiKeys imported for the local mode (full administrators).
-    pub async fn list_imported_yubikeys(&self, actor: &Account) -> Result<Vec<ImportedKeySummary>, Error> {
-        require_full_admin(actor)?;
+    /// The YubiKeys imported for the local mode.
+    pub async fn list_imported_yubikeys(&self, by: Operator<'_>) -> Result<Vec<ImportedKeySummary>, Error> {
+        by.authorize()?;
         Ok(self.store.imported_keys(ServiceId::Yubikey.as_str()).await?)
-    }
-
-    /// A full administrator imports YubiKeys (one line or a whole key file), as
-    /// [`Services::import_yubikeys`] does.
-    pub async fn admin_import_yubikeys(
-        &self,
-        actor: &Account,
-        file: &str,
-        assign_to: Option<(AccountKind, &str)>,
-        remote: Option<&str>,
-    ) -> Result<usize, Error> {
-        require_full_admin(actor)?;
-        let by = format!("by administrator {}", actor.id);
-        self.import_yubikeys(file, assign_to, &by, remote).await
     }
 
     /// Imports the keys of a key file (see `core::yubikey_import`) for YubiKey's local mode,
     /// each AES key and private ID sealed under the master key; all assigned to the account
     /// named `assign_to`, or left for the first account that touches each. All or nothing.
-    /// `by` says who, for the audit (`twofold yubikey import`: "from the command line").
     /// Returns how many keys were imported.
     pub async fn import_yubikeys(
         &self,
         file: &str,
         assign_to: Option<(AccountKind, &str)>,
-        by: &str,
+        by: Operator<'_>,
         remote: Option<&str>,
     ) -> Result<usize, Error> {
+        let by = by.authorize()?;
         let records = parse_key_file(file).map_err(Error::Validation)?;
         let account = match assign_to {
             Some((kind, name)) => Some(self.existing_account_named(kind, name).await?),

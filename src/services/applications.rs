@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::admin::require_full_admin;
+use super::admin::Operator;
 use super::factors::Answer;
 use super::login::Answered;
 use super::support::Attempt;
@@ -17,7 +17,7 @@ use crate::core::applications::{
 use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, ServiceId};
 use crate::random;
-use crate::store::{Account, ApplicationRow, KeyRow, NewKey};
+use crate::store::{ApplicationRow, KeyRow, NewKey};
 
 /// What an administrator registers.
 pub struct NewApplication {
@@ -118,13 +118,14 @@ impl Services {
         Ok((IssuedKey { key_id, key }, hash, expires_at))
     }
 
-    /// Registers an application with its first key (shown once). `by`: who, for the audit.
+    /// Registers an application with its first key (shown once).
     pub async fn create_application(
         &self,
         new: &NewApplication,
-        by: &str,
+        by: Operator<'_>,
         remote: Option<&str>,
     ) -> Result<(i64, IssuedKey), Error> {
+        let by = by.authorize()?;
         let name = check_name(&new.name).map_err(Error::Validation)?;
         let networks = parse_networks(&new.networks).map_err(Error::Validation)?;
         if new.scopes.is_empty() {
@@ -166,9 +167,10 @@ impl Services {
         &self,
         application_id: i64,
         expires_in_days: Option<u32>,
-        by: &str,
+        by: Operator<'_>,
         remote: Option<&str>,
     ) -> Result<IssuedKey, Error> {
+        let by = by.authorize()?;
         let (issued, hash, expires_at) = self.new_key(expires_in_days)?;
         let key = NewKey {
             key_id: &issued.key_id,
@@ -189,9 +191,10 @@ impl Services {
         &self,
         application_id: i64,
         key_id: &str,
-        by: &str,
+        by: Operator<'_>,
         remote: Option<&str>,
     ) -> Result<(), Error> {
+        let by = by.authorize()?;
         if !self
             .store
             .revoke_application_key(application_id, key_id, self.now())
@@ -210,9 +213,10 @@ impl Services {
         &self,
         application_id: i64,
         active: bool,
-        by: &str,
+        by: Operator<'_>,
         remote: Option<&str>,
     ) -> Result<(), Error> {
+        let by = by.authorize()?;
         let suspended_at = (!active).then(|| self.now());
         if !self
             .store
@@ -231,15 +235,10 @@ impl Services {
         Ok(())
     }
 
-    pub async fn applications(&self) -> Result<Vec<ApplicationSummary>, Error> {
+    pub async fn applications(&self, by: Operator<'_>) -> Result<Vec<ApplicationSummary>, Error> {
+        by.authorize()?;
         let (apps, keys) = self.store.applications().await?;
         apps.into_iter().map(|app| summary(app, &keys)).collect()
-    }
-
-    /// The administrators' side: full administrators only.
-    pub async fn admin_applications(&self, actor: &Account) -> Result<Vec<ApplicationSummary>, Error> {
-        require_full_admin(actor)?;
-        self.applications().await
     }
 
     /// The application whose key `authorization` carries (`Bearer tfk_...`, or Basic
@@ -285,7 +284,10 @@ impl Services {
             refuse(Some(&key_id), "outside the application's networks").await;
             return Err(Error::Forbidden);
         }
-        self.store.note_application_key_used(&key_id, now).await?;
+        // A key's last use is kept to the minute: a busy key costs no write per call.
+        if found.key.last_used_at.is_none_or(|at| at < now - 60) {
+            self.store.note_application_key_used(&key_id, now).await?;
+        }
         Ok(AppCaller {
             id: app.id,
             kinds: Kinds::parse(&app.kinds).ok_or_else(|| Error::Internal(format!("application {}", app.id)))?,

@@ -48,8 +48,9 @@ pub struct Services {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Their working memories, kept for the next computation.
     pub password_scratch_pool: std::sync::Mutex<Vec<crate::core::password::Scratch>>,
-    /// The last comparison of this server's clock with Duo's (at a settings check), shown
-    /// as a banner in the admin area when they differ by more than `ClockReading::TOLERANCE_SECS`.
+    /// The last comparison of this server's clock with Duo's (at a settings check, every
+    /// few minutes while Duo is active, after Duo refuses a request), shown as a banner in
+    /// the admin area when they differ by more than `ClockReading::TOLERANCE_SECS`.
     pub duo_clock: std::sync::Mutex<Option<ClockReading>>,
     /// Password verifications this node has run: an unknown name costs one, as a known
     /// name does (a test holds the login to it).

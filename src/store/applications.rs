@@ -192,12 +192,9 @@ impl Store {
         }))
     }
 
-    /// Records a key's use (at most once a minute, so that a busy key costs no write per call).
+    /// Records a key's use.
     pub async fn note_application_key_used(&self, key_id: &str, now: i64) -> Result<()> {
-        with_pool!(self, pool => sqlx::query(
-            "UPDATE application_keys SET last_used_at = $2
-             WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - 60)",
-        )
+        with_pool!(self, pool => sqlx::query("UPDATE application_keys SET last_used_at = $2 WHERE key_id = $1")
         .bind(key_id)
         .bind(now)
         .execute(pool)

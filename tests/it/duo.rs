@@ -218,7 +218,10 @@ async fn twofold_walk(api: &DuoApi, integration: &Integration<'_>, user: &str, n
     let activation = api.enroll(integration, new_user, 600, now()).await.unwrap();
     let mut statuses = Vec::new();
     loop {
-        let status = api.enroll_status(integration, &activation, now()).await.unwrap();
+        let status = api
+            .enroll_status(integration, &activation.user_id, &activation.activation_code, now())
+            .await
+            .unwrap();
         statuses.push(match status {
             ActivationStatus::Success => "success",
             ActivationStatus::Waiting => "waiting",

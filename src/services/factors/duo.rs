@@ -353,15 +353,8 @@ impl<'c, 'a> Duo<'c, 'a> {
     }
 
     async fn enroll_status(&self, user_id: &str, activation_code: &str) -> Result<ActivationStatus, Error> {
-        let activation = Activation {
-            user_id: user_id.into(),
-            username: String::new(),
-            activation_code: activation_code.into(),
-            activation_barcode: String::new(),
-            expiration: 0,
-        };
         let api = &self.cx.outbound.duo;
-        api.enroll_status(&self.integration(), &activation, self.cx.now)
+        api.enroll_status(&self.integration(), user_id, activation_code, self.cx.now)
             .await
             .map_err(failure)
     }

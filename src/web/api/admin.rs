@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{utc_text, Created};
 use crate::app::App;
 use crate::core::policy::{AccountKind, Role, TwoFactorSettings};
-use crate::services::admin::AccountRequest;
+use crate::services::admin::{AccountRequest, Operator};
 use crate::services::Error;
 use crate::store::{AccountSummary, ImportedKeySummary};
 use crate::web::error::ErrorBody;
@@ -152,7 +152,10 @@ pub async fn list_yubikeys(
     State(app): State<App>,
     SignedIn(caller): SignedIn,
 ) -> Result<Json<Vec<ImportedKeySummary>>, Error> {
-    Ok(Json(app.list_imported_yubikeys(&caller.account).await?))
+    Ok(Json(
+        app.list_imported_yubikeys(Operator::Administrator(&caller.account))
+            .await?,
+    ))
 }
 
 /// The account imported keys are assigned to.
@@ -190,7 +193,12 @@ pub async fn import_yubikeys(
 ) -> Result<Json<ImportYubikeysResponse>, Error> {
     let assign_to = body.assign_to.as_ref().map(|a| (a.kind, a.name.as_str()));
     let imported = app
-        .admin_import_yubikeys(&caller.account, &body.keys, assign_to, caller.remote())
+        .import_yubikeys(
+            &body.keys,
+            assign_to,
+            Operator::Administrator(&caller.account),
+            caller.remote(),
+        )
         .await?;
     Ok(Json(ImportYubikeysResponse { imported }))
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::app::App;
 use crate::core::applications::{Kinds, Scope};
 use crate::core::policy::AccountKind;
-use crate::services::admin::require_full_admin;
+use crate::services::admin::Operator;
 use crate::services::applications::{AppCaller, ApplicationSummary, CheckResult, IssuedKey, NewApplication};
 use crate::services::Error;
 use crate::web::error::ErrorBody;
@@ -39,11 +39,6 @@ pub struct CreatedApplication {
     key: IssuedKey,
 }
 
-/// Who did it, for the audit.
-fn by_administrator(id: i64) -> String {
-    format!("by administrator {id}")
-}
-
 /// Registers an application and issues its first key, shown once (full administrators).
 #[utoipa::path(post, path = "/api/v1/admin/applications", request_body = ApplicationRequest,
     responses((status = 201, body = CreatedApplication), (status = 403, body = ErrorBody),
@@ -53,7 +48,6 @@ pub async fn create(
     SignedIn(caller): SignedIn,
     ApiJson(body): ApiJson<ApplicationRequest>,
 ) -> Result<Response, Error> {
-    require_full_admin(&caller.account)?;
     let new = NewApplication {
         name: body.name,
         kinds: body.kinds,
@@ -61,7 +55,7 @@ pub async fn create(
         networks: body.networks,
     };
     let (id, key) = app
-        .create_application(&new, &by_administrator(caller.account.id), caller.remote())
+        .create_application(&new, Operator::Administrator(&caller.account), caller.remote())
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedApplication { id, key })).into_response())
 }
@@ -70,7 +64,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/admin/applications",
     responses((status = 200, body = [ApplicationSummary]), (status = 403, body = ErrorBody)))]
 pub async fn list(State(app): State<App>, SignedIn(caller): SignedIn) -> Result<Json<Vec<ApplicationSummary>>, Error> {
-    Ok(Json(app.admin_applications(&caller.account).await?))
+    Ok(Json(app.applications(Operator::Administrator(&caller.account)).await?))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -90,10 +84,9 @@ pub async fn issue_key(
     Path(id): Path<i64>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<KeyRequest>,
 ) -> Result<Response, Error> {
-    require_full_admin(&caller.account)?;
-    let by = by_administrator(caller.account.id);
+    let by = Operator::Administrator(&caller.account);
     let key = app
-        .issue_application_key(id, body.expires_in_days, &by, caller.remote())
+        .issue_application_key(id, body.expires_in_days, by, caller.remote())
         .await?;
     Ok((StatusCode::CREATED, Json(key)).into_response())
 }
@@ -107,9 +100,8 @@ pub async fn revoke_key(
     SignedIn(caller): SignedIn,
     Path((id, key_id)): Path<(i64, String)>,
 ) -> Result<StatusCode, Error> {
-    require_full_admin(&caller.account)?;
-    let by = by_administrator(caller.account.id);
-    app.revoke_application_key(id, &key_id, &by, caller.remote()).await?;
+    let by = Operator::Administrator(&caller.account);
+    app.revoke_application_key(id, &key_id, by, caller.remote()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -130,10 +122,8 @@ pub async fn change(
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<ApplicationChange>,
 ) -> Result<StatusCode, Error> {
-    require_full_admin(&caller.account)?;
-    let by = by_administrator(caller.account.id);
-    app.set_application_active(id, body.active, &by, caller.remote())
-        .await?;
+    let by = Operator::Administrator(&caller.account);
+    app.set_application_active(id, body.active, by, caller.remote()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -18,7 +18,7 @@ use crate::core::policy::{
     AccountKind, DuoMode, DuoSettings, DuoUsername, FailMode, ServiceId, ServiceSwitches, TotpSettings,
     TwoFactorSettings, WriteOnly, YubikeyMode, YubikeySettings,
 };
-use crate::services::admin::require_full_admin;
+use crate::services::admin::{require_full_admin, Operator};
 use crate::services::Error;
 use crate::store::{AccountSummary, ImportedKeySummary};
 use crate::web::session::Caller;
@@ -411,7 +411,10 @@ async fn yubikeys_form(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
-    match app.list_imported_yubikeys(&caller.account).await {
+    match app
+        .list_imported_yubikeys(Operator::Administrator(&caller.account))
+        .await
+    {
         Ok(keys) => {
             let page = YubikeysPage {
                 layout: Layout::new(app, ADMIN, "YubiKeys", Some(caller)),
@@ -450,7 +453,12 @@ pub async fn import_yubikeys(State(app): State<App>, caller: MaybeCaller, Form(f
         .filter(|name| !name.is_empty())
         .map(|name| (kind, name));
     let result = app
-        .admin_import_yubikeys(&caller.account, &form.keys, assign_to, caller.remote())
+        .import_yubikeys(
+            &form.keys,
+            assign_to,
+            Operator::Administrator(&caller.account),
+            caller.remote(),
+        )
         .await;
     match result {
         Ok(count) => {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{error_page, render, Layout, MaybeCaller, SIGNED_IN};
 use crate::app::App;
 use crate::core::applications::{Kinds, Scope};
-use crate::services::admin::require_full_admin;
+use crate::services::admin::Operator;
 use crate::services::applications::{ApplicationSummary, KeySummary, NewApplication};
 use crate::services::Error;
 use crate::web::session::Caller;
@@ -61,7 +61,7 @@ async fn page_after(app: &App, caller: &Caller, result: Result<Option<String>, E
         Ok(key) => (StatusCode::OK, None, Some(notice.to_string()), key),
         Err(error) => (error.status(), Some(error.public_message()), None, None),
     };
-    match app.admin_applications(&caller.account).await {
+    match app.applications(Operator::Administrator(&caller.account)).await {
         Ok(applications) => render(
             status,
             ApplicationsPage {
@@ -120,13 +120,11 @@ pub async fn create(State(app): State<App>, caller: MaybeCaller, Form(form): For
             .map(str::to_string)
             .collect(),
     };
-    let result = match require_full_admin(&caller.account) {
-        Ok(()) => app
-            .create_application(&new, &by(&caller), caller.remote())
-            .await
-            .map(|(_, key)| Some(key.key)),
-        Err(error) => Err(error),
-    };
+    let by = Operator::Administrator(&caller.account);
+    let result = app
+        .create_application(&new, by, caller.remote())
+        .await
+        .map(|(_, key)| Some(key.key));
     page_after(&app, &caller, result, "Application registered.").await
 }
 
@@ -145,13 +143,11 @@ pub async fn issue_key(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = match require_full_admin(&caller.account) {
-        Ok(()) => app
-            .issue_application_key(id, None, &by(&caller), caller.remote())
-            .await
-            .map(|key| Some(key.key)),
-        Err(error) => Err(error),
-    };
+    let by = Operator::Administrator(&caller.account);
+    let result = app
+        .issue_application_key(id, None, by, caller.remote())
+        .await
+        .map(|key| Some(key.key));
     page_after(&app, &caller, result, "Key issued.").await
 }
 
@@ -165,13 +161,11 @@ pub async fn revoke_key(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = match require_full_admin(&caller.account) {
-        Ok(()) => app
-            .revoke_application_key(id, &key_id, &by(&caller), caller.remote())
-            .await
-            .map(|()| None),
-        Err(error) => Err(error),
-    };
+    let by = Operator::Administrator(&caller.account);
+    let result = app
+        .revoke_application_key(id, &key_id, by, caller.remote())
+        .await
+        .map(|()| None);
     page_after(&app, &caller, result, "Key revoked: it no longer works.").await
 }
 
@@ -191,22 +185,15 @@ pub async fn set_active(
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    let result = match require_full_admin(&caller.account) {
-        Ok(()) => app
-            .set_application_active(id, form.active, &by(&caller), caller.remote())
-            .await
-            .map(|()| None),
-        Err(error) => Err(error),
-    };
+    let by = Operator::Administrator(&caller.account);
+    let result = app
+        .set_application_active(id, form.active, by, caller.remote())
+        .await
+        .map(|()| None);
     let notice = if form.active {
         "Application active again."
     } else {
         "Application suspended: its keys no longer work."
     };
     page_after(&app, &caller, result, notice).await
-}
-
-/// Who did it, for the audit.
-fn by(caller: &Caller) -> String {
-    format!("by administrator {}", caller.account.id)
 }
