@@ -115,6 +115,22 @@ pub fn network_allows(networks: &[ipnet::IpNet], address: Option<::core::net::Ip
     networks.is_empty() || address.is_some_and(|ip| networks.iter().any(|net| net.contains(&ip)))
 }
 
+/// The account a RADIUS `User-Name` names: `name@client` or `name@admin` chooses the kind;
+/// a bare name is of the application's only kind. `None` when the kind cannot be told (a
+/// bare name for an application of both kinds) or the name is empty.
+pub fn radius_user(user_name: &str, kinds: Kinds) -> Option<(AccountKind, &str)> {
+    let suffixed = [("@client", AccountKind::Client), ("@admin", AccountKind::Admin)]
+        .into_iter()
+        .find_map(|(suffix, kind)| Some((kind, user_name.strip_suffix(suffix)?)));
+    let (kind, name) = match (suffixed, kinds) {
+        (Some(found), _) => found,
+        (None, Kinds::Client) => (AccountKind::Client, user_name),
+        (None, Kinds::Admin) => (AccountKind::Admin, user_name),
+        (None, Kinds::Both) => return None,
+    };
+    (!name.is_empty()).then_some((kind, name))
+}
+
 /// A key as the application sends it.
 pub fn key_text(key_id: &str, secret: &str) -> String {
     format!("{KEY_PREFIX}{key_id}_{secret}")
@@ -216,6 +232,25 @@ mod tests {
         assert!(!network_allows(&nets, None));
         assert!(network_allows(&[], None));
         assert!(parse_networks(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn a_radius_user_name_chooses_the_kind_by_its_suffix() {
+        assert_eq!(
+            radius_user("alice@client", Kinds::Both),
+            Some((AccountKind::Client, "alice"))
+        );
+        assert_eq!(
+            radius_user("root@example.com@admin", Kinds::Both),
+            Some((AccountKind::Admin, "root@example.com"))
+        );
+        assert_eq!(
+            radius_user("alice@example.com", Kinds::Client),
+            Some((AccountKind::Client, "alice@example.com"))
+        );
+        assert_eq!(radius_user("alice", Kinds::Admin), Some((AccountKind::Admin, "alice")));
+        assert_eq!(radius_user("alice", Kinds::Both), None, "which kind?");
+        assert_eq!(radius_user("@client", Kinds::Client), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! VPN through RADIUS): a full administrator (or the command line) registers them and
 //! their keys; each call of the validate API is authenticated by a key.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,8 +13,8 @@ use super::login::Answered;
 use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::applications::{
-    check_name, key_text, network_allows, parse_networks, parse_scopes, scopes_text, secret_hash, secret_matches,
-    Kinds, Scope, KEY_ID_LENGTH,
+    check_name, key_text, network_allows, parse_networks, parse_scopes, radius_user, scopes_text, secret_hash,
+    secret_matches, Kinds, Scope, KEY_ID_LENGTH,
 };
 use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, ServiceId};
@@ -299,6 +301,16 @@ impl Services {
     }
 }
 
+/// The calling application and key, as the audit names them (never the secret).
+fn caller_text(app: &AppCaller) -> String {
+    format!("application {} ({}) key {}", app.id, app.name, app.key_id)
+}
+
+/// The user's address: as the application reports it, else the application's own.
+fn user_address(app: &AppCaller, client_ip: Option<IpAddr>) -> Option<String> {
+    client_ip.map(|ip| ip.to_string()).or_else(|| app.remote.clone())
+}
+
 /// The networks as stored: comma-separated.
 fn network_list(text: &str) -> Vec<String> {
     text.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect()
@@ -331,28 +343,59 @@ impl Services {
         code: &str,
         client_ip: Option<&str>,
     ) -> Result<CheckResult, Error> {
-        app.require(Scope::Check, kind)?;
-        let remote = client_ip.or(app.remote.as_deref());
-        let said = |result: &str| {
-            format!(
-                "application {} ({}) key {}: {} {user:?}: {result}",
-                app.id,
-                app.name,
-                app.key_id,
-                kind.as_str()
-            )
+        let client_ip = match client_ip.map(str::parse::<IpAddr>) {
+            Some(Err(_)) => return Err(Error::Validation("client_ip must be an IP address.".into())),
+            parsed => parsed.and_then(Result::ok),
         };
+        self.check_code(app, kind, user, code, client_ip, "validate_check")
+            .await
+    }
+
+    /// A RADIUS server (FreeRADIUS's `rlm_rest`) asks the same for the `User-Name` and
+    /// `User-Password` of an Access-Request: the name chooses the kind of account (see
+    /// `radius_user`), the password is the code. `client_ip` is used only if it is an IP
+    /// address (a `Calling-Station-Id` may be empty, or a MAC address).
+    pub async fn validate_radius(
+        &self,
+        app: &AppCaller,
+        user_name: &str,
+        code: &str,
+        client_ip: Option<&str>,
+    ) -> Result<CheckResult, Error> {
+        let client_ip = client_ip.and_then(|text| text.parse::<IpAddr>().ok());
+        let Some((kind, user)) = radius_user(user_name, app.kinds) else {
+            let remote = user_address(app, client_ip);
+            let detail = format!(
+                "{}: {user_name:?}: reject: a name for both kinds of account needs @client or @admin",
+                caller_text(app)
+            );
+            self.audit(None, "validate_radius", "failure", remote.as_deref(), Some(&detail))
+                .await;
+            return Ok(CheckResult::Reject);
+        };
+        self.check_code(app, kind, user, code, client_ip, "validate_radius")
+            .await
+    }
+
+    /// Judges a code an application sends, audited as `event`.
+    async fn check_code(
+        &self,
+        app: &AppCaller,
+        kind: AccountKind,
+        user: &str,
+        code: &str,
+        client_ip: Option<IpAddr>,
+        event: &str,
+    ) -> Result<CheckResult, Error> {
+        app.require(Scope::Check, kind)?;
+        let remote = user_address(app, client_ip);
+        let remote = remote.as_deref();
+        let said = |result: &str| format!("{}: {} {user:?}: {result}", caller_text(app), kind.as_str());
         let Some(account) = self.account_named(kind, user).await? else {
             let attempt = Attempt::on_unknown_name(&self.name_key, kind, user, Guess::SecondFactor, remote);
             self.count_attempt(&attempt).await?;
-            self.audit(
-                None,
-                "validate_check",
-                "failure",
-                remote,
-                Some(&said("reject: unknown user")),
-            )
-            .await;
+            self.audit(None, event, "failure", remote, Some(&said("reject: unknown user")))
+                .await;
             return Ok(CheckResult::Reject);
         };
         // Digits are an authenticator app's code; anything else a key's OTP.
@@ -390,7 +433,7 @@ impl Services {
             Ok(CheckResult::Reject) => said("reject"),
             Err(error) => said(&error.audit_detail()),
         };
-        self.audit(Some(account.id), "validate_check", outcome, remote, Some(&detail))
+        self.audit(Some(account.id), event, outcome, remote, Some(&detail))
             .await;
         result
     }

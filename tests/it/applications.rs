@@ -15,7 +15,7 @@ on_both_backends!(
 );
 
 /// A full administrator logged in, who registers `body` as an application; its first key.
-async fn registered(server: &TestServer, body: Value) -> (Client, i64, String) {
+pub(crate) async fn registered(server: &TestServer, body: Value) -> (Client, i64, String) {
     if server
         .app
         .store
@@ -51,7 +51,7 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
-async fn audit(server: &TestServer) -> String {
+pub(crate) async fn audit(server: &TestServer) -> String {
     format!("{:?}", server.app.store.audit_events(None, 200).await.unwrap())
 }
 
@@ -193,6 +193,17 @@ async fn check_uses_a_code_once_and_across_the_login_page(backend: Backend) {
     )
     .await;
     assert_eq!(unknown, wrong, "an unknown user gets the same answer");
+    let spoofed = check(
+        &server,
+        Some(&auth),
+        json!({"user": "cara", "kind": "client", "code": "000000", "client_ip": "10.0.0.1; drop"}),
+    )
+    .await;
+    assert_eq!(
+        error_code(&spoofed),
+        "validation_error",
+        "client_ip is an address or nothing"
+    );
     let code = server.code(&secret, 0);
     let (_, accepted) = check(&server, Some(&auth), checking(code.clone())).await;
     assert_eq!(accepted, json!({"result": "accept", "method": "totp"}));

@@ -1,10 +1,11 @@
 //! Applications: the administrators' registry (`/admin/applications`), and the validate
 //! API (`/validate/...`) that applications call with one of their keys.
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -172,4 +173,47 @@ pub async fn check(
         .validate_check(&caller, body.kind, &body.user, &body.code, body.client_ip.as_deref())
         .await?;
     Ok(Json(result))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RadiusRequest {
+    /// The RADIUS `User-Name`: `name@client` or `name@admin`; a bare name is of the
+    /// application's kind when it has only one.
+    user: String,
+    /// The RADIUS `User-Password`: the code.
+    pass: String,
+    /// The user's address, if the RADIUS server passes one (for the lockout and the audit).
+    client_ip: Option<String>,
+}
+
+/// For FreeRADIUS's `rlm_rest` (a form body): `204` the code is right (Access-Accept),
+/// `401` it is not, or there is no such user (Access-Reject), `403` the account is locked
+/// out or the application may not check it (Access-Reject).
+#[utoipa::path(post, path = "/api/v1/validate/radius",
+    request_body(content = RadiusRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204, description = "Accept"),
+              (status = 401, body = ErrorBody, description = "Reject: a wrong or used code, no such user, or no valid API key"),
+              (status = 403, body = ErrorBody, description = "Locked out, or outside the application's networks, scopes or kinds"),
+              (status = 422, body = ErrorBody, description = "Not the form: `user` and `pass` are required"),
+              (status = 503, body = ErrorBody)))]
+pub async fn radius(
+    State(app): State<App>,
+    Application(caller): Application,
+    form: Result<Form<RadiusRequest>, FormRejection>,
+) -> Result<Response, Error> {
+    let Form(body) = form.map_err(|rejection| Error::Validation(rejection.body_text()))?;
+    let result = app
+        .validate_radius(&caller, &body.user, &body.pass, body.client_ip.as_deref())
+        .await;
+    match result {
+        Ok(CheckResult::Accept { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(CheckResult::Reject) => Err(Error::InvalidCode),
+        // rlm_rest reads 403 as "userlock"; 429 would be only "invalid".
+        Err(error @ (Error::LockedOut { .. } | Error::SecondFactorLocked)) => {
+            let mut response = error.into_response();
+            *response.status_mut() = StatusCode::FORBIDDEN;
+            Ok(response)
+        }
+        Err(error) => Err(error),
+    }
 }

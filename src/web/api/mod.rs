@@ -67,6 +67,7 @@ pub fn routes() -> Router<App> {
             post(applications::revoke_key),
         )
         .route("/validate/check", post(applications::check))
+        .route("/validate/radius", post(applications::radius))
         .fallback(not_found)
 }
 
@@ -109,7 +110,8 @@ async fn not_found() -> Response {
         applications::issue_key,
         applications::revoke_key,
         applications::change,
-        applications::check
+        applications::check,
+        applications::radius
     ),
     modifiers(&CommonErrors)
 )]
