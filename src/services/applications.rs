@@ -16,10 +16,11 @@ use crate::core::applications::{
     check_name, key_text, network_allows, parse_networks, parse_scopes, radius_user, scopes_text, secret_hash,
     secret_matches, Kinds, Scope, KEY_ID_LENGTH,
 };
+use crate::core::backup_codes::BackupCode;
 use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, ServiceId};
 use crate::random;
-use crate::store::{ApplicationRow, KeyRow, NewKey};
+use crate::store::{Account, ApplicationRow, KeyRow, NewKey};
 
 /// What an administrator registers.
 pub struct NewApplication {
@@ -320,15 +321,63 @@ fn no_such_application() -> Error {
     Error::NotFound("No such application.".into())
 }
 
-/// What `/validate/check` answers (a locked-out account is an error: 429).
+/// What `/validate/check` answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CheckResult {
-    /// The code is right, and now used up: `method` is the service it belongs to.
-    Accept { method: ServiceId },
+    /// The code is right, and now used up.
+    Accept {
+        method: Method,
+        /// How many unused backup codes the account holds (one at most: each use issues
+        /// the next).
+        backup_codes_left: u32,
+        /// After a backup code: the next one, shown this once; the application shows it
+        /// to the user, who keeps it in a safe place.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backup_code: Option<String>,
+    },
     /// Wrong, already used, or for a user who does not exist or has no such second factor:
     /// the same answer for each.
     Reject,
+    /// Too many wrong answers: the account is locked out, for `retry_after` seconds (also
+    /// in the `Retry-After` header), or until an administrator unlocks it when absent.
+    Locked {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<i64>,
+    },
+}
+
+/// What an accepted code was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A code from an authenticator app.
+    Totp,
+    /// A YubiKey's OTP.
+    Yubikey,
+    BackupCode,
+}
+
+impl Method {
+    /// What `code` is, by its form: a backup code (16 letters and digits, dashes
+    /// optional), digits (an authenticator app's code), or else a YubiKey's OTP.
+    fn of(code: &str) -> Method {
+        if BackupCode::parse(code).is_ok() {
+            Method::BackupCode
+        } else if code.chars().all(|c| c.is_ascii_digit() || c.is_whitespace()) {
+            Method::Totp
+        } else {
+            Method::Yubikey
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Yubikey => "yubikey",
+            Method::BackupCode => "backup_code",
+        }
+    }
 }
 
 impl Services {
@@ -398,43 +447,78 @@ impl Services {
                 .await;
             return Ok(CheckResult::Reject);
         };
-        // Digits are an authenticator app's code; anything else a key's OTP.
-        let service = match code.chars().all(|c| c.is_ascii_digit() || c.is_whitespace()) {
-            true => ServiceId::Totp,
-            false => ServiceId::Yubikey,
-        };
-        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        let credentials = self.store.credentials(account.id).await?;
-        let answered = match credentials.iter().any(|c| c.service == service.as_str()) {
-            true => {
-                let answer = Answer::Code(code.to_string());
-                self.answer_second_factor(&account, None, credentials, service, &answer, &attempt, "validate")
+        let method = Method::of(code);
+        let used = match method {
+            Method::BackupCode => {
+                let attempt = Attempt::on_account(account.id, Guess::BackupCode, remote);
+                self.use_backup_code(account.id, None, code, &attempt, "validate_backup_code")
                     .await
+                    .map(|(next, _)| Some(next))
             }
-            false => {
-                self.count_attempt(&attempt).await?;
-                Err(Error::Validation(format!("no {} credential", service.as_str())))
+            Method::Totp | Method::Yubikey => {
+                let service = match method {
+                    Method::Totp => ServiceId::Totp,
+                    _ => ServiceId::Yubikey,
+                };
+                self.use_code(&account, service, code, remote).await.map(|()| None)
             }
         };
-        let (outcome, result) = match answered {
-            Ok(Answered::Accepted(_)) => ("success", Ok(CheckResult::Accept { method: service })),
+        let result = match used {
+            Ok(next) => {
+                let backup_codes_left = match next {
+                    Some(_) => 1,
+                    None => u32::from(self.store.backup_code(account.id).await?.is_some()),
+                };
+                Ok(CheckResult::Accept {
+                    method,
+                    backup_codes_left,
+                    backup_code: next.map(|code| code.display()),
+                })
+            }
+            Err(Error::LockedOut { retry_after_secs }) => Ok(CheckResult::Locked {
+                retry_after: Some(retry_after_secs),
+            }),
+            Err(Error::SecondFactorLocked) => Ok(CheckResult::Locked { retry_after: None }),
             Err(
-                error @ (Error::LockedOut { .. }
-                | Error::SecondFactorLocked
-                | Error::Internal(_)
+                error @ (Error::Internal(_)
                 | Error::Unavailable(_)
                 | Error::ServiceUnreachable { .. }
                 | Error::ServiceMisconfigured { .. }),
-            ) => ("failure", Err(error)),
-            Ok(Answered::Pending | Answered::Next(_)) | Err(_) => ("failure", Ok(CheckResult::Reject)),
+            ) => Err(error),
+            Err(_) => Ok(CheckResult::Reject),
         };
-        let detail = match &result {
-            Ok(CheckResult::Accept { method }) => said(&format!("accept {}", method.as_str())),
-            Ok(CheckResult::Reject) => said("reject"),
-            Err(error) => said(&error.audit_detail()),
+        let (outcome, detail) = match &result {
+            Ok(CheckResult::Accept { method, .. }) => ("success", said(&format!("accept {}", method.as_str()))),
+            Ok(CheckResult::Reject) => ("failure", said("reject")),
+            Ok(CheckResult::Locked { .. }) => ("failure", said("locked")),
+            Err(error) => ("failure", said(&error.audit_detail())),
         };
         self.audit(Some(account.id), event, outcome, remote, Some(&detail))
             .await;
         result
+    }
+
+    /// A code or OTP of `service`, single use and counted as at the login page.
+    async fn use_code(
+        &self,
+        account: &Account,
+        service: ServiceId,
+        code: &str,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
+        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
+        let credentials = self.store.credentials(account.id).await?;
+        if !credentials.iter().any(|c| c.service == service.as_str()) {
+            self.count_attempt(&attempt).await?;
+            return Err(Error::Validation(format!("no {} credential", service.as_str())));
+        }
+        let answer = Answer::Code(code.to_string());
+        match self
+            .answer_second_factor(account, None, credentials, service, &answer, &attempt, "validate")
+            .await?
+        {
+            Answered::Accepted(_) => Ok(()),
+            Answered::Pending | Answered::Next(_) => Err(Error::InvalidCode),
+        }
     }
 }

@@ -453,10 +453,29 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<(BackupCode, String), Error> {
         require_stage(session, Stage::SecondFactor)?;
-        let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         let attempt = Attempt::on_account(account.id, Guess::BackupCode, remote);
+        let (next, session_token) = self
+            .use_backup_code(account.id, Some(session), input, &attempt, "login_backup_code")
+            .await?;
+        let session_token =
+            session_token.ok_or_else(|| Error::Internal("a completed login without a new session token".into()))?;
+        Ok((next, session_token))
+    }
+
+    /// A backup code, counted as `attempt`: if right (and the count allows), consumed and
+    /// replaced by the next one, which is returned to be shown once, with the session's new
+    /// token if there is a session to complete. Audited as `event`.
+    pub(crate) async fn use_backup_code(
+        &self,
+        account_id: i64,
+        session: Option<&Session>,
+        input: &str,
+        attempt: &Attempt<'_>,
+        event: &str,
+    ) -> Result<(BackupCode, Option<String>), Error> {
+        let code = BackupCode::parse(input).map_err(|e| Error::MalformedCode(e.to_string()))?;
         let used = code.hash(&self.backup_code_key);
-        let stored = self.store.backup_code(account.id).await?;
+        let stored = self.store.backup_code(account_id).await?;
         let matches = stored.is_some_and(|(stored, _)| bool::from(stored.as_slice().ct_eq(&used)));
         let next = BackupCode::from_random(random::bytes::<{ backup_codes::RANDOM_BYTES }>()?);
         let next_hash = next.hash(&self.backup_code_key);
@@ -473,16 +492,15 @@ impl Services {
         };
         let session_token = self
             .settle(
-                account.id,
-                Some(session),
-                &attempt,
+                account_id,
+                session,
+                attempt,
                 checked,
-                "login_backup_code",
+                event,
                 Some("new backup code issued"),
                 false,
             )
-            .await?
-            .ok_or_else(|| Error::Internal("a completed login without a new session token".into()))?;
+            .await?;
         Ok((next, session_token))
     }
 

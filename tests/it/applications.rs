@@ -12,6 +12,7 @@ on_both_backends!(
     an_application_key_is_shown_once_stored_hashed_and_checked_on_every_call,
     check_uses_a_code_once_and_across_the_login_page,
     checks_and_the_login_page_share_one_lockout,
+    a_backup_code_through_check_is_used_once_and_its_successor_shown_once,
 );
 
 /// A full administrator logged in, who registers `body` as an application; its first key.
@@ -206,7 +207,10 @@ async fn check_uses_a_code_once_and_across_the_login_page(backend: Backend) {
     );
     let code = server.code(&secret, 0);
     let (_, accepted) = check(&server, Some(&auth), checking(code.clone())).await;
-    assert_eq!(accepted, json!({"result": "accept", "method": "totp"}));
+    assert_eq!(
+        accepted,
+        json!({"result": "accept", "method": "totp", "backup_codes_left": 1})
+    );
     let (_, replayed) = check(&server, Some(&auth), checking(code.clone())).await;
     assert_eq!(replayed, json!({"result": "reject"}), "single use");
     // The same code at the login page: already used.
@@ -274,12 +278,51 @@ async fn checks_and_the_login_page_share_one_lockout(backend: Backend) {
     }
     let locked = check(&server, Some(&auth), checking(&server.code(&secret, 0))).await;
     assert_eq!(
-        (locked.0, error_code(&locked)),
-        (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+        (locked.0, &locked.1["result"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("locked")),
         "{locked:?}"
     );
+    assert!(locked.1["retry_after"].as_i64().unwrap() > 0, "{locked:?}");
     let at_page = client
         .post("/api/v1/login/second-factor", json!({"code": server.code(&secret, 0)}))
         .await;
     assert_eq!(error_code(&at_page), "locked_out");
+}
+
+/// A backup code through `check` is accepted once, as at the login page, and the next one is
+/// in the answer for the application to show: the old one is refused everywhere, the new one
+/// works at the login page.
+async fn a_backup_code_through_check_is_used_once_and_its_successor_shown_once(backend: Backend) {
+    let server = TestServer::start_with(backend, raised_lockout).await;
+    let (_, backup) = enrolled_client(&server, "cara").await;
+    let (_, _, key) = registered(&server, json!({"name": "Shop", "kinds": "client", "scopes": ["check"]})).await;
+    let auth = bearer(&key);
+    let checking = |code: &str| json!({"user": "cara", "kind": "client", "code": code});
+
+    let (status, accepted) = check(&server, Some(&auth), checking(&backup.to_lowercase())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&accepted["result"], &accepted["method"], &accepted["backup_codes_left"]),
+        (&json!("accept"), &json!("backup_code"), &json!(1)),
+        "{accepted}"
+    );
+    let next = accepted["backup_code"].as_str().unwrap().to_string();
+    assert_ne!(next, backup);
+    assert_eq!(
+        check(&server, Some(&auth), checking(&backup)).await.1,
+        json!({"result": "reject"})
+    );
+
+    // The successor is the account's one backup code now: it works at the login page, once.
+    let client = server.client();
+    client.login("client", "cara").await;
+    let (status, used) = client
+        .post("/api/v1/login/backup-code", json!({"backup_code": next}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{used}");
+    let (_, replayed) = check(&server, Some(&auth), checking(&next)).await;
+    assert_eq!(replayed, json!({"result": "reject"}), "used at the login page");
+    let audited = audit(&server).await;
+    assert!(audited.contains("accept backup_code"), "{audited}");
+    assert!(!audited.contains(&next) && !audited.contains(&backup), "never audited");
 }

@@ -15,7 +15,7 @@ use crate::core::policy::AccountKind;
 use crate::services::admin::Operator;
 use crate::services::applications::{AppCaller, ApplicationSummary, CheckResult, IssuedKey, NewApplication};
 use crate::services::Error;
-use crate::web::error::ErrorBody;
+use crate::web::error::{error_response, ErrorBody};
 use crate::web::session::{remote_addr, SignedIn};
 use crate::web::{ApiJson, ApiJsonOrEmpty};
 
@@ -157,22 +157,31 @@ pub struct CheckRequest {
     client_ip: Option<String>,
 }
 
-/// Is this the user's second factor? Single use, counted with the login page's attempts:
-/// `accept` (the code is used up), `reject` (wrong, used, or no such user: the same answer),
-/// or `429 locked_out` with `Retry-After`.
+/// Is this the user's second factor? A code from an authenticator app, a YubiKey's OTP or a
+/// backup code, single use and counted with the login page's attempts: `accept` (used up; a
+/// backup code's successor comes in `backup_code`, shown once), `reject` (wrong, used, or no
+/// such user: the same answer), or `locked` (`429`, with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/validate/check", request_body = CheckRequest,
-    responses((status = 200, body = CheckResult), (status = 401, body = ErrorBody, description = "No valid API key"),
+    responses((status = 200, body = CheckResult, description = "`accept` or `reject`"),
+              (status = 429, body = CheckResult, description = "`locked`"),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
               (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
-              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 503, body = ErrorBody)))]
 pub async fn check(
     State(app): State<App>,
     Application(caller): Application,
     ApiJson(body): ApiJson<CheckRequest>,
-) -> Result<Json<CheckResult>, Error> {
+) -> Result<Response, Error> {
     let result = app
         .validate_check(&caller, body.kind, &body.user, &body.code, body.client_ip.as_deref())
         .await?;
-    Ok(Json(result))
+    Ok(match result {
+        CheckResult::Locked { retry_after } => {
+            let wait = retry_after.map(|secs| [(header::RETRY_AFTER, secs.to_string())]);
+            (StatusCode::TOO_MANY_REQUESTS, wait, Json(result)).into_response()
+        }
+        _ => Json(result).into_response(),
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -204,16 +213,15 @@ pub async fn radius(
     let Form(body) = form.map_err(|rejection| Error::Validation(rejection.body_text()))?;
     let result = app
         .validate_radius(&caller, &body.user, &body.pass, body.client_ip.as_deref())
-        .await;
-    match result {
-        Ok(CheckResult::Accept { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Ok(CheckResult::Reject) => Err(Error::InvalidCode),
+        .await?;
+    Ok(match result {
+        CheckResult::Accept { .. } => StatusCode::NO_CONTENT.into_response(),
+        CheckResult::Reject => Error::InvalidCode.into_response(),
         // rlm_rest reads 403 as "userlock"; 429 would be only "invalid".
-        Err(error @ (Error::LockedOut { .. } | Error::SecondFactorLocked)) => {
-            let mut response = error.into_response();
-            *response.status_mut() = StatusCode::FORBIDDEN;
-            Ok(response)
-        }
-        Err(error) => Err(error),
-    }
+        CheckResult::Locked { .. } => error_response(
+            StatusCode::FORBIDDEN,
+            "locked_out",
+            "Too many wrong answers: the account is locked out.".into(),
+        ),
+    })
 }
