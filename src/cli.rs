@@ -97,6 +97,19 @@ pub enum AppCommand {
         /// A network it may call from, CIDR or address (repeat for several); none: anywhere
         #[arg(long = "network", value_name = "CIDR")]
         networks: Vec<String>,
+        /// Let its users without a second factor pass (`preauth` answers `allow`); without
+        /// it, they must enrol
+        #[arg(long)]
+        allow_unenrolled: bool,
+    },
+    /// Change whether an application's users without a second factor may pass
+    Policy {
+        /// The application's id
+        id: i64,
+        /// yes: they pass (`preauth` answers `allow`); no: they must enrol
+        #[arg(long, value_name = "yes|no", action = clap::ArgAction::Set, required = true,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        allow_unenrolled: bool,
     },
     /// List the applications and their keys (never the secrets)
     List,
@@ -414,6 +427,7 @@ async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
             kinds,
             scopes,
             networks,
+            allow_unenrolled,
         } => {
             let scopes = scopes
                 .iter()
@@ -431,6 +445,7 @@ async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
                 kinds,
                 scopes,
                 networks,
+                allow_unenrolled,
             };
             let (id, key) = app.create_application(&new, BY, None).await?;
             println!(
@@ -441,9 +456,14 @@ async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
         AppCommand::List => {
             for application in app.applications(BY).await? {
                 let state = if application.active { "active" } else { "suspended" };
+                let unenrolled = if application.allow_unenrolled {
+                    "pass"
+                } else {
+                    "must-enrol"
+                };
                 let scopes: Vec<&str> = application.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
-                    "{} {:?} kinds={} scopes={} networks={} {state}",
+                    "{} {:?} kinds={} scopes={} networks={} unenrolled={unenrolled} {state}",
                     application.id,
                     application.name,
                     application.kinds.as_str(),
@@ -469,6 +489,12 @@ async fn app_command(app: &App, command: AppCommand) -> anyhow::Result<()> {
                 "new key for application {id} (shown this once, keep it secret):\n{}",
                 key.key
             );
+        }
+        AppCommand::Policy { id, allow_unenrolled } => {
+            app.set_application_allow_unenrolled(id, allow_unenrolled, BY, None)
+                .await?;
+            let policy = if allow_unenrolled { "may pass" } else { "must enrol" };
+            println!("application {id}: users without a second factor {policy}");
         }
         AppCommand::Revoke { id, key_id } => {
             app.revoke_application_key(id, &key_id, BY, None).await?;
@@ -512,13 +538,14 @@ async fn serve(app: App) -> anyhow::Result<()> {
         loop {
             every.tick().await;
             match sweeper.purge_expired().await {
-                Ok([sessions, challenges, tokens, counters, events]) => {
+                Ok([sessions, challenges, tokens, counters, events, enrolment_links]) => {
                     tracing::debug!(
                         sessions,
                         challenges,
                         tokens,
                         counters,
                         events,
+                        enrolment_links,
                         "deleted what had expired"
                     )
                 }

@@ -2,25 +2,18 @@
 //! VPN through RADIUS): a full administrator (or the command line) registers them and
 //! their keys; each call of the validate API is authenticated by a key.
 
-use std::net::IpAddr;
-
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::admin::Operator;
-use super::factors::Answer;
-use super::login::Answered;
-use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::applications::{
-    check_name, key_text, network_allows, parse_networks, parse_scopes, radius_user, scopes_text, secret_hash,
-    secret_matches, Kinds, Scope, KEY_ID_LENGTH,
+    check_name, key_text, network_allows, parse_networks, parse_scopes, scopes_text, secret_hash, secret_matches,
+    Kinds, Scope, KEY_ID_LENGTH,
 };
-use crate::core::backup_codes::BackupCode;
-use crate::core::lockout::Guess;
-use crate::core::policy::{AccountKind, ServiceId};
+use crate::core::policy::AccountKind;
 use crate::random;
-use crate::store::{Account, ApplicationRow, KeyRow, NewKey};
+use crate::store::{ApplicationRow, KeyRow, NewKey};
 
 /// What an administrator registers.
 pub struct NewApplication {
@@ -29,6 +22,8 @@ pub struct NewApplication {
     pub scopes: Vec<Scope>,
     /// CIDR (or addresses) it may call from; none: anywhere.
     pub networks: Vec<String>,
+    /// Whether its users without a second factor may pass (`preauth` answers `allow`).
+    pub allow_unenrolled: bool,
 }
 
 /// An application as the administrators' list shows it.
@@ -40,6 +35,8 @@ pub struct ApplicationSummary {
     pub scopes: Vec<Scope>,
     pub networks: Vec<String>,
     pub active: bool,
+    /// Whether its users without a second factor may pass (`preauth` answers `allow`).
+    pub allow_unenrolled: bool,
     /// Unix seconds.
     pub created_at: i64,
     pub keys: Vec<KeySummary>,
@@ -71,6 +68,7 @@ pub struct AppCaller {
     pub key_id: String,
     pub kinds: Kinds,
     pub scopes: Vec<Scope>,
+    pub allow_unenrolled: bool,
     /// The caller's address, as the connection (or a trusted proxy) gives it.
     pub remote: Option<String>,
 }
@@ -94,6 +92,7 @@ fn summary(app: ApplicationRow, keys: &[KeyRow]) -> Result<ApplicationSummary, E
         scopes: parse_scopes(&app.scopes),
         networks: network_list(&app.networks),
         active: app.suspended_at.is_none(),
+        allow_unenrolled: app.allow_unenrolled,
         created_at: app.created_at,
         name: app.name,
         keys: keys
@@ -144,6 +143,7 @@ impl Services {
             networks: networks.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
             suspended_at: None,
             created_at: self.now(),
+            allow_unenrolled: new.allow_unenrolled,
         };
         let (issued, hash, expires_at) = self.new_key(None)?;
         let key = NewKey {
@@ -159,7 +159,11 @@ impl Services {
                 Error::Conflict(_) => Error::Conflict(format!("An application is already named {name:?}.")),
                 other => other,
             })?;
-        let detail = format!("application {id} {name:?}, key {}, {by}", issued.key_id);
+        let policy = match new.allow_unenrolled {
+            true => ", unenrolled users may pass",
+            false => "",
+        };
+        let detail = format!("application {id} {name:?}, key {}{policy}, {by}", issued.key_id);
         self.audit(None, "application_created", "success", remote, Some(&detail))
             .await;
         Ok((id, issued))
@@ -238,6 +242,33 @@ impl Services {
         Ok(())
     }
 
+    /// Lets the application's users without a second factor pass (`preauth` answers
+    /// `allow`), or not (the default).
+    pub async fn set_application_allow_unenrolled(
+        &self,
+        application_id: i64,
+        allow: bool,
+        by: Operator<'_>,
+        remote: Option<&str>,
+    ) -> Result<(), Error> {
+        let by = by.authorize()?;
+        if !self
+            .store
+            .set_application_allow_unenrolled(application_id, allow)
+            .await?
+        {
+            return Err(no_such_application());
+        }
+        let policy = match allow {
+            true => "may pass",
+            false => "must enrol",
+        };
+        let detail = format!("application {application_id}: unenrolled users {policy}, {by}");
+        self.audit(None, "application_policy_changed", "success", remote, Some(&detail))
+            .await;
+        Ok(())
+    }
+
     pub async fn applications(&self, by: Operator<'_>) -> Result<Vec<ApplicationSummary>, Error> {
         by.authorize()?;
         let (apps, keys) = self.store.applications().await?;
@@ -295,21 +326,12 @@ impl Services {
             id: app.id,
             kinds: Kinds::parse(&app.kinds).ok_or_else(|| Error::Internal(format!("application {}", app.id)))?,
             scopes: parse_scopes(&app.scopes),
+            allow_unenrolled: app.allow_unenrolled,
             name: app.name,
             key_id,
             remote: remote.map(str::to_string),
         })
     }
-}
-
-/// The calling application and key, as the audit names them (never the secret).
-fn caller_text(app: &AppCaller) -> String {
-    format!("application {} ({}) key {}", app.id, app.name, app.key_id)
-}
-
-/// The user's address: as the application reports it, else the application's own.
-fn user_address(app: &AppCaller, client_ip: Option<IpAddr>) -> Option<String> {
-    client_ip.map(|ip| ip.to_string()).or_else(|| app.remote.clone())
 }
 
 /// The networks as stored: comma-separated.
@@ -319,206 +341,4 @@ fn network_list(text: &str) -> Vec<String> {
 
 fn no_such_application() -> Error {
     Error::NotFound("No such application.".into())
-}
-
-/// What `/validate/check` answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum CheckResult {
-    /// The code is right, and now used up.
-    Accept {
-        method: Method,
-        /// How many unused backup codes the account holds (one at most: each use issues
-        /// the next).
-        backup_codes_left: u32,
-        /// After a backup code: the next one, shown this once; the application shows it
-        /// to the user, who keeps it in a safe place.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        backup_code: Option<String>,
-    },
-    /// Wrong, already used, or for a user who does not exist or has no such second factor:
-    /// the same answer for each.
-    Reject,
-    /// Too many wrong answers: the account is locked out, for `retry_after` seconds (also
-    /// in the `Retry-After` header), or until an administrator unlocks it when absent.
-    Locked {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        retry_after: Option<i64>,
-    },
-}
-
-/// What an accepted code was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// A code from an authenticator app.
-    Totp,
-    /// A YubiKey's OTP.
-    Yubikey,
-    BackupCode,
-}
-
-impl Method {
-    /// What `code` is, by its form: a backup code (16 letters and digits, dashes
-    /// optional), digits (an authenticator app's code), or else a YubiKey's OTP.
-    fn of(code: &str) -> Method {
-        if BackupCode::parse(code).is_ok() {
-            Method::BackupCode
-        } else if code.chars().all(|c| c.is_ascii_digit() || c.is_whitespace()) {
-            Method::Totp
-        } else {
-            Method::Yubikey
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Totp => "totp",
-            Method::Yubikey => "yubikey",
-            Method::BackupCode => "backup_code",
-        }
-    }
-}
-
-impl Services {
-    /// An application asks whether `code` is `user`'s second factor: a TOTP code or a
-    /// YubiKey OTP, single use and counted against the same lockout as the login page
-    /// (`client_ip`: the user's address as the application saw it).
-    pub async fn validate_check(
-        &self,
-        app: &AppCaller,
-        kind: AccountKind,
-        user: &str,
-        code: &str,
-        client_ip: Option<&str>,
-    ) -> Result<CheckResult, Error> {
-        let client_ip = match client_ip.map(str::parse::<IpAddr>) {
-            Some(Err(_)) => return Err(Error::Validation("client_ip must be an IP address.".into())),
-            parsed => parsed.and_then(Result::ok),
-        };
-        self.check_code(app, kind, user, code, client_ip, "validate_check")
-            .await
-    }
-
-    /// A RADIUS server (FreeRADIUS's `rlm_rest`) asks the same for the `User-Name` and
-    /// `User-Password` of an Access-Request: the name chooses the kind of account (see
-    /// `radius_user`), the password is the code. `client_ip` is used only if it is an IP
-    /// address (a `Calling-Station-Id` may be empty, or a MAC address).
-    pub async fn validate_radius(
-        &self,
-        app: &AppCaller,
-        user_name: &str,
-        code: &str,
-        client_ip: Option<&str>,
-    ) -> Result<CheckResult, Error> {
-        let client_ip = client_ip.and_then(|text| text.parse::<IpAddr>().ok());
-        let Some((kind, user)) = radius_user(user_name, app.kinds) else {
-            let remote = user_address(app, client_ip);
-            let detail = format!(
-                "{}: {user_name:?}: reject: a name for both kinds of account needs @client or @admin",
-                caller_text(app)
-            );
-            self.audit(None, "validate_radius", "failure", remote.as_deref(), Some(&detail))
-                .await;
-            return Ok(CheckResult::Reject);
-        };
-        self.check_code(app, kind, user, code, client_ip, "validate_radius")
-            .await
-    }
-
-    /// Judges a code an application sends, audited as `event`.
-    async fn check_code(
-        &self,
-        app: &AppCaller,
-        kind: AccountKind,
-        user: &str,
-        code: &str,
-        client_ip: Option<IpAddr>,
-        event: &str,
-    ) -> Result<CheckResult, Error> {
-        app.require(Scope::Check, kind)?;
-        let remote = user_address(app, client_ip);
-        let remote = remote.as_deref();
-        let said = |result: &str| format!("{}: {} {user:?}: {result}", caller_text(app), kind.as_str());
-        let Some(account) = self.account_named(kind, user).await? else {
-            let attempt = Attempt::on_unknown_name(&self.name_key, kind, user, Guess::SecondFactor, remote);
-            self.count_attempt(&attempt).await?;
-            self.audit(None, event, "failure", remote, Some(&said("reject: unknown user")))
-                .await;
-            return Ok(CheckResult::Reject);
-        };
-        let method = Method::of(code);
-        let used = match method {
-            Method::BackupCode => {
-                let attempt = Attempt::on_account(account.id, Guess::BackupCode, remote);
-                self.use_backup_code(account.id, None, code, &attempt, "validate_backup_code")
-                    .await
-                    .map(|(next, _)| Some(next))
-            }
-            Method::Totp | Method::Yubikey => {
-                let service = match method {
-                    Method::Totp => ServiceId::Totp,
-                    _ => ServiceId::Yubikey,
-                };
-                self.use_code(&account, service, code, remote).await.map(|()| None)
-            }
-        };
-        let result = match used {
-            Ok(next) => {
-                let backup_codes_left = match next {
-                    Some(_) => 1,
-                    None => u32::from(self.store.backup_code(account.id).await?.is_some()),
-                };
-                Ok(CheckResult::Accept {
-                    method,
-                    backup_codes_left,
-                    backup_code: next.map(|code| code.display()),
-                })
-            }
-            Err(Error::LockedOut { retry_after_secs }) => Ok(CheckResult::Locked {
-                retry_after: Some(retry_after_secs),
-            }),
-            Err(Error::SecondFactorLocked) => Ok(CheckResult::Locked { retry_after: None }),
-            Err(
-                error @ (Error::Internal(_)
-                | Error::Unavailable(_)
-                | Error::ServiceUnreachable { .. }
-                | Error::ServiceMisconfigured { .. }),
-            ) => Err(error),
-            Err(_) => Ok(CheckResult::Reject),
-        };
-        let (outcome, detail) = match &result {
-            Ok(CheckResult::Accept { method, .. }) => ("success", said(&format!("accept {}", method.as_str()))),
-            Ok(CheckResult::Reject) => ("failure", said("reject")),
-            Ok(CheckResult::Locked { .. }) => ("failure", said("locked")),
-            Err(error) => ("failure", said(&error.audit_detail())),
-        };
-        self.audit(Some(account.id), event, outcome, remote, Some(&detail))
-            .await;
-        result
-    }
-
-    /// A code or OTP of `service`, single use and counted as at the login page.
-    async fn use_code(
-        &self,
-        account: &Account,
-        service: ServiceId,
-        code: &str,
-        remote: Option<&str>,
-    ) -> Result<(), Error> {
-        let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
-        let credentials = self.store.credentials(account.id).await?;
-        if !credentials.iter().any(|c| c.service == service.as_str()) {
-            self.count_attempt(&attempt).await?;
-            return Err(Error::Validation(format!("no {} credential", service.as_str())));
-        }
-        let answer = Answer::Code(code.to_string());
-        match self
-            .answer_second_factor(account, None, credentials, service, &answer, &attempt, "validate")
-            .await?
-        {
-            Answered::Accepted(_) => Ok(()),
-            Answered::Pending | Answered::Next(_) => Err(Error::InvalidCode),
-        }
-    }
 }

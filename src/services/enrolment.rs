@@ -42,7 +42,7 @@ pub enum Enrolled {
 
 fn require_enrolment_allowed(session: &Session) -> Result<(), Error> {
     match session.stage {
-        Stage::Authenticated | Stage::Enrolment => Ok(()),
+        Stage::Authenticated | Stage::Enrolment | Stage::LinkEnrolment => Ok(()),
         Stage::SecondFactor => Err(Error::SecondFactorRequired),
     }
 }
@@ -266,6 +266,10 @@ impl Services {
                 let detail = credential_detail(service, id, &label);
                 self.audit(Some(account.id), event, "success", remote, Some(&detail))
                     .await;
+                if session.stage == Stage::LinkEnrolment {
+                    // An enrolment link opens a session for this one enrolment.
+                    self.store.delete_session(&session.token_hash).await?;
+                }
                 Ok(Enrolled::Done {
                     credential_id: id,
                     backup_code: first.then_some(backup_code),

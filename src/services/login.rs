@@ -226,7 +226,7 @@ impl Services {
     pub(crate) fn stage_ttl(&self, stage: Stage) -> i64 {
         match stage {
             Stage::Authenticated => self.config.session_ttl_secs,
-            Stage::SecondFactor | Stage::Enrolment => self.config.login_step_ttl_secs,
+            Stage::SecondFactor | Stage::Enrolment | Stage::LinkEnrolment => self.config.login_step_ttl_secs,
         }
     }
 

@@ -171,14 +171,14 @@ impl Services {
     /// beyond `audit_retention_days`, each in batches that find their rows by index, so that logins never wait behind one
     /// long delete. Runs every few minutes on every node (each delete is safe to run
     /// twice). Returns how many rows of each `Purge::ALL` it deleted.
-    pub async fn purge_expired(&self) -> Result<[u64; 5], Error> {
+    pub async fn purge_expired(&self) -> Result<[u64; Purge::ALL.len()], Error> {
         const BATCH: i64 = 5_000;
         let now = self.now();
         let lockout = &self.config.lockout;
-        let mut deleted = [0; 5];
+        let mut deleted = [0; Purge::ALL.len()];
         for (what, count) in Purge::ALL.into_iter().zip(&mut deleted) {
             let cutoff = match what {
-                Purge::Sessions | Purge::Challenges | Purge::UsedTokens => now,
+                Purge::Sessions | Purge::Challenges | Purge::UsedTokens | Purge::EnrolmentLinks => now,
                 // A counter's window is at most max_window_secs long.
                 Purge::Lockouts => now - FORGET_AFTER_SECS - lockout.max_window_secs,
                 Purge::AuditEvents if self.config.audit_retention_days == 0 => continue,

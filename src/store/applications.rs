@@ -30,6 +30,8 @@ pub struct ApplicationRow {
     pub networks: String,
     pub suspended_at: Option<i64>,
     pub created_at: i64,
+    /// Whether its unenrolled users may pass without a second factor.
+    pub allow_unenrolled: bool,
 }
 
 /// One of an application's keys, without its secret.
@@ -73,6 +75,7 @@ struct Joined {
     networks: String,
     suspended_at: Option<i64>,
     created_at: i64,
+    allow_unenrolled: bool,
 }
 
 impl Store {
@@ -81,14 +84,15 @@ impl Store {
     pub async fn create_application(&self, app: &ApplicationRow, key: &NewKey<'_>, now: i64) -> Result<i64> {
         let id = with_pool!(self, pool => transaction!(pool, tx => {
             let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO applications (name, kinds, scopes, networks, suspended_at, created_at)
-                 VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+                "INSERT INTO applications (name, kinds, scopes, networks, suspended_at, created_at, allow_unenrolled)
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id",
             )
             .bind(&app.name)
             .bind(&app.kinds)
             .bind(&app.scopes)
             .bind(&app.networks)
             .bind(now)
+            .bind(app.allow_unenrolled)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(id) = id else { return Err(StoreError::Conflict) };
@@ -142,11 +146,23 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Sets whether the application's unenrolled users may pass; `false` when there is none.
+    pub async fn set_application_allow_unenrolled(&self, application_id: i64, allow: bool) -> Result<bool> {
+        let changed = with_pool!(self, pool => sqlx::query("UPDATE applications SET allow_unenrolled = $2 WHERE id = $1")
+            .bind(application_id)
+            .bind(allow)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(changed == 1)
+    }
+
     /// Every application, by name, and every key, by application and creation.
     pub async fn applications(&self) -> Result<(Vec<ApplicationRow>, Vec<KeyRow>)> {
         with_reader!(self, pool => {
             let apps = sqlx::query_as(
-                "SELECT id, name, kinds, scopes, networks, suspended_at, created_at FROM applications ORDER BY name",
+                "SELECT id, name, kinds, scopes, networks, suspended_at, created_at, allow_unenrolled
+                 FROM applications ORDER BY name",
             )
             .fetch_all(pool)
             .await?;
@@ -164,7 +180,8 @@ impl Store {
     pub async fn application_key(&self, key_id: &str) -> Result<Option<KeyAndApplication>> {
         let row: Option<Joined> = with_reader!(self, pool => sqlx::query_as(
             "SELECT k.key_id, k.application_id, k.secret_hash, k.created_at AS key_created_at, k.last_used_at,
-                    k.expires_at, k.revoked_at, a.name, a.kinds, a.scopes, a.networks, a.suspended_at, a.created_at
+                    k.expires_at, k.revoked_at, a.name, a.kinds, a.scopes, a.networks, a.suspended_at, a.created_at,
+                    a.allow_unenrolled
              FROM application_keys k JOIN applications a ON a.id = k.application_id WHERE k.key_id = $1",
         )
         .bind(key_id)
@@ -188,6 +205,7 @@ impl Store {
                 networks: row.networks,
                 suspended_at: row.suspended_at,
                 created_at: row.created_at,
+                allow_unenrolled: row.allow_unenrolled,
             },
         }))
     }

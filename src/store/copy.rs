@@ -1,7 +1,8 @@
 //! Copying a whole database to another (`twofold db copy`), such as from the embedded
 //! SQLite to PostgreSQL when Twofold grows to several nodes. Every table is copied as is —
 //! account ids, sealed credentials with their replay counters, backup-code hashes, lockout
-//! counters, sessions and their challenges, used tokens, settings with their sealed secrets and the audit log — into
+//! counters, sessions and their challenges, used tokens, settings with their sealed secrets,
+//! applications with their keys and enrolment links, and the audit log — into
 //! the target in one transaction.
 
 use sqlx::Row;
@@ -13,6 +14,7 @@ enum Kind {
     Int,
     Text,
     Bytes,
+    Bool,
 }
 
 /// Every table, parents first, with its columns (nullable ones are read as such anyway).
@@ -131,6 +133,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("networks", Kind::Text),
             ("suspended_at", Kind::Int),
             ("created_at", Kind::Int),
+            ("allow_unenrolled", Kind::Bool),
         ],
     ),
     (
@@ -143,6 +146,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_used_at", Kind::Int),
             ("expires_at", Kind::Int),
             ("revoked_at", Kind::Int),
+        ],
+    ),
+    (
+        "enrolment_links",
+        &[
+            ("token_hash", Kind::Bytes),
+            ("application_id", Kind::Int),
+            ("account_id", Kind::Int),
+            ("created_at", Kind::Int),
+            ("expires_at", Kind::Int),
+            ("used_at", Kind::Int),
         ],
     ),
     (
@@ -164,6 +178,7 @@ enum Value {
     Int(Option<i64>),
     Text(Option<String>),
     Bytes(Option<Vec<u8>>),
+    Bool(Option<bool>),
 }
 
 /// The contents of every table.
@@ -206,6 +221,7 @@ impl Store {
                             Kind::Int => Value::Int(row.try_get(i)?),
                             Kind::Text => Value::Text(row.try_get(i)?),
                             Kind::Bytes => Value::Bytes(row.try_get(i)?),
+                            Kind::Bool => Value::Bool(row.try_get(i)?),
                         });
                     }
                     rows.push(values);
@@ -243,6 +259,7 @@ impl Store {
                             Value::Int(v) => query.bind(*v),
                             Value::Text(v) => query.bind(v.clone()),
                             Value::Bytes(v) => query.bind(v.clone()),
+                            Value::Bool(v) => query.bind(*v),
                         };
                     }
                     query.execute(&mut *tx).await?;

@@ -18,15 +18,18 @@ pub enum Purge {
     Lockouts,
     /// Audit events older than the cutoff, the oldest first.
     AuditEvents,
+    /// Enrolment links that expired at or before the cutoff (used or not).
+    EnrolmentLinks,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 5] = [
+    pub const ALL: [Purge; 6] = [
         Purge::Sessions,
         Purge::Challenges,
         Purge::UsedTokens,
         Purge::Lockouts,
         Purge::AuditEvents,
+        Purge::EnrolmentLinks,
     ];
 
     /// The statement of one batch: `$1` the cutoff, `$2` the batch size.
@@ -52,6 +55,10 @@ impl Purge {
             Purge::AuditEvents => {
                 "DELETE FROM audit_events WHERE id IN
                    (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)"
+            }
+            Purge::EnrolmentLinks => {
+                "DELETE FROM enrolment_links WHERE token_hash IN
+                   (SELECT token_hash FROM enrolment_links WHERE expires_at <= $1 LIMIT $2)"
             }
         }
     }

@@ -10,6 +10,9 @@ pub enum Stage {
     /// Password accepted; the account must enrol in 2FA before anything else.
     Enrolment,
     Authenticated,
+    /// Opened by an application's enrolment link, without a password: it may only enrol,
+    /// and ends when it has.
+    LinkEnrolment,
 }
 
 impl Stage {
@@ -18,13 +21,19 @@ impl Stage {
             Stage::SecondFactor => "second_factor",
             Stage::Enrolment => "enrolment",
             Stage::Authenticated => "authenticated",
+            Stage::LinkEnrolment => "link_enrolment",
         }
     }
 
     fn parse(text: &str) -> Option<Stage> {
-        [Stage::SecondFactor, Stage::Enrolment, Stage::Authenticated]
-            .into_iter()
-            .find(|stage| stage.as_str() == text)
+        [
+            Stage::SecondFactor,
+            Stage::Enrolment,
+            Stage::Authenticated,
+            Stage::LinkEnrolment,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == text)
     }
 }
 

@@ -118,7 +118,7 @@ async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
 fn stage_error(stage: Stage) -> Error {
     match stage {
         Stage::SecondFactor => Error::SecondFactorRequired,
-        Stage::Enrolment => Error::EnrollmentRequired,
+        Stage::Enrolment | Stage::LinkEnrolment => Error::EnrollmentRequired,
         Stage::Authenticated => Error::Conflict("You are already logged in.".into()),
     }
 }
@@ -146,8 +146,9 @@ session_extractor!(
     /// Both factors done.
     SignedIn, Stage::Authenticated);
 session_extractor!(
-    /// Signed in, or made to enrol before anything else.
-    Enrolling, Stage::Authenticated | Stage::Enrolment);
+    /// Signed in, or made to enrol before anything else (or only to enrol: an enrolment
+    /// link's session).
+    Enrolling, Stage::Authenticated | Stage::Enrolment | Stage::LinkEnrolment);
 session_extractor!(
     /// Password done, second factor due.
     AwaitingSecondFactor, Stage::SecondFactor);

@@ -339,7 +339,7 @@ async fn applications_are_registered_keyed_and_revoked_from_the_command_line(bac
     let (ok, listed, _) = run(twofold().args(["app", "list"]));
     assert!(ok);
     assert!(
-        listed.contains("\"Shop\" kinds=client scopes=check networks=10.0.0.0/8 active"),
+        listed.contains("\"Shop\" kinds=client scopes=check networks=10.0.0.0/8 unenrolled=must-enrol active"),
         "{listed}"
     );
     assert!(
@@ -354,4 +354,11 @@ async fn applications_are_registered_keyed_and_revoked_from_the_command_line(bac
     assert!(listed.contains(&format!("key {key_id} revoked")), "{listed}");
     let (ok, _, err) = run(twofold().args(["app", "create", "--name", "Shop", "--scope", "everything"]));
     assert!(!ok && err.contains("--scope"), "{err}");
+    // Letting the users without a second factor pass is explicit.
+    let (ok, out, err) = run(twofold().args(["app", "policy", "1", "--allow-unenrolled", "yes"]));
+    assert!(ok && out.contains("may pass"), "{out}{err}");
+    let (_, listed, _) = run(twofold().args(["app", "list"]));
+    assert!(listed.contains("unenrolled=pass"), "{listed}");
+    let (ok, _, err) = run(twofold().args(["app", "policy", "1", "--allow-unenrolled", "maybe"]));
+    assert!(!ok && err.contains("--allow-unenrolled"), "{err}");
 }

@@ -18,6 +18,7 @@ mod flows;
 mod lockout;
 mod nodes;
 mod pages;
+mod preauth;
 mod radius;
 mod security;
 mod third_party;

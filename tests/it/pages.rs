@@ -6,27 +6,27 @@ use crate::support::*;
 
 /// A browser-like client for forms: it keeps cookies and does not follow redirects, so
 /// each test can check where a page sends the user.
-struct Browser {
-    http: reqwest::Client,
+pub(crate) struct Browser {
+    pub http: reqwest::Client,
     base: String,
 }
 
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    html: String,
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub html: String,
 }
 
 impl Page {
     /// The value of the hidden CSRF field of the page's first form.
-    fn csrf(&self) -> String {
+    pub fn csrf(&self) -> String {
         let marker = r#"name="csrf" value=""#;
         let start = self.html.find(marker).expect("a CSRF field") + marker.len();
         self.html[start..].split('"').next().unwrap().to_string()
     }
 
     /// The base32 key shown under the QR code of the TOTP enrolment page.
-    fn totp_secret(&self) -> String {
+    pub fn totp_secret(&self) -> String {
         let marker = r#"<p class="secret" id="secret"><code>"#;
         let start = self.html.find(marker).expect("the key under the QR code") + marker.len();
         self.html[start..].split('<').next().unwrap().replace(' ', "")
@@ -42,7 +42,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Browser {
+    pub fn new(server: &TestServer) -> Browser {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -67,12 +67,12 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Page {
+    pub async fn get(&self, path: &str) -> Page {
         self.page(self.http.get(format!("{}{path}", self.base)).send().await.unwrap())
             .await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
             .http
             .post(format!("{}{path}", self.base))

@@ -18,22 +18,60 @@ use twofold::store::{SecretWrite, Store};
 
 use crate::support::*;
 
-/// The previous release's first migration, applied as its own migrator would, so that this
-/// version's migrator sees it as already applied (same version, same checksum).
-async fn previous_release_migrator(backend: Backend) -> sqlx::migrate::Migrator {
+/// A release's migrations up to `last` (its schema), applied as its own migrator would, so
+/// that this version's migrator sees them as already applied (same versions, checksums).
+async fn release_migrator(backend: Backend, last: i64) -> sqlx::migrate::Migrator {
     let folder = match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let only_first = tempfile::tempdir().unwrap();
+    let up_to_last = tempfile::tempdir().unwrap();
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
-        .join(folder)
-        .join("0001_core.sql");
-    std::fs::copy(&source, only_first.path().join("0001_core.sql")).unwrap();
-    let migrator = sqlx::migrate::Migrator::new(only_first.path()).await.unwrap();
-    assert_eq!(migrator.iter().count(), 1);
+        .join(folder);
+    for file in std::fs::read_dir(source).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name[..4].parse::<i64>().unwrap() <= last {
+            std::fs::copy(&path, up_to_last.path().join(name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(up_to_last.path()).await.unwrap();
+    assert_eq!(migrator.iter().count() as i64, last);
     migrator
+}
+
+/// Builds a database of schema `last` holding `rows` (in `dialect`), in `dir` for SQLite;
+/// returns the PostgreSQL database's URL.
+async fn database_of_release(backend: Backend, last: i64, dir: &std::path::Path, rows: &[String]) -> Option<String> {
+    let migrator = release_migrator(backend, last).await;
+    match backend {
+        Backend::Sqlite => {
+            let path = dir.join("twofold.db");
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            migrator.run(&mut connection).await.unwrap();
+            for row in rows {
+                connection.execute(dialect(row, backend).as_str()).await.unwrap();
+            }
+            connection.close().await.unwrap();
+            None
+        }
+        Backend::Postgres => {
+            let url = fresh_postgres_url().await;
+            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+            migrator.run(&mut connection).await.unwrap();
+            for row in rows {
+                connection.execute(dialect(row, backend).as_str()).await.unwrap();
+            }
+            connection
+                .execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), (SELECT MAX(id) FROM accounts))")
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+            Some(url)
+        }
+    }
 }
 
 /// What the previous release stored for an enrolled client: the account, its TOTP
@@ -126,34 +164,7 @@ async fn an_installation_of_the_previous_release_upgrades_with_nothing_lost(back
     let backup = BackupCode::from_random([9; 10]);
     let rows = previous_release_rows(&master_key, &secret, server_step, &backup);
 
-    let migrator = previous_release_migrator(backend).await;
-    let database_url = match backend {
-        Backend::Sqlite => {
-            let path = dir.path().join("twofold.db");
-            let url = format!("sqlite://{}?mode=rwc", path.display());
-            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            migrator.run(&mut connection).await.unwrap();
-            for row in &rows {
-                connection.execute(dialect(row, backend).as_str()).await.unwrap();
-            }
-            connection.close().await.unwrap();
-            None
-        }
-        Backend::Postgres => {
-            let url = fresh_postgres_url().await;
-            let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
-            migrator.run(&mut connection).await.unwrap();
-            for row in &rows {
-                connection.execute(dialect(row, backend).as_str()).await.unwrap();
-            }
-            connection
-                .execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 2)")
-                .await
-                .unwrap();
-            connection.close().await.unwrap();
-            Some(url)
-        }
-    };
+    let database_url = database_of_release(backend, 1, dir.path(), &rows).await;
 
     // This version starts on it (migrating it) and the master key opens what was sealed.
     let server = TestServer::start_in(dir, database_url).await;
@@ -299,6 +310,64 @@ async fn sealed_settings_are_carried_by_db_copy_and_guard_the_master_key(backend
 
 on_both_backends!(
     an_installation_of_the_previous_release_upgrades_with_nothing_lost,
+    sessions_and_their_challenges_survive_the_enrolment_links_migration,
     db_copy_copies_every_table_of_the_schema,
     sealed_settings_are_carried_by_db_copy_and_guard_the_master_key,
 );
+
+/// Migration 0008 rebuilds SQLite's sessions table (to allow the enrolment link's stage):
+/// a database of schema 0007 keeps its sessions, the state their logins and enrolments keep,
+/// and its applications, which must enrol their unenrolled users as before.
+async fn sessions_and_their_challenges_survive_the_enrolment_links_migration(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("master.key"), data_encoding::BASE64.encode(&[42u8; 32])).unwrap();
+    let password_hash = twofold::core::password::hash(PASSWORD, [7; 16]).unwrap();
+    let token = "a-session-token-of-release-0007";
+    let token_hash = data_encoding::HEXLOWER.encode(&twofold::services::login::session_token_hash(token));
+    let rows = vec![
+        format!(
+            "INSERT INTO accounts (id, kind, role, username, username_key, email, email_key, password_hash, created_at)
+             VALUES (1, 'client', NULL, 'olga', 'olga', NULL, NULL, '{password_hash}', 1)"
+        ),
+        format!(
+            "INSERT INTO sessions (token_hash, account_id, stage, csrf_token, created_at, expires_at, verified_at)
+             VALUES ({}, 1, 'enrolment', 'csrf-0007', 5, {}, NULL)",
+            blob(&token_hash),
+            START_TIME + 3600
+        ),
+        format!(
+            "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
+             VALUES ({}, 'enrolment', 'totp', 'Phone', {}, {})",
+            blob(&token_hash),
+            blob("00112233"),
+            START_TIME + 3600
+        ),
+        "INSERT INTO applications (id, name, kinds, scopes, networks, suspended_at, created_at)
+         VALUES (1, 'Shop', 'client', 'check', '', NULL, 1)"
+            .to_string(),
+    ];
+    let database_url = database_of_release(backend, 7, dir.path(), &rows).await;
+    let server = TestServer::start_in(dir, database_url).await;
+
+    let session = server.app.session(token).await.unwrap().expect("the session lives on");
+    assert_eq!(session.0.stage, twofold::store::Stage::Enrolment);
+    assert_eq!(session.0.csrf_token, "csrf-0007");
+    let pending = server
+        .app
+        .store
+        .challenge(&session.0.token_hash, twofold::store::Purpose::Enrolment, START_TIME)
+        .await
+        .unwrap()
+        .expect("its enrolment in progress lives on");
+    assert_eq!(
+        (pending.service.as_str(), pending.label.as_deref()),
+        ("totp", Some("Phone"))
+    );
+    assert_eq!(pending.sealed, vec![0x00, 0x11, 0x22, 0x33]);
+    server.full_admin("boss").await;
+    let admin = server.client();
+    admin.login("admin", "boss").await;
+    let (_, listed) = admin.get("/api/v1/admin/applications").await;
+    assert_eq!(listed[0]["name"], "Shop");
+    assert_eq!(listed[0]["allow_unenrolled"], false, "{listed}");
+}

@@ -18,6 +18,7 @@ pub mod account;
 pub mod admin;
 pub mod applications;
 pub mod login;
+pub mod validate;
 
 /// The API's routes, under `/api/v1`.
 pub fn routes() -> Router<App> {
@@ -66,8 +67,9 @@ pub fn routes() -> Router<App> {
             "/admin/applications/{id}/keys/{key_id}/revoke",
             post(applications::revoke_key),
         )
-        .route("/validate/check", post(applications::check))
-        .route("/validate/radius", post(applications::radius))
+        .route("/validate/preauth", post(validate::preauth))
+        .route("/validate/check", post(validate::check))
+        .route("/validate/radius", post(validate::radius))
         .fallback(not_found)
 }
 
@@ -110,8 +112,9 @@ async fn not_found() -> Response {
         applications::issue_key,
         applications::revoke_key,
         applications::change,
-        applications::check,
-        applications::radius
+        validate::preauth,
+        validate::check,
+        validate::radius
     ),
     modifiers(&CommonErrors)
 )]

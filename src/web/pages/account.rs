@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::login::{signed_in, BackupCodePage};
+use super::login::{ended, signed_in, BackupCodePage};
 use super::{
-    answer_of, error_page, render, see_other, Area, ChallengeView, Layout, MaybeCaller, Moment, SIGNED_IN,
-    SIGNED_IN_OR_ENROLLING,
+    answer_of, error_page, message_page, render, see_other, Area, ChallengeView, Layout, MaybeCaller, Moment,
+    SIGNED_IN, SIGNED_IN_OR_ENROLLING,
 };
 use crate::app::App;
 use crate::core::otpauth::grouped_secret;
@@ -31,7 +31,10 @@ struct AccountPage {
     credentials: Vec<CredentialRow>,
     services: Vec<(&'static str, &'static str)>,
     can_add: bool,
+    /// Made to enrol before anything else (after a password, or by an enrolment link).
     forced: bool,
+    /// Here by an application's enrolment link (only to enrol): the account's name.
+    by_link: Option<String>,
 }
 
 /// One of the account's second factors, as its owner sees it.
@@ -83,7 +86,8 @@ async fn account_form(
         can_add: credentials.len() < MAX_CREDENTIALS,
         credentials,
         services,
-        forced: caller.session.stage == Stage::Enrolment,
+        forced: matches!(caller.session.stage, Stage::Enrolment | Stage::LinkEnrolment),
+        by_link: (caller.session.stage == Stage::LinkEnrolment).then(|| caller.account.username.clone()),
     };
     render(status, page)
 }
@@ -311,6 +315,7 @@ pub(super) async fn enrolment_answered(
     service: Option<ServiceId>,
     result: Result<Enrolled, Error>,
 ) -> Response {
+    let by_link = caller.session.stage == Stage::LinkEnrolment;
     match result {
         Ok(Enrolled::Done {
             backup_code: Some(backup_code),
@@ -328,15 +333,26 @@ pub(super) async fn enrolment_answered(
                         _ => "From now on, you will enter a code from your authenticator app every time you log in.",
                     },
                     backup_code: backup_code.display(),
-                    continue_url: area.home(),
+                    continue_url: (!by_link).then(|| area.home()),
                 },
             );
-            // A forced user's enrolment completed the login, under a new session token.
-            match session_token {
-                Some(token) => signed_in(app, page, &token),
-                None => page,
+            // A forced user's enrolment completed the login, under a new session token; an
+            // enrolment link's session has ended.
+            match (session_token, by_link) {
+                (Some(token), _) => signed_in(app, page, &token),
+                (None, true) => ended(app, page),
+                (None, false) => page,
             }
         }
+        Ok(Enrolled::Done { backup_code: None, .. }) if by_link => message_page(
+            app,
+            area,
+            None,
+            StatusCode::OK,
+            "Two-Factor Authentication is on",
+            None,
+            Some("Your new second factor is ready. You can close this page and go back to the application that sent you here.".into()),
+        ),
         Ok(Enrolled::Done { backup_code: None, .. }) => {
             account_form_after(app, area, caller, Ok("Your new authenticator is ready to use.")).await
         }

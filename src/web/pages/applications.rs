@@ -92,6 +92,7 @@ pub struct CreateForm {
     scope_challenge: Option<String>,
     scope_accounts: Option<String>,
     networks: String,
+    allow_unenrolled: Option<String>,
 }
 
 pub async fn create(State(app): State<App>, caller: MaybeCaller, Form(form): Form<CreateForm>) -> Response {
@@ -119,6 +120,7 @@ pub async fn create(State(app): State<App>, caller: MaybeCaller, Form(form): For
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect(),
+        allow_unenrolled: form.allow_unenrolled.is_some(),
     };
     let by = Operator::Administrator(&caller.account);
     let result = app
@@ -194,6 +196,35 @@ pub async fn set_active(
         "Application active again."
     } else {
         "Application suspended: its keys no longer work."
+    };
+    page_after(&app, &caller, result, notice).await
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    csrf: String,
+    allow_unenrolled: bool,
+}
+
+pub async fn set_policy(
+    State(app): State<App>,
+    caller: MaybeCaller,
+    Path(id): Path<i64>,
+    Form(form): Form<PolicyForm>,
+) -> Response {
+    let caller = match caller.posting(&app, ADMIN, SIGNED_IN, &form.csrf) {
+        Ok(caller) => caller,
+        Err(page) => return page,
+    };
+    let by = Operator::Administrator(&caller.account);
+    let result = app
+        .set_application_allow_unenrolled(id, form.allow_unenrolled, by, caller.remote())
+        .await
+        .map(|()| None);
+    let notice = if form.allow_unenrolled {
+        "Its users without a second factor now pass."
+    } else {
+        "Its users without a second factor must now enrol."
     };
     page_after(&app, &caller, result, notice).await
 }

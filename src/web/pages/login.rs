@@ -345,7 +345,8 @@ pub struct BackupCodePage {
     pub heading: &'static str,
     pub explanation: &'static str,
     pub backup_code: String,
-    pub continue_url: &'static str,
+    /// Where "Close" goes; none after an enrolment link, whose session has ended.
+    pub continue_url: Option<&'static str>,
 }
 
 pub async fn backup<const ADMIN: bool>(
@@ -371,7 +372,7 @@ pub async fn backup<const ADMIN: bool>(
                     explanation:
                         "You logged in with your backup code, which cannot be used again. This is your new backup code.",
                     backup_code: next.display(),
-                    continue_url: area.home(),
+                    continue_url: Some(area.home()),
                 },
             );
             signed_in(&app, page, &session_token)
@@ -398,6 +399,12 @@ pub fn signed_in(app: &App, mut page: Response, session_token: &str) -> Response
     page
 }
 
+/// A page after which the session has ended: its cookie goes.
+pub fn ended(app: &App, mut page: Response) -> Response {
+    page.headers_mut().extend(session_cookie(app, None));
+    page
+}
+
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: String,
@@ -418,9 +425,7 @@ pub async fn logout<const ADMIN: bool>(
             return error_page(&app, area, Some(&caller), error);
         }
     }
-    let mut response = see_other(&area.path("/login"));
-    response.headers_mut().extend(session_cookie(&app, None));
-    response
+    ended(&app, see_other(&area.path("/login")))
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod applications;
+mod enrolment_link;
 mod login;
 
 use askama::Template;
@@ -60,6 +61,11 @@ pub fn routes() -> Router<App> {
             post(applications::revoke_key),
         )
         .route("/admin/applications/{id}/active", post(applications::set_active))
+        .route("/admin/applications/{id}/policy", post(applications::set_policy))
+        .route(
+            "/enroll/{token}",
+            get(enrolment_link::link_page).post(enrolment_link::use_link),
+        )
         .route(crate::services::factors::duo::CALLBACK_PATH, get(login::duo_callback))
         .route("/static/style.css", get(style))
         .route("/static/poll.js", get(poll_script));
@@ -387,7 +393,7 @@ impl MaybeCaller {
         }
         Err(Redirect::to(&match caller.session.stage {
             Stage::SecondFactor => area.path("/login/code"),
-            Stage::Enrolment => area.path("/account"),
+            Stage::Enrolment | Stage::LinkEnrolment => area.path("/account"),
             Stage::Authenticated => area.home().to_string(),
         }))
     }
@@ -406,8 +412,13 @@ impl MaybeCaller {
 }
 
 pub const SIGNED_IN: &[Stage] = &[Stage::Authenticated];
-pub const SIGNED_IN_OR_ENROLLING: &[Stage] = &[Stage::Authenticated, Stage::Enrolment];
-pub const ANY_STAGE: &[Stage] = &[Stage::Authenticated, Stage::Enrolment, Stage::SecondFactor];
+pub const SIGNED_IN_OR_ENROLLING: &[Stage] = &[Stage::Authenticated, Stage::Enrolment, Stage::LinkEnrolment];
+pub const ANY_STAGE: &[Stage] = &[
+    Stage::Authenticated,
+    Stage::Enrolment,
+    Stage::SecondFactor,
+    Stage::LinkEnrolment,
+];
 
 /// Checks a signed-in form's CSRF token against the session's.
 fn check_csrf(caller: &Caller, submitted: &str) -> Result<(), Error> {

@@ -1,0 +1,146 @@
+//! The validate API (`/validate/...`) that applications call with one of their keys.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::core::policy::AccountKind;
+use crate::services::applications::AppCaller;
+use crate::services::validate::{CheckResult, PreauthResult};
+use crate::services::Error;
+use crate::web::error::{error_response, ErrorBody};
+use crate::web::session::remote_addr;
+use crate::web::ApiJson;
+
+/// An application authenticated by the key in its `Authorization` header.
+pub struct Application(pub AppCaller);
+
+impl FromRequestParts<App> for Application {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let remote = remote_addr(app, parts);
+        let caller = app.authenticate_application(authorization, remote.as_deref()).await?;
+        Ok(Application(caller))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The account's username (or e-mail address).
+    user: String,
+    kind: AccountKind,
+    /// A code from an authenticator app, or a YubiKey's OTP.
+    code: String,
+    /// The user's address as the application saw it (for the lockout and the audit).
+    client_ip: Option<String>,
+}
+
+/// Is this the user's second factor? A code from an authenticator app, a YubiKey's OTP or a
+/// backup code, single use and counted with the login page's attempts: `accept` (used up; a
+/// backup code's successor comes in `backup_code`, shown once), `reject` (wrong, used, or no
+/// such user: the same answer), or `locked` (`429`, with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/validate/check", request_body = CheckRequest,
+    responses((status = 200, body = CheckResult, description = "`accept` or `reject`"),
+              (status = 429, body = CheckResult, description = "`locked`"),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
+              (status = 503, body = ErrorBody)))]
+pub async fn check(
+    State(app): State<App>,
+    Application(caller): Application,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Response, Error> {
+    let result = app
+        .validate_check(&caller, body.kind, &body.user, &body.code, body.client_ip.as_deref())
+        .await?;
+    Ok(match result {
+        CheckResult::Locked { retry_after } => {
+            let wait = retry_after.map(|secs| [(header::RETRY_AFTER, secs.to_string())]);
+            (StatusCode::TOO_MANY_REQUESTS, wait, Json(result)).into_response()
+        }
+        _ => Json(result).into_response(),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RadiusRequest {
+    /// The RADIUS `User-Name`: `name@client` or `name@admin`; a bare name is of the
+    /// application's kind when it has only one.
+    user: String,
+    /// The RADIUS `User-Password`: the code.
+    pass: String,
+    /// The user's address, if the RADIUS server passes one (for the lockout and the audit).
+    client_ip: Option<String>,
+}
+
+/// For FreeRADIUS's `rlm_rest` (a form body): `204` the code is right (Access-Accept),
+/// `401` it is not, or there is no such user (Access-Reject), `403` the account is locked
+/// out or the application may not check it (Access-Reject).
+#[utoipa::path(post, path = "/api/v1/validate/radius",
+    request_body(content = RadiusRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204, description = "Accept"),
+              (status = 401, body = ErrorBody, description = "Reject: a wrong or used code, no such user, or no valid API key"),
+              (status = 403, body = ErrorBody, description = "Locked out, or outside the application's networks, scopes or kinds"),
+              (status = 422, body = ErrorBody, description = "Not the form: `user` and `pass` are required"),
+              (status = 503, body = ErrorBody)))]
+pub async fn radius(
+    State(app): State<App>,
+    Application(caller): Application,
+    form: Result<Form<RadiusRequest>, FormRejection>,
+) -> Result<Response, Error> {
+    let Form(body) = form.map_err(|rejection| Error::Validation(rejection.body_text()))?;
+    let result = app
+        .validate_radius(&caller, &body.user, &body.pass, body.client_ip.as_deref())
+        .await?;
+    Ok(match result {
+        CheckResult::Accept { .. } => StatusCode::NO_CONTENT.into_response(),
+        CheckResult::Reject => Error::InvalidCode.into_response(),
+        // rlm_rest reads 403 as "userlock"; 429 would be only "invalid".
+        CheckResult::Locked { .. } => error_response(
+            StatusCode::FORBIDDEN,
+            "locked_out",
+            "Too many wrong answers: the account is locked out.".into(),
+        ),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreauthRequest {
+    /// The account's username (or e-mail address).
+    user: String,
+    kind: AccountKind,
+    /// The user's address as the application saw it (for the audit).
+    client_ip: Option<String>,
+}
+
+/// After its own password check, what the application should do with this user: `auth` (ask
+/// for one of `methods`, then `check`), `enroll` (with the `accounts` scope, a one-time
+/// `enroll_url` to send the user to), `allow` (no second factor, and the application lets
+/// such users pass), or `deny` (with the reason).
+#[utoipa::path(post, path = "/api/v1/validate/preauth", request_body = PreauthRequest,
+    responses((status = 200, body = PreauthResult),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn preauth(
+    State(app): State<App>,
+    Application(caller): Application,
+    ApiJson(body): ApiJson<PreauthRequest>,
+) -> Result<Json<PreauthResult>, Error> {
+    let result = app
+        .validate_preauth(&caller, body.kind, &body.user, body.client_ip.as_deref())
+        .await?;
+    Ok(Json(result))
+}
