@@ -277,9 +277,16 @@ impl Browser {
     }
 
     /// My Account / Security Settings: toggle 2FA on, Time-Based Tokens, Get Started, scan,
-    /// type the code, Submit. Returns the key and the backup code shown.
+    /// type the code, Submit, Close. Returns the key and the backup code shown.
     async fn enrol(&self, server: &TestServer, account_page: &str, screenshots: bool) -> (KeyUri, String) {
         self.visit(account_page).await;
+        let enrolled = self.enrol_here(server, screenshots).await;
+        self.click_link("Close").await;
+        enrolled
+    }
+
+    /// The enrolment from the account page the browser is on, up to the backup code.
+    async fn enrol_here(&self, server: &TestServer, screenshots: bool) -> (KeyUri, String) {
         self.check(None).await;
         let toggle = self.driver.find(Locator::Id("enable")).await.unwrap();
         if !toggle.is_selected().await.unwrap() {
@@ -296,7 +303,6 @@ impl Browser {
         let backup = self.text_of("backup-code").await;
         assert!(self.text().await.contains("Record the Backup Code in a safe place"));
         self.check(screenshots.then_some("backup-code")).await;
-        self.click_link("Close").await;
         (key, backup)
     }
 }
@@ -661,7 +667,56 @@ async fn a_client_enrols_duo_and_logs_in_with_a_push(backend: Backend) {
     assert_eq!(browser.path().await, "/account", "logged in after the push");
 }
 
+/// An administrator registers an application on its page; the application sends a client
+/// to enrol by a one-time link, which the client follows, enrols with, and leaves.
+async fn an_application_is_registered_and_sends_its_user_to_enrol_by_link(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.full_admin("root").await;
+    server.client_account("nora").await;
+    let browser = Browser::open(&server, backend).await;
+
+    browser.login("/admin", "root").await;
+    browser.click_link("Applications").await;
+    browser.check(None).await;
+    browser.type_into("#name", "Portal").await;
+    browser.click("#scope_accounts").await;
+    browser.submit("main form button[type=submit]").await;
+    assert!(browser.text().await.contains("Application registered."));
+    let key = browser.text_of("new-key").await;
+    browser.check(None).await;
+    browser.logout().await;
+
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/validate/preauth", server.base))
+        .bearer_auth(&key)
+        .json(&json!({"user": "nora", "kind": "client"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let link = answer["enroll_url"].as_str().unwrap();
+    browser.visit(link).await;
+    assert!(browser.text().await.contains("Portal sent you here"));
+    browser.check(None).await;
+    browser.submit("main form button[type=submit]").await;
+    assert_eq!(browser.path().await, "/account");
+    assert!(browser
+        .text()
+        .await
+        .contains("Set up Two-Factor Authentication for nora"));
+    browser.enrol_here(&server, false).await;
+    assert!(browser
+        .text()
+        .await
+        .contains("go back to the application that sent you here"));
+    browser.visit("/account").await;
+    assert_eq!(browser.path().await, "/login", "the link's session ended");
+}
+
 on_both_backends!(
+    an_application_is_registered_and_sends_its_user_to_enrol_by_link,
     a_client_enrols_duo_and_logs_in_with_a_push,
     a_client_enrols_a_yubikey_and_logs_in_with_it,
     first_start_setup_then_settings_and_an_admin_enrolment,

@@ -712,6 +712,18 @@ async fn applications_are_registered_and_their_keys_revoked_on_their_page(backen
         .await;
     assert!(revoked.html.contains("Key revoked"), "{}", revoked.html);
     assert_eq!(check().await, StatusCode::UNAUTHORIZED);
+    assert!(revoked.html.contains("users without a second factor\n    must enrol"));
+    let policy = browser
+        .post(
+            "/admin/applications/1/policy",
+            &[("csrf", &csrf), ("allow_unenrolled", "true")],
+        )
+        .await;
+    assert!(
+        policy.html.contains("now pass") && policy.html.contains("users without a second factor\n    pass"),
+        "{}",
+        policy.html
+    );
 
     server
         .create_account(
