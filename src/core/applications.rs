@@ -97,6 +97,16 @@ pub fn check_name(name: &str) -> Result<&str, String> {
     Ok(name)
 }
 
+/// An application's own identifier for an account (`external_id`): 1 to 128 characters,
+/// no control characters, kept exactly as sent.
+pub fn check_external_id(external_id: &str) -> Result<&str, String> {
+    let length = external_id.chars().count();
+    if !(1..=128).contains(&length) || external_id.chars().any(char::is_control) || external_id.trim() != external_id {
+        return Err("external_id is 1 to 128 characters, without control characters or surrounding spaces".into());
+    }
+    Ok(external_id)
+}
+
 /// The networks an application may call from, each a CIDR (`10.0.0.0/8`) or an address.
 pub fn parse_networks(networks: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
     networks
@@ -232,6 +242,17 @@ mod tests {
         assert!(!network_allows(&nets, None));
         assert!(network_allows(&[], None));
         assert!(parse_networks(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn an_external_id_is_kept_as_sent_or_refused() {
+        assert_eq!(check_external_id("crm-00042"), Ok("crm-00042"));
+        assert_eq!(check_external_id("Ünïcode ok"), Ok("Ünïcode ok"));
+        assert!(check_external_id("").is_err());
+        assert!(check_external_id(" padded").is_err());
+        assert!(check_external_id("line\nbreak").is_err());
+        assert!(check_external_id(&"x".repeat(129)).is_err());
+        assert!(check_external_id(&"x".repeat(128)).is_ok());
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub fn check_new(password: &str) -> Result<(), PasswordError> {
     }
 }
 
+/// What an account without a password stores (one an application made through the validate
+/// API): not a hash, so that no password ever verifies against it.
+pub const NO_PASSWORD: &str = "!no-password";
+
 pub fn hash(password: &str, salt: [u8; SALT_BYTES]) -> Result<String, PasswordError> {
     let salt = SaltString::encode_b64(&salt).map_err(|_| PasswordError::BadHash)?;
     hasher()

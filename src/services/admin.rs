@@ -71,7 +71,7 @@ pub fn require_admin(actor: &Account) -> Result<(), Error> {
 
 /// Usernames: 1 to 64 of letters, digits and `. _ @ + -` (no `:`, which the otpauth label
 /// reserves, and nothing that could be confused when shown).
-fn validate_username(username: &str) -> Result<(), Error> {
+pub(crate) fn validate_username(username: &str) -> Result<(), Error> {
     let ok = (1..=64).contains(&username.chars().count())
         && username
             .chars()
@@ -85,7 +85,7 @@ fn validate_username(username: &str) -> Result<(), Error> {
     }
 }
 
-fn validate_email(email: &str) -> Result<(), Error> {
+pub(crate) fn validate_email(email: &str) -> Result<(), Error> {
     let ok = email.len() <= 254
         && email
             .split_once('@')

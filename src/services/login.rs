@@ -544,7 +544,7 @@ pub(crate) fn require_stage(session: &Session, stage: Stage) -> Result<(), Error
 
 /// A real argon2id hash of a random password, verified when the account does not exist so
 /// that the answer takes as long as for a real account.
-fn dummy_password_hash() -> &'static str {
+pub(crate) fn dummy_password_hash() -> &'static str {
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gz5Bq7Jb0iFq8JyAq4H2mQ1m7eV8w3pXyC0f6k2dL9s"
 }
 

@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 use super::factors::{FactorCx, ImportedSecret, Sealer, SecondFactor, SettingSecrets};
+use super::login::dummy_password_hash;
 use super::{Error, Services};
 use crate::core::lockout::{self, Guess, FORGET_AFTER_SECS};
 use crate::core::password::{self, SALT_BYTES};
@@ -250,6 +251,15 @@ impl Services {
 
     /// Verifies a password on the blocking pool, a bounded number at a time.
     pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
+        if stored == password::NO_PASSWORD {
+            // The time of a wrong password, and never a match.
+            self.verify_password(candidate, dummy_password_hash()).await?;
+            return Ok(false);
+        }
+        self.verify_password(candidate, stored).await
+    }
+
+    async fn verify_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
         let _slot = self
             .password_slots
             .acquire()

@@ -8,18 +8,20 @@ use std::net::IpAddr;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::admin::{validate_email, validate_username};
 use super::applications::AppCaller;
 use super::factors::Answer;
 use super::login::Answered;
 use super::login::{new_session_token, session_token_hash};
 use super::support::Attempt;
 use super::{Error, Services};
-use crate::core::applications::{radius_user, Scope};
+use crate::core::applications::{check_external_id, radius_user, Scope};
 use crate::core::backup_codes::BackupCode;
 use crate::core::lockout::Guess;
-use crate::core::policy::{AccountKind, NextStep, ServiceId};
+use crate::core::password;
+use crate::core::policy::{AccountKind, NextStep, Role, ServiceId};
 use crate::random;
-use crate::store::{Account, LinkSession, Stage};
+use crate::store::{Account, LinkSession, NewAccount, Stage};
 
 /// The calling application and key, as the audit names them (never the secret).
 fn caller_text(app: &AppCaller) -> String {
@@ -114,14 +116,14 @@ impl Method {
 }
 
 impl Services {
-    /// An application asks whether `code` is `user`'s second factor: a TOTP code or a
-    /// YubiKey OTP, single use and counted against the same lockout as the login page
-    /// (`client_ip`: the user's address as the application saw it).
+    /// An application asks whether `code` is `user`'s second factor: a TOTP code, a
+    /// YubiKey OTP or a backup code, single use and counted against the same lockout as the
+    /// login page (`client_ip`: the user's address as the application saw it).
     pub async fn validate_check(
         &self,
         app: &AppCaller,
         kind: AccountKind,
-        user: &str,
+        user: Subject<'_>,
         code: &str,
         client_ip: Option<&str>,
     ) -> Result<CheckResult, Error> {
@@ -152,7 +154,7 @@ impl Services {
                 .await;
             return Ok(CheckResult::Reject);
         };
-        self.check_code(app, kind, user, code, client_ip, "validate_radius")
+        self.check_code(app, kind, Subject::Name(user), code, client_ip, "validate_radius")
             .await
     }
 
@@ -161,7 +163,7 @@ impl Services {
         &self,
         app: &AppCaller,
         kind: AccountKind,
-        user: &str,
+        user: Subject<'_>,
         code: &str,
         client_ip: Option<IpAddr>,
         event: &str,
@@ -169,9 +171,10 @@ impl Services {
         app.require(Scope::Check, kind)?;
         let remote = user_address(app, client_ip);
         let remote = remote.as_deref();
-        let said = |result: &str| format!("{}: {} {user:?}: {result}", caller_text(app), kind.as_str());
-        let Some(account) = self.account_named(kind, user).await? else {
-            let attempt = Attempt::on_unknown_name(&self.name_key, kind, user, Guess::SecondFactor, remote);
+        let said = |result: &str| format!("{}: {} {user}: {result}", caller_text(app), kind.as_str());
+        let Some(account) = self.account_of(app, kind, user).await? else {
+            let name = user.key(app);
+            let attempt = Attempt::on_unknown_name(&self.name_key, kind, &name, Guess::SecondFactor, remote);
             self.count_attempt(&attempt).await?;
             self.audit(None, event, "failure", remote, Some(&said("reject: unknown user")))
                 .await;
@@ -281,14 +284,14 @@ impl Services {
         &self,
         app: &AppCaller,
         kind: AccountKind,
-        user: &str,
+        user: Subject<'_>,
         client_ip: Option<&str>,
     ) -> Result<PreauthResult, Error> {
         app.require(Scope::Check, kind)?;
         let client_ip = reported_address(client_ip)?;
         let remote = user_address(app, client_ip);
-        let said = |result: &str| format!("{}: {} {user:?}: {result}", caller_text(app), kind.as_str());
-        let Some(account) = self.account_named(kind, user).await? else {
+        let said = |result: &str| format!("{}: {} {user}: {result}", caller_text(app), kind.as_str());
+        let Some(account) = self.account_of(app, kind, user).await? else {
             self.audit(
                 None,
                 "validate_preauth",
@@ -422,6 +425,100 @@ impl Services {
         self.audit(Some(account_id), "enrolment_link_used", "success", remote, None)
             .await;
         Ok((session_token, account))
+    }
+}
+
+/// How an application names an account: by its username (or e-mail address), or by the
+/// application's own identifier for an account it made (`external_id`).
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    Name(&'a str),
+    ExternalId(&'a str),
+}
+
+impl Subject<'_> {
+    /// A name no two subjects of different applications share (for the count of attempts
+    /// on unknown names).
+    fn key(self, app: &AppCaller) -> String {
+        match self {
+            Subject::Name(name) => name.to_string(),
+            Subject::ExternalId(id) => format!("application {} external_id {id}", app.id),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Name(name) => write!(f, "{name:?}"),
+            Subject::ExternalId(id) => write!(f, "external_id {id:?}"),
+        }
+    }
+}
+
+/// An account an application made, without a Twofold password.
+pub struct NewAppAccount<'a> {
+    pub kind: AccountKind,
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub external_id: &'a str,
+}
+
+impl Services {
+    async fn account_of(
+        &self,
+        app: &AppCaller,
+        kind: AccountKind,
+        user: Subject<'_>,
+    ) -> Result<Option<Account>, Error> {
+        match user {
+            Subject::Name(name) => self.account_named(kind, name).await,
+            Subject::ExternalId(id) => Ok(self.store.account_by_external_id(app.id, kind, id).await?),
+        }
+    }
+
+    /// An application makes an account, known to it as `external_id`. It has no Twofold
+    /// password, so it cannot sign in to Twofold's own areas; its second factor is set up
+    /// through enrolment links, and administrators manage it as any other.
+    pub async fn validate_create_account(&self, app: &AppCaller, new: &NewAppAccount<'_>) -> Result<i64, Error> {
+        app.require(Scope::Accounts, new.kind)?;
+        validate_username(new.username)?;
+        if let Some(email) = new.email {
+            validate_email(email)?;
+        }
+        let external_id = check_external_id(new.external_id).map_err(Error::Validation)?;
+        let account = NewAccount {
+            kind: new.kind,
+            role: (new.kind == AccountKind::Admin).then_some(Role::Staff),
+            username: new.username,
+            email: new.email,
+            password_hash: password::NO_PASSWORD,
+        };
+        let id = self
+            .store
+            .create_application_account(account, app.id, external_id, self.now())
+            .await
+            .map_err(|error| match Error::from(error) {
+                Error::Conflict(_) => {
+                    Error::Conflict("That username or e-mail address, or that external_id, is already in use.".into())
+                }
+                other => other,
+            })?;
+        let detail = format!(
+            "{}: {} {:?}, external_id {external_id:?}, without a password",
+            caller_text(app),
+            new.kind.as_str(),
+            new.username
+        );
+        self.audit(
+            Some(id),
+            "account_created",
+            "success",
+            app.remote.as_deref(),
+            Some(&detail),
+        )
+        .await;
+        Ok(id)
     }
 }
 

@@ -48,6 +48,35 @@ struct SummaryRow {
 type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
 
 const ACCOUNT_COLUMNS: &str = "id, kind, role, username, email, password_hash";
+const ACCOUNT_COLUMNS_OF_A: &str = "a.id, a.kind, a.role, a.username, a.email, a.password_hash";
+
+/// Inserts the account `$new` on `$executor` unless its username or e-mail is taken for its
+/// kind (a username may not be another account's e-mail address, nor the reverse);
+/// evaluates to its id, or `None`.
+macro_rules! insert_account {
+    ($executor:expr, $new:expr, $now:expr) => {{
+        let new: &NewAccount<'_> = $new;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = $1 AND (email_key = $4 OR username_key = $6))
+             RETURNING id",
+        )
+        .bind(new.kind.as_str())
+        .bind(new.role.map(Role::as_str))
+        .bind(new.username)
+        .bind(login_key(new.username))
+        .bind(new.email)
+        .bind(new.email.map(login_key))
+        .bind(new.password_hash)
+        .bind($now)
+        .fetch_all($executor) // to completion, so a failed commit is reported (see count_attempt)
+        .await?
+        .into_iter()
+        .next();
+        id
+    }};
+}
 
 pub(super) fn account_from_row(row: AccountRow) -> Option<Account> {
     let (id, kind, role, username, email, password_hash) = row;
@@ -71,25 +100,60 @@ impl Store {
     /// A username may not be another account's e-mail address, nor an e-mail address another
     /// account's username: a login by that name would reach only one of them.
     pub async fn create_account(&self, new: NewAccount<'_>, now: i64) -> Result<i64> {
-        let id: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(
-            "INSERT INTO accounts (kind, role, username, username_key, email, email_key, password_hash, created_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE kind = $1 AND (email_key = $4 OR username_key = $6))
-             RETURNING id",
-        )
-        .bind(new.kind.as_str())
-        .bind(new.role.map(Role::as_str))
-        .bind(new.username)
-        .bind(login_key(new.username))
-        .bind(new.email)
-        .bind(new.email.map(login_key))
-        .bind(new.password_hash)
-        .bind(now)
-        .fetch_all(pool) // to completion, so a failed commit is reported (see count_attempt)
-        .await?
-        .into_iter()
-        .next());
+        let id = with_pool!(self, pool => insert_account!(pool, &new, now));
         id.ok_or(StoreError::Conflict)
+    }
+
+    /// Creates an account for an application, known to it as `external_id`, in one
+    /// transaction; `Conflict` when the username or e-mail is taken for that kind, or the
+    /// external id for that application.
+    pub async fn create_application_account(
+        &self,
+        new: NewAccount<'_>,
+        application_id: i64,
+        external_id: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let id = with_pool!(self, pool => transaction!(pool, tx => {
+            let Some(id) = insert_account!(&mut *tx, &new, now) else {
+                return Err(StoreError::Conflict);
+            };
+            let linked = sqlx::query(
+                "INSERT INTO application_accounts (application_id, external_id, account_id) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(application_id)
+            .bind(external_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if linked.rows_affected() != 1 {
+                return Err(StoreError::Conflict);
+            }
+            tx.commit().await?;
+            Ok(id)
+        }));
+        Ok(id)
+    }
+
+    /// The account of `kind` an application knows as `external_id`.
+    pub async fn account_by_external_id(
+        &self,
+        application_id: i64,
+        kind: AccountKind,
+        external_id: &str,
+    ) -> Result<Option<Account>> {
+        let row: Option<AccountRow> = with_reader!(self, pool => sqlx::query_as(&format!(
+            "SELECT {} FROM accounts a JOIN application_accounts m ON m.account_id = a.id
+             WHERE m.application_id = $1 AND m.external_id = $2 AND a.kind = $3",
+            ACCOUNT_COLUMNS_OF_A
+        ))
+        .bind(application_id)
+        .bind(external_id)
+        .bind(kind.as_str())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.and_then(account_from_row))
     }
 
     /// Creates the first full administrator, only while there is no administrator at all;

@@ -2,7 +2,7 @@
 //! SQLite to PostgreSQL when Twofold grows to several nodes. Every table is copied as is —
 //! account ids, sealed credentials with their replay counters, backup-code hashes, lockout
 //! counters, sessions and their challenges, used tokens, settings with their sealed secrets,
-//! applications with their keys and enrolment links, and the audit log — into
+//! applications with their keys, accounts and enrolment links, and the audit log — into
 //! the target in one transaction.
 
 use sqlx::Row;
@@ -146,6 +146,14 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_used_at", Kind::Int),
             ("expires_at", Kind::Int),
             ("revoked_at", Kind::Int),
+        ],
+    ),
+    (
+        "application_accounts",
+        &[
+            ("application_id", Kind::Int),
+            ("external_id", Kind::Text),
+            ("account_id", Kind::Int),
         ],
     ),
     (

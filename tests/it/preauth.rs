@@ -14,17 +14,22 @@ on_both_backends!(
     preauth_says_auth_enroll_allow_or_deny,
     an_enrolment_link_enrols_its_account_once_without_a_password_and_opens_nothing_else,
     enrolment_links_expire_are_single_use_under_a_race_and_die_with_their_application,
+    an_application_makes_accounts_and_names_them_by_its_own_id,
 );
 
-/// `POST /api/v1/validate/preauth` with `key`.
-async fn preauth(server: &TestServer, key: &str, body: Value) -> Answer {
+/// `POST /api/v1/validate/<call>` with `key`.
+async fn validate(server: &TestServer, key: &str, call: &str, body: Value) -> Answer {
     let client = server.client();
     let request = client
         .http
-        .post(format!("{}/api/v1/validate/preauth", server.base))
+        .post(format!("{}/api/v1/validate/{call}", server.base))
         .bearer_auth(key)
         .json(&body);
     client.send(request).await
+}
+
+async fn preauth(server: &TestServer, key: &str, body: Value) -> Answer {
+    validate(server, key, "preauth", body).await
 }
 
 fn client_named(user: &str) -> Value {
@@ -191,17 +196,13 @@ async fn an_enrolment_link_enrols_its_account_once_without_a_password_and_opens_
     let (_, dan) = preauth(&server, &key, client_named("dan")).await;
     assert_eq!(dan["result"], "auth");
     server.next_step();
-    let checked = server
-        .client()
-        .send(
-            server
-                .client()
-                .http
-                .post(format!("{}/api/v1/validate/check", server.base))
-                .bearer_auth(&key)
-                .json(&json!({"user": "dan", "kind": "client", "code": server.code(&secret, 0)})),
-        )
-        .await;
+    let checked = validate(
+        &server,
+        &key,
+        "check",
+        json!({"user": "dan", "kind": "client", "code": server.code(&secret, 0)}),
+    )
+    .await;
     assert_eq!(checked.1["result"], "accept", "{checked:?}");
     let audited = audit(&server).await;
     assert!(audited.contains("enrolment_link_used"), "{audited}");
@@ -268,4 +269,128 @@ async fn enrolment_links_expire_are_single_use_under_a_race_and_die_with_their_a
     server.clock.advance(601);
     let purged = server.app.purge_expired().await.unwrap();
     assert_eq!(purged[5], 3, "{purged:?}");
+}
+
+/// Enrols through a link as a user does, on the pages; returns the TOTP secret.
+async fn enrol_by_link(server: &TestServer, link: &str) -> String {
+    let browser = Browser::new(server);
+    let page = browser.get(link).await;
+    let used = browser.post(link, &[("csrf", &page.csrf())]).await;
+    assert_eq!(used.location.as_deref(), Some("/account"), "{}", used.html);
+    let csrf = browser.get("/account").await.csrf();
+    browser
+        .post(
+            "/account/two-factor/start",
+            &[("csrf", &csrf), ("enable", "on"), ("service", "totp")],
+        )
+        .await;
+    let secret = browser.get("/account/two-factor/totp").await.totp_secret();
+    let done = browser
+        .post(
+            "/account/two-factor/confirm",
+            &[("csrf", &csrf), ("code", &server.code(&secret, 0))],
+        )
+        .await;
+    assert!(done.html.contains("Record the Backup Code"), "{}", done.html);
+    secret
+}
+
+/// `accounts` makes an account without a Twofold password (no login to Twofold's areas,
+/// whatever is typed), named afterwards by the application's own id, which no other
+/// application can use; duplicates and other scopes are refused.
+async fn an_application_makes_accounts_and_names_them_by_its_own_id(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (admin, _, key) = registered(
+        &server,
+        json!({"name": "Portal", "kinds": "client", "scopes": ["check", "accounts"]}),
+    )
+    .await;
+    let (_, _, other) = registered(
+        &server,
+        json!({"name": "Other", "kinds": "client", "scopes": ["check", "accounts"]}),
+    )
+    .await;
+    let (_, _, checker) = registered(&server, json!({"name": "Shop", "kinds": "client", "scopes": ["check"]})).await;
+    let nina = json!({"kind": "client", "username": "nina", "email": "nina@example.com", "external_id": "crm-1"});
+
+    let (status, created) = validate(&server, &key, "accounts", nina.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        (&created["username"], &created["external_id"]),
+        (&json!("nina"), &json!("crm-1"))
+    );
+    for taken in [
+        json!({"kind": "client", "username": "nina2", "external_id": "crm-1"}),
+        json!({"kind": "client", "username": "nina", "external_id": "crm-2"}),
+    ] {
+        let answer = validate(&server, &key, "accounts", taken).await;
+        assert_eq!(answer.0, StatusCode::CONFLICT, "{answer:?}");
+    }
+    let refused = [
+        (&checker, nina.clone(), StatusCode::FORBIDDEN),
+        (
+            &key,
+            json!({"kind": "admin", "username": "root2", "external_id": "x"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &key,
+            json!({"kind": "client", "username": "ok", "external_id": " padded"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &key,
+            json!({"kind": "client", "username": "bad name", "external_id": "y"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (with, body, status) in refused {
+        let answer = validate(&server, with, "accounts", body.clone()).await;
+        assert_eq!(answer.0, status, "{body} {answer:?}");
+    }
+
+    // No password: no login to Twofold's areas, whatever is typed.
+    for password in ["", "!no-password", crate::support::PASSWORD] {
+        let login = server.client().login_with("client", "nina", password).await;
+        assert_eq!(error_code(&login), "invalid_credentials", "{password:?}: {login:?}");
+    }
+
+    // Named by its id, by this application only.
+    let by_id = json!({"external_id": "crm-1", "kind": "client"});
+    let link = link_of(&preauth(&server, &key, by_id.clone()).await);
+    let (_, elsewhere) = preauth(&server, &other, by_id.clone()).await;
+    assert_eq!(elsewhere["result"], "deny", "{elsewhere}");
+    for ambiguous in [
+        json!({"user": "nina", "external_id": "crm-1", "kind": "client"}),
+        json!({"kind": "client"}),
+    ] {
+        let answer = preauth(&server, &key, ambiguous).await;
+        assert_eq!(answer.0, StatusCode::UNPROCESSABLE_ENTITY, "{answer:?}");
+    }
+
+    let secret = enrol_by_link(&server, &link).await;
+    server.next_step();
+    let code = server.code(&secret, 0);
+    let mut check = json!({"external_id": "crm-1", "kind": "client", "code": code});
+    let (_, other_says) = validate(&server, &other, "check", check.clone()).await;
+    assert_eq!(other_says, json!({"result": "reject"}));
+    let (_, accepted) = validate(&server, &key, "check", check.clone()).await;
+    assert_eq!(accepted["result"], "accept", "{accepted}");
+    check["external_id"] = json!("crm-404");
+    assert_eq!(validate(&server, &key, "check", check).await.1["result"], "reject");
+
+    // Administrators see and manage it as any other client.
+    let (_, clients) = admin.get("/api/v1/admin/accounts?kind=client").await;
+    let listed = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["username"] == "nina")
+        .unwrap();
+    assert_eq!(listed["two_factor_enabled"], true, "{listed}");
+    let audited = audit(&server).await;
+    assert!(
+        audited.contains("external_id \\\"crm-1\\\", without a password"),
+        "{audited}"
+    );
 }

@@ -67,6 +67,7 @@ pub fn routes() -> Router<App> {
             "/admin/applications/{id}/keys/{key_id}/revoke",
             post(applications::revoke_key),
         )
+        .route("/validate/accounts", post(validate::create_account))
         .route("/validate/preauth", post(validate::preauth))
         .route("/validate/check", post(validate::check))
         .route("/validate/radius", post(validate::radius))
@@ -112,6 +113,7 @@ async fn not_found() -> Response {
         applications::issue_key,
         applications::revoke_key,
         applications::change,
+        validate::create_account,
         validate::preauth,
         validate::check,
         validate::radius

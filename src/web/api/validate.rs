@@ -5,13 +5,13 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::core::policy::AccountKind;
 use crate::services::applications::AppCaller;
-use crate::services::validate::{CheckResult, PreauthResult};
+use crate::services::validate::{CheckResult, NewAppAccount, PreauthResult, Subject};
 use crate::services::Error;
 use crate::web::error::{error_response, ErrorBody};
 use crate::web::session::remote_addr;
@@ -37,10 +37,12 @@ impl FromRequestParts<App> for Application {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    /// The account's username (or e-mail address).
-    user: String,
+    /// The account's username (or e-mail address); or give `external_id`.
+    user: Option<String>,
+    /// The application's own identifier for an account it made; or give `user`.
+    external_id: Option<String>,
     kind: AccountKind,
-    /// A code from an authenticator app, or a YubiKey's OTP.
+    /// A code from an authenticator app, a YubiKey's OTP, or a backup code.
     code: String,
     /// The user's address as the application saw it (for the lockout and the audit).
     client_ip: Option<String>,
@@ -62,7 +64,13 @@ pub async fn check(
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> Result<Response, Error> {
     let result = app
-        .validate_check(&caller, body.kind, &body.user, &body.code, body.client_ip.as_deref())
+        .validate_check(
+            &caller,
+            body.kind,
+            subject(&body.user, &body.external_id)?,
+            &body.code,
+            body.client_ip.as_deref(),
+        )
         .await?;
     Ok(match result {
         CheckResult::Locked { retry_after } => {
@@ -118,8 +126,10 @@ pub async fn radius(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreauthRequest {
-    /// The account's username (or e-mail address).
-    user: String,
+    /// The account's username (or e-mail address); or give `external_id`.
+    user: Option<String>,
+    /// The application's own identifier for an account it made; or give `user`.
+    external_id: Option<String>,
     kind: AccountKind,
     /// The user's address as the application saw it (for the audit).
     client_ip: Option<String>,
@@ -140,7 +150,73 @@ pub async fn preauth(
     ApiJson(body): ApiJson<PreauthRequest>,
 ) -> Result<Json<PreauthResult>, Error> {
     let result = app
-        .validate_preauth(&caller, body.kind, &body.user, body.client_ip.as_deref())
+        .validate_preauth(
+            &caller,
+            body.kind,
+            subject(&body.user, &body.external_id)?,
+            body.client_ip.as_deref(),
+        )
         .await?;
     Ok(Json(result))
+}
+
+/// The account a request names: by `user` or by `external_id`, exactly one.
+fn subject<'a>(user: &'a Option<String>, external_id: &'a Option<String>) -> Result<Subject<'a>, Error> {
+    match (user, external_id) {
+        (Some(user), None) => Ok(Subject::Name(user)),
+        (None, Some(id)) => Ok(Subject::ExternalId(id)),
+        _ => Err(Error::Validation(
+            "Name the account by user or by external_id (one of them).".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRequest {
+    kind: AccountKind,
+    /// 1 to 64 letters, digits or `. _ @ + -`.
+    username: String,
+    email: Option<String>,
+    /// The application's own identifier for the account (1 to 128 characters), unique for
+    /// the application: it may name the account by it in the other calls.
+    external_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAccount {
+    id: i64,
+    kind: AccountKind,
+    username: String,
+    external_id: String,
+}
+
+/// Makes an account for the application (scope `accounts`). It has no Twofold password and
+/// cannot sign in to Twofold's own areas; the application sends its user to enrol with the
+/// link `preauth` gives.
+#[utoipa::path(post, path = "/api/v1/validate/accounts", request_body = AccountRequest,
+    responses((status = 201, body = CreatedAccount),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
+              (status = 409, body = ErrorBody, description = "The username, e-mail address or external_id is taken"),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_account(
+    State(app): State<App>,
+    Application(caller): Application,
+    ApiJson(body): ApiJson<AccountRequest>,
+) -> Result<Response, Error> {
+    let new = NewAppAccount {
+        kind: body.kind,
+        username: &body.username,
+        email: body.email.as_deref(),
+        external_id: &body.external_id,
+    };
+    let id = app.validate_create_account(&caller, &new).await?;
+    let created = CreatedAccount {
+        id,
+        kind: body.kind,
+        username: body.username,
+        external_id: body.external_id,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
