@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use super::admin::{validate_email, validate_username};
 use super::applications::AppCaller;
 use super::factors::Answer;
-use super::login::Answered;
-use super::login::{new_session_token, session_token_hash};
+use super::login::{new_session_token, session_token_hash, Answered};
 use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::applications::{check_external_id, radius_user, Scope};
@@ -106,12 +105,7 @@ impl Method {
     }
 
     fn as_str(self) -> &'static str {
-        match self {
-            Method::Totp => "totp",
-            Method::Yubikey => "yubikey",
-            Method::Duo => "duo",
-            Method::BackupCode => "backup_code",
-        }
+        self.service().map_or("backup_code", ServiceId::as_str)
     }
 }
 

@@ -48,7 +48,6 @@ struct SummaryRow {
 type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
 
 const ACCOUNT_COLUMNS: &str = "id, kind, role, username, email, password_hash";
-const ACCOUNT_COLUMNS_OF_A: &str = "a.id, a.kind, a.role, a.username, a.email, a.password_hash";
 
 /// Inserts the account `$new` on `$executor` unless its username or e-mail is taken for its
 /// kind (a username may not be another account's e-mail address, nor the reverse);
@@ -144,9 +143,8 @@ impl Store {
         external_id: &str,
     ) -> Result<Option<Account>> {
         let row: Option<AccountRow> = with_reader!(self, pool => sqlx::query_as(&format!(
-            "SELECT {} FROM accounts a JOIN application_accounts m ON m.account_id = a.id
-             WHERE m.application_id = $1 AND m.external_id = $2 AND a.kind = $3",
-            ACCOUNT_COLUMNS_OF_A
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE kind = $3 AND id =
+               (SELECT account_id FROM application_accounts WHERE application_id = $1 AND external_id = $2)"
         ))
         .bind(application_id)
         .bind(external_id)

@@ -9,7 +9,6 @@ pub struct LiveEnrolmentLink {
     pub account_id: i64,
     /// The application that asked for it.
     pub application_name: String,
-    pub expires_at: i64,
 }
 
 /// The session a link opens.
@@ -47,7 +46,7 @@ impl Store {
     /// active.
     pub async fn live_enrolment_link(&self, token_hash: &[u8], now: i64) -> Result<Option<LiveEnrolmentLink>> {
         Ok(with_reader!(self, pool => sqlx::query_as(
-            "SELECT l.account_id, a.name AS application_name, l.expires_at
+            "SELECT l.account_id, a.name AS application_name
              FROM enrolment_links l JOIN applications a ON a.id = l.application_id
              WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND a.suspended_at IS NULL",
         )

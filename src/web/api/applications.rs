@@ -131,13 +131,12 @@ pub async fn change(
     if body.active.is_none() && body.allow_unenrolled.is_none() {
         return Err(Error::Validation("Give active, allow_unenrolled, or both.".into()));
     }
+    let by = || Operator::Administrator(&caller.account);
     if let Some(active) = body.active {
-        let by = Operator::Administrator(&caller.account);
-        app.set_application_active(id, active, by, caller.remote()).await?;
+        app.set_application_active(id, active, by(), caller.remote()).await?;
     }
     if let Some(allow) = body.allow_unenrolled {
-        let by = Operator::Administrator(&caller.account);
-        app.set_application_allow_unenrolled(id, allow, by, caller.remote())
+        app.set_application_allow_unenrolled(id, allow, by(), caller.remote())
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)
