@@ -538,7 +538,7 @@ async fn serve(app: App) -> anyhow::Result<()> {
         loop {
             every.tick().await;
             match sweeper.purge_expired().await {
-                Ok([sessions, challenges, tokens, counters, events, enrolment_links]) => {
+                Ok([sessions, challenges, tokens, counters, events, enrolment_links, transactions]) => {
                     tracing::debug!(
                         sessions,
                         challenges,
@@ -546,6 +546,7 @@ async fn serve(app: App) -> anyhow::Result<()> {
                         counters,
                         events,
                         enrolment_links,
+                        transactions,
                         "deleted what had expired"
                     )
                 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// its words, and what to do.
     #[error("{0}")]
     Denied(String),
+    /// The user did not answer a push or a call before the service gave up waiting.
+    #[error("{service} had no answer in time. Choose a way to be asked again.")]
+    NoAnswerInTime { service: &'static str },
     #[error("That backup code is not valid. A backup code works once; the next one is shown when you use it.")]
     InvalidBackupCode,
     #[error("That code has already been used. Use a new one: the next code of your authenticator app, or touch your key again.")]
@@ -90,6 +93,7 @@ impl Error {
             Error::InvalidCredentials | Error::WrongPassword => "invalid_credentials",
             Error::InvalidCode | Error::InvalidBackupCode | Error::SecondFactorIncorrect { .. } => "invalid_code",
             Error::Denied(_) => "second_factor_denied",
+            Error::NoAnswerInTime { .. } => "no_answer_in_time",
             Error::CodeAlreadyUsed => "code_already_used",
             Error::CodeOutOfSync => "code_out_of_sync",
             Error::MalformedCode(_) => "invalid_code_format",

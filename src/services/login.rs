@@ -15,7 +15,7 @@ use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{
-    Account, Consumption, Counting, Credential, Judged, KeptChallenge, Purpose, Session, SessionUpgrade, Settled,
+    Account, Consumption, Counting, Credential, Judged, Kept, KeptChallenge, Purpose, Session, SessionUpgrade, Settled,
     Stage, StoredChallenge,
 };
 
@@ -75,7 +75,7 @@ fn methods_of(account: &Account, credentials: &[Credential]) -> Result<Vec<Metho
         .collect()
 }
 
-fn of_service(credentials: Vec<Credential>, service: ServiceId) -> Vec<Credential> {
+pub(crate) fn of_service(credentials: Vec<Credential>, service: ServiceId) -> Vec<Credential> {
     credentials
         .into_iter()
         .filter(|credential| credential.service == service.as_str())
@@ -321,7 +321,10 @@ impl Services {
                     id: credential_id,
                     service: service.as_str(),
                     guard: &guard,
-                    challenge: kept.is_some(),
+                    kept: kept
+                        .as_ref()
+                        .zip(session)
+                        .map(|(_, session)| Kept::Session(&session.token_hash)),
                 })
             }
             Ok(Progress::Pending) => return Ok(Answered::Pending),
@@ -372,7 +375,7 @@ impl Services {
     /// there is one) if it is right and the count allows, with its audit event, in one
     /// transaction (see `Store::settle_second_factor`). Returns the session's new token.
     #[allow(clippy::too_many_arguments)]
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         account_id: i64,
         session: Option<&Session>,
@@ -521,7 +524,7 @@ pub(crate) enum Answered {
 }
 
 /// What the check of an answer found, before it is settled.
-enum Checked<'a> {
+pub(crate) enum Checked<'a> {
     Right(Consumption<'a>),
     Wrong {
         error: Error,

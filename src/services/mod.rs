@@ -14,6 +14,7 @@ mod error;
 pub mod factors;
 pub mod login;
 pub mod support;
+pub mod transactions;
 pub mod validate;
 
 use std::sync::Arc;

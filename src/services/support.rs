@@ -179,7 +179,11 @@ impl Services {
         let mut deleted = [0; Purge::ALL.len()];
         for (what, count) in Purge::ALL.into_iter().zip(&mut deleted) {
             let cutoff = match what {
-                Purge::Sessions | Purge::Challenges | Purge::UsedTokens | Purge::EnrolmentLinks => now,
+                Purge::Sessions
+                | Purge::Challenges
+                | Purge::UsedTokens
+                | Purge::EnrolmentLinks
+                | Purge::Transactions => now,
                 // A counter's window is at most max_window_secs long.
                 Purge::Lockouts => now - FORGET_AFTER_SECS - lockout.max_window_secs,
                 Purge::AuditEvents if self.config.audit_retention_days == 0 => continue,

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::admin::{validate_email, validate_username};
@@ -23,12 +23,12 @@ use crate::random;
 use crate::store::{Account, LinkSession, NewAccount, Stage};
 
 /// The calling application and key, as the audit names them (never the secret).
-fn caller_text(app: &AppCaller) -> String {
+pub(super) fn caller_text(app: &AppCaller) -> String {
     format!("application {} ({}) key {}", app.id, app.name, app.key_id)
 }
 
 /// The user's address: as the application reports it, else the application's own.
-fn user_address(app: &AppCaller, client_ip: Option<IpAddr>) -> Option<String> {
+pub(super) fn user_address(app: &AppCaller, client_ip: Option<IpAddr>) -> Option<String> {
     client_ip.map(|ip| ip.to_string()).or_else(|| app.remote.clone())
 }
 
@@ -59,14 +59,15 @@ pub enum CheckResult {
 }
 
 /// What an accepted code was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// A code from an authenticator app.
     Totp,
     /// A YubiKey's OTP.
     Yubikey,
-    /// Duo Security (a push, a call or a passcode), which `check` does not take yet.
+    /// Duo Security: a push or a call, through `challenge` (`check` does not take Duo
+    /// passcodes).
     Duo,
     BackupCode,
 }
@@ -104,7 +105,7 @@ impl Method {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         self.service().map_or("backup_code", ServiceId::as_str)
     }
 }
@@ -433,7 +434,7 @@ pub enum Subject<'a> {
 impl Subject<'_> {
     /// A name no two subjects of different applications share (for the count of attempts
     /// on unknown names).
-    fn key(self, app: &AppCaller) -> String {
+    pub(super) fn key(self, app: &AppCaller) -> String {
         match self {
             Subject::Name(name) => name.to_string(),
             Subject::ExternalId(id) => format!("application {} external_id {id}", app.id),
@@ -459,7 +460,7 @@ pub struct NewAppAccount<'a> {
 }
 
 impl Services {
-    async fn account_of(
+    pub(super) async fn account_of(
         &self,
         app: &AppCaller,
         kind: AccountKind,
@@ -517,7 +518,7 @@ impl Services {
 }
 
 /// The user's address as the application reports it: an IP address, or nothing.
-fn reported_address(client_ip: Option<&str>) -> Result<Option<IpAddr>, Error> {
+pub(super) fn reported_address(client_ip: Option<&str>) -> Result<Option<IpAddr>, Error> {
     match client_ip.map(str::parse::<IpAddr>) {
         Some(Err(_)) => Err(Error::Validation("client_ip must be an IP address.".into())),
         parsed => Ok(parsed.and_then(Result::ok)),

@@ -26,16 +26,25 @@ pub enum ReplayGuard {
 /// What an accepted answer uses up.
 #[derive(Clone, Copy, Debug)]
 pub enum Consumption<'a> {
-    /// An answer of the credential `id`. `challenge`: the login challenge kept for the
-    /// session was used, and is consumed too (only if it is still there).
+    /// An answer of the credential `id`. `kept`: the state the factor kept for it, which
+    /// is consumed too (only if it is still there).
     Credential {
         id: i64,
         service: &'a str,
         guard: &'a ReplayGuard,
-        challenge: bool,
+        kept: Option<Kept<'a>>,
     },
     /// The backup code whose hash is `used`, replaced by the one whose hash is `next`.
     BackupCode { used: &'a [u8], next: &'a [u8] },
+}
+
+/// Where the state a factor kept for an answer is.
+#[derive(Clone, Copy, Debug)]
+pub enum Kept<'a> {
+    /// The login challenge of the session with this token hash.
+    Session(&'a [u8]),
+    /// The application's transaction with this id hash (see `store::transactions`).
+    Transaction(&'a [u8]),
 }
 
 /// How the counters are asked before an answer is settled.
@@ -146,14 +155,19 @@ impl Store {
                     // nothing but the count and the audit.
                     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                 let consumed = match consumption {
-                    Consumption::Credential { id, service, guard, challenge } => {
-                        let challenge_taken = !challenge
-                            || sqlx::query("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'")
-                                .bind(session.map(|s| s.token_hash))
-                                .execute(&mut *savepoint)
-                                .await?
-                                .rows_affected()
-                                == 1;
+                    Consumption::Credential { id, service, guard, kept } => {
+                        let kept_taken = match kept {
+                            None => true,
+                            Some(kept) => {
+                                let (statement, key) = match kept {
+                                    Kept::Session(hash) => {
+                                        ("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'", hash)
+                                    }
+                                    Kept::Transaction(hash) => ("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
+                                };
+                                sqlx::query(statement).bind(key).execute(&mut *savepoint).await?.rows_affected() == 1
+                            }
+                        };
                         let guarded = match guard {
                             ReplayGuard::Counter { value, state } => sqlx::query(
                                 "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
@@ -184,7 +198,7 @@ impl Store {
                             }
                             ReplayGuard::ChallengeOnly => mark_used!(savepoint, account_id, id, now),
                         };
-                        challenge_taken && guarded
+                        kept_taken && guarded
                     }
                     Consumption::BackupCode { used, next } => sqlx::query(
                         "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",

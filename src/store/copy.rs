@@ -168,6 +168,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "validate_transactions",
+        &[
+            ("id_hash", Kind::Bytes),
+            ("application_id", Kind::Int),
+            ("account_id", Kind::Int),
+            ("service", Kind::Text),
+            ("sealed", Kind::Bytes),
+            ("created_at", Kind::Int),
+            ("expires_at", Kind::Int),
+        ],
+    ),
+    (
         "audit_events",
         &[
             ("id", Kind::Int),

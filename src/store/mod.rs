@@ -246,6 +246,7 @@ mod lockouts;
 mod purge;
 mod sessions;
 mod settings;
+mod transactions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -258,7 +259,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use accounts::{login_key, Account, AccountSummary, NewAccount};
 pub use applications::{ApplicationRow, KeyAndApplication, KeyRow, NewKey};
 pub use audit::AuditEvent;
-pub use completion::{Consumption, Counting, Judged, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
+pub use completion::{Consumption, Counting, Judged, Kept, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
@@ -267,6 +268,7 @@ pub use lockouts::AttemptKey;
 pub use purge::Purge;
 pub use sessions::{Session, Stage};
 pub use settings::SecretWrite;
+pub use transactions::{NewTransaction, StoredTransaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -20,16 +20,20 @@ pub enum Purge {
     AuditEvents,
     /// Enrolment links that expired at or before the cutoff (used or not).
     EnrolmentLinks,
+    /// Applications' transactions that expired at or before the cutoff, never polled to
+    /// their end.
+    Transactions,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 6] = [
+    pub const ALL: [Purge; 7] = [
         Purge::Sessions,
         Purge::Challenges,
         Purge::UsedTokens,
         Purge::Lockouts,
         Purge::AuditEvents,
         Purge::EnrolmentLinks,
+        Purge::Transactions,
     ];
 
     /// The statement of one batch: `$1` the cutoff, `$2` the batch size.
@@ -59,6 +63,10 @@ impl Purge {
             Purge::EnrolmentLinks => {
                 "DELETE FROM enrolment_links WHERE token_hash IN
                    (SELECT token_hash FROM enrolment_links WHERE expires_at <= $1 LIMIT $2)"
+            }
+            Purge::Transactions => {
+                "DELETE FROM validate_transactions WHERE id_hash IN
+                   (SELECT id_hash FROM validate_transactions WHERE expires_at <= $1 LIMIT $2)"
             }
         }
     }

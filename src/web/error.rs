@@ -38,7 +38,9 @@ impl Error {
             | Error::Unauthenticated
             | Error::InvalidApiKey
             | Error::SecondFactorRequired => StatusCode::UNAUTHORIZED,
-            Error::MalformedCode(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::MalformedCode(_) | Error::Validation(_) | Error::NoAnswerInTime { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Error::AmbiguousSession => StatusCode::BAD_REQUEST,
             Error::LockedOut { .. } | Error::SecondFactorLocked => StatusCode::TOO_MANY_REQUESTS,
             Error::EnrollmentRequired | Error::Forbidden | Error::ReauthenticationRequired | Error::Denied(_) => {

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use twofold::core::policy::{AccountKind, TwoFactorSettings};
-use twofold::store::{Consumption, Purpose, ReplayGuard, SessionUpgrade, Settled, Stage, StoredChallenge};
+use twofold::store::{Consumption, Kept, Purpose, ReplayGuard, SessionUpgrade, Settled, Stage, StoredChallenge};
 
 use crate::support::*;
 
@@ -355,7 +355,7 @@ async fn single_use_tokens_and_kept_challenges_complete_one_login(backend: Backe
             id: credential_id,
             service: "totp",
             guard: &guard,
-            challenge,
+            kept: challenge.then_some(Kept::Session(&session.token_hash)),
         };
         settle_right_answer(store, account_id, consumption, upgrade, now).await
     };

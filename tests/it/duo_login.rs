@@ -64,7 +64,7 @@ pub(crate) async fn duo_server(backend: Backend, adjust: impl FnOnce(&mut Value)
 
 /// A client account known to the double's Duo as `user`, enrolled in Duo with one approved
 /// push; returns its backup code.
-async fn enrolled(double: &DuoDouble, server: &TestServer, username: &str, user: DuoUser) -> String {
+pub(crate) async fn enrolled(double: &DuoDouble, server: &TestServer, username: &str, user: DuoUser) -> String {
     double.add_user(username, user);
     server.client_account(username).await;
     let client = server.client();

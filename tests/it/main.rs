@@ -7,6 +7,7 @@ mod support;
 mod applications;
 mod architecture;
 mod browser;
+mod challenges;
 mod cli;
 mod credentials;
 mod duo;

@@ -130,6 +130,7 @@ fn choose(devices: &[Offered], notice: Option<String>) -> Challenge {
                     id: format!("{way}:{index}"),
                     label: label.into(),
                     device: device.name.clone(),
+                    approval: way != "sms",
                 });
             }
         }
@@ -405,9 +406,9 @@ impl<'c, 'a> Duo<'c, 'a> {
                 }),
                 AuthResult::Deny { status, .. } => Ok(Outcome::Refused {
                     error: match status.as_str() {
-                        "timeout" => Error::Validation(
-                            "Duo Security had no answer in time. Choose a way to be asked again.".into(),
-                        ),
+                        "timeout" => Error::NoAnswerInTime {
+                            service: ServiceId::Duo.display_name(),
+                        },
                         _ => incorrect(self.cx),
                     },
                     keep: State::Offered {

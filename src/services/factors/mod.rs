@@ -195,6 +195,9 @@ pub struct Choice {
     pub label: String,
     /// The device it goes to, as the service names it.
     pub device: String,
+    /// Whether the user answers it on the device (a push, a call), while the server polls
+    /// ([`Answer::Poll`]); otherwise the user types what it sends.
+    pub approval: bool,
 }
 
 /// The user's answer to a [`Challenge`]. It carries only what the user produced: the

@@ -71,6 +71,8 @@ pub fn routes() -> Router<App> {
         .route("/validate/preauth", post(validate::preauth))
         .route("/validate/check", post(validate::check))
         .route("/validate/radius", post(validate::radius))
+        .route("/validate/challenge", post(validate::challenge))
+        .route("/validate/transactions/{id}", get(validate::transaction))
         .fallback(not_found)
 }
 
@@ -116,7 +118,9 @@ async fn not_found() -> Response {
         validate::create_account,
         validate::preauth,
         validate::check,
-        validate::radius
+        validate::radius,
+        validate::challenge,
+        validate::transaction
     ),
     modifiers(&CommonErrors)
 )]

@@ -1,7 +1,7 @@
 //! The validate API (`/validate/...`) that applications call with one of their keys.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use crate::app::App;
 use crate::core::policy::AccountKind;
 use crate::services::applications::AppCaller;
-use crate::services::validate::{CheckResult, NewAppAccount, PreauthResult, Subject};
+use crate::services::transactions::{ChallengeResult, TransactionResult};
+use crate::services::validate::{CheckResult, Method, NewAppAccount, PreauthResult, Subject};
 use crate::services::Error;
 use crate::web::error::{error_response, ErrorBody};
 use crate::web::session::remote_addr;
@@ -73,10 +74,7 @@ pub async fn check(
         )
         .await?;
     Ok(match result {
-        CheckResult::Locked { retry_after } => {
-            let wait = retry_after.map(|secs| [(header::RETRY_AFTER, secs.to_string())]);
-            (StatusCode::TOO_MANY_REQUESTS, wait, Json(result)).into_response()
-        }
+        CheckResult::Locked { retry_after } => locked(retry_after, Json(result)),
         _ => Json(result).into_response(),
     })
 }
@@ -158,6 +156,77 @@ pub async fn preauth(
         )
         .await?;
     Ok(Json(result))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The account's username (or e-mail address); or give `external_id`.
+    user: Option<String>,
+    /// The application's own identifier for an account it made; or give `user`.
+    external_id: Option<String>,
+    kind: AccountKind,
+    /// What to challenge the user with: `duo` (a push, or a call when the user's device
+    /// takes no push; needs Duo's Auth API mode).
+    method: Method,
+    /// The user's address as the application saw it (for the lockout and the audit).
+    client_ip: Option<String>,
+}
+
+/// Starts a challenge the user answers elsewhere (scope `challenge`): `pending` with a
+/// `transaction_id` to poll, `accept` (the service let the user in without asking), `reject`
+/// (no such user or second factor, or the service refused the user), or `locked` (`429`,
+/// with `Retry-After`). Counted as one attempt against the login page's lockout.
+#[utoipa::path(post, path = "/api/v1/validate/challenge", request_body = ChallengeRequest,
+    responses((status = 200, body = ChallengeResult, description = "`pending`, `accept` or `reject`"),
+              (status = 429, body = ChallengeResult, description = "`locked`"),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 403, body = ErrorBody, description = "Outside the application's networks, scopes or kinds"),
+              (status = 422, body = ErrorBody, description = "Not a method that needs a challenge, or Duo is set up with the Universal Prompt"),
+              (status = 502, body = ErrorBody, description = "The service (Duo) refuses this server's settings"),
+              (status = 503, body = ErrorBody, description = "The service (Duo) cannot be reached")))]
+pub async fn challenge(
+    State(app): State<App>,
+    Application(caller): Application,
+    ApiJson(body): ApiJson<ChallengeRequest>,
+) -> Result<Response, Error> {
+    let result = app
+        .validate_challenge(
+            &caller,
+            body.kind,
+            subject(&body.user, &body.external_id)?,
+            body.method,
+            body.client_ip.as_deref(),
+        )
+        .await?;
+    Ok(match result {
+        ChallengeResult::Locked { retry_after } => locked(retry_after, Json(result)),
+        _ => Json(result).into_response(),
+    })
+}
+
+/// Polls a transaction `challenge` started (only the application that started it can):
+/// `pending` (poll again in two seconds or so), `accept`, `reject` or `expired`. Each of the
+/// last three is said once: the transaction has then ended, and is `404` afterwards.
+#[utoipa::path(get, path = "/api/v1/validate/transactions/{id}",
+    params(("id" = String, Path, description = "The `transaction_id` `challenge` answered")),
+    responses((status = 200, body = TransactionResult),
+              (status = 401, body = ErrorBody, description = "No valid API key"),
+              (status = 404, body = ErrorBody, description = "No such transaction, ended, or another application's"),
+              (status = 502, body = ErrorBody, description = "The service (Duo) refuses this server's settings: poll again later"),
+              (status = 503, body = ErrorBody, description = "The service (Duo) cannot be reached: poll again")))]
+pub async fn transaction(
+    State(app): State<App>,
+    Application(caller): Application,
+    Path(id): Path<String>,
+) -> Result<Json<TransactionResult>, Error> {
+    Ok(Json(app.validate_transaction(&caller, &id).await?))
+}
+
+/// A `locked` answer: `429`, with `Retry-After` when the wait is known.
+fn locked(retry_after: Option<i64>, body: impl IntoResponse) -> Response {
+    let wait = retry_after.map(|secs| [(header::RETRY_AFTER, secs.to_string())]);
+    (StatusCode::TOO_MANY_REQUESTS, wait, body).into_response()
 }
 
 /// The account a request names: by `user` or by `external_id`, exactly one.
