@@ -7,6 +7,8 @@ CREATE TABLE validate_transactions (
     account_id     INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     service        TEXT    NOT NULL,
     sealed         BLOB    NOT NULL,
+    -- The user's address, as the application reported it when it started the challenge.
+    remote_addr    TEXT,
     created_at     BIGINT  NOT NULL,
     expires_at     BIGINT  NOT NULL
 );

@@ -175,6 +175,7 @@ impl Services {
                     account_id: account.id,
                     service: service.as_str(),
                     sealed: &keep,
+                    remote_addr: attempt.remote,
                     expires_at,
                 };
                 self.store.create_transaction(&transaction, cx.now).await?;
@@ -230,7 +231,8 @@ impl Services {
         };
         let account = self.store.account(transaction.account_id).await?.ok_or_else(gone)?;
         app.require(Scope::Challenge, account.kind)?;
-        let remote = app.remote.as_deref();
+        // The user's address the application reported when it started the challenge.
+        let remote = transaction.remote_addr.as_deref();
         let said = |result: &str| {
             format!(
                 "{}: {} {:?}: {result}",

@@ -175,6 +175,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("account_id", Kind::Int),
             ("service", Kind::Text),
             ("sealed", Kind::Bytes),
+            ("remote_addr", Kind::Text),
             ("created_at", Kind::Int),
             ("expires_at", Kind::Int),
         ],

@@ -12,6 +12,8 @@ pub struct NewTransaction<'a> {
     pub account_id: i64,
     pub service: &'a str,
     pub sealed: &'a [u8],
+    /// The user's address, as the application reported it.
+    pub remote_addr: Option<&'a str>,
     pub expires_at: i64,
 }
 
@@ -21,6 +23,7 @@ pub struct StoredTransaction {
     pub account_id: i64,
     pub service: String,
     pub sealed: Vec<u8>,
+    pub remote_addr: Option<String>,
     pub expires_at: i64,
 }
 
@@ -28,14 +31,15 @@ impl Store {
     pub async fn create_transaction(&self, new: &NewTransaction<'_>, now: i64) -> Result<()> {
         with_pool!(self, pool => sqlx::query(
             "INSERT INTO validate_transactions
-               (id_hash, application_id, account_id, service, sealed, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+               (id_hash, application_id, account_id, service, sealed, remote_addr, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new.id_hash)
         .bind(new.application_id)
         .bind(new.account_id)
         .bind(new.service)
         .bind(new.sealed)
+        .bind(new.remote_addr)
         .bind(now)
         .bind(new.expires_at)
         .execute(pool)
@@ -47,7 +51,7 @@ impl Store {
     /// The transaction with this id hash, if it is the application's (expired or not).
     pub async fn transaction(&self, id_hash: &[u8], application_id: i64) -> Result<Option<StoredTransaction>> {
         Ok(with_reader!(self, pool => sqlx::query_as(
-            "SELECT account_id, service, sealed, expires_at FROM validate_transactions
+            "SELECT account_id, service, sealed, remote_addr, expires_at FROM validate_transactions
              WHERE id_hash = $1 AND application_id = $2",
         )
         .bind(id_hash)

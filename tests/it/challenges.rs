@@ -88,7 +88,8 @@ async fn an_application_pushes_through_duo_and_polls_until_the_user_approves(bac
     let key = pusher(&server, "Shop").await;
     let other = pusher(&server, "Other shop").await;
 
-    let started = challenge(&server, &key, "alice").await;
+    let user_at = json!({"user": "alice", "kind": "client", "method": "duo", "client_ip": "198.51.100.7"});
+    let started = challenge_with(&server, &key, user_at).await;
     let id = transaction_of(&started);
     assert!(
         started.1["prompt"].as_str().unwrap().contains("iOS (XXX-XXX-0100)"),
@@ -133,11 +134,18 @@ async fn an_application_pushes_through_duo_and_polls_until_the_user_approves(bac
     let again = poll(&server, &key, &id).await;
     assert_eq!(again.0, StatusCode::NOT_FOUND, "{again:?}");
 
-    let audit = audit(&server).await;
+    // The poll's audit (and the lockout counter its success clears) is the user's address.
+    let events = server.app.store.audit_events(None, 200).await.unwrap();
+    let polled: Vec<_> = events
+        .iter()
+        .filter(|e| ["validate_duo", "validate_transaction"].contains(&e.event.as_str()))
+        .collect();
+    assert_eq!(polled.len(), 2, "{events:?}");
     assert!(
-        audit.contains("validate_duo") && audit.contains("validate_transaction"),
-        "{audit}"
+        polled.iter().all(|e| e.remote_addr.as_deref() == Some("198.51.100.7")),
+        "{polled:?}"
     );
+    let audit = audit(&server).await;
     assert!(audit.contains("Shop") && audit.contains("accept"), "{audit}");
     assert!(!audit.contains(&id), "the transaction id is in the audit");
     for txid in double.txids() {
