@@ -246,14 +246,25 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
-        let credentials = self.store.credentials(account.id).await?;
+        let (credentials, kept) = self
+            .store
+            .second_step(account.id, &session.token_hash, self.now())
+            .await?;
         let methods = methods_of(account, &credentials)?;
         let service = service
             .or(methods.first().map(|m| m.service))
             .ok_or(Error::Unauthenticated)?;
         let attempt = Attempt::on_account(account.id, Guess::SecondFactor, remote);
         let answered = self
-            .answer_second_factor(account, Some(session), credentials, service, answer, &attempt, "login")
+            .answer_second_factor(
+                account,
+                Some((session, kept)),
+                credentials,
+                service,
+                answer,
+                &attempt,
+                "login",
+            )
             .await?;
         Ok(match answered {
             Answered::Accepted(session_token) => Verdict::Accepted {
@@ -265,14 +276,14 @@ impl Services {
         })
     }
 
-    /// Judges an answer to `service` (a login's, whose `session` it completes, or an
-    /// application's, without a session), counted and single-use as at every login; its
-    /// audit event is `<origin>_<service>`.
+    /// Judges an answer to `service` (a login's, whose `session` it completes, with the
+    /// challenge kept for it; or an application's, without a session), counted and
+    /// single-use as at every login; its audit event is `<origin>_<service>`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn answer_second_factor(
         &self,
         account: &Account,
-        session: Option<&Session>,
+        login: Option<(&Session, Option<StoredChallenge>)>,
         credentials: Vec<Credential>,
         service: ServiceId,
         answer: &Answer,
@@ -285,13 +296,9 @@ impl Services {
         }
         let settings = self.two_factor_settings().await?;
         let cx = self.factor_cx(account, &settings, service).await?;
-        let kept = match session {
-            Some(session) => self
-                .store
-                .challenge(&session.token_hash, Purpose::Login, cx.now)
-                .await?
-                .filter(|kept| kept.service == service.as_str()),
-            None => None,
+        let (session, kept) = match login {
+            Some((session, kept)) => (Some(session), kept.filter(|kept| kept.service == service.as_str())),
+            None => (None, None),
         };
         let factor = self.factor(service);
         let event = format!("{origin}_{}", service.as_str());

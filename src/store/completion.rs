@@ -151,9 +151,6 @@ impl Store {
                     Settled::Wrong
                 }
                 (None, Judged::Right { consumption, session }) => {
-                    // A savepoint: an answer used up elsewhere, or a session gone, changes
-                    // nothing but the count and the audit.
-                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                 let consumed = match consumption {
                     Consumption::Credential { id, service, guard, kept } => {
                         let kept_taken = match kept {
@@ -165,7 +162,7 @@ impl Store {
                                     }
                                     Kept::Transaction(hash) => ("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
                                 };
-                                sqlx::query(statement).bind(key).execute(&mut *savepoint).await?.rows_affected() == 1
+                                sqlx::query(statement).bind(key).execute(&mut *tx).await?.rows_affected() == 1
                             }
                         };
                         let guarded = match guard {
@@ -178,7 +175,7 @@ impl Store {
                             .bind(*value)
                             .bind(state)
                             .bind(now)
-                            .execute(&mut *savepoint)
+                            .execute(&mut *tx)
                             .await?
                             .rows_affected()
                                 == 1,
@@ -190,13 +187,13 @@ impl Store {
                                 .bind(service)
                                 .bind(token_hash)
                                 .bind(*expires_at)
-                                .execute(&mut *savepoint)
+                                .execute(&mut *tx)
                                 .await?
                                 .rows_affected()
                                     == 1
-                                    && mark_used!(savepoint, account_id, id, now)
+                                    && mark_used!(tx, account_id, id, now)
                             }
-                            ReplayGuard::ChallengeOnly => mark_used!(savepoint, account_id, id, now),
+                            ReplayGuard::ChallengeOnly => mark_used!(tx, account_id, id, now),
                         };
                         kept_taken && guarded
                     }
@@ -207,27 +204,42 @@ impl Store {
                     .bind(used)
                     .bind(next)
                     .bind(now)
-                    .execute(&mut *savepoint)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected()
                         == 1,
                 };
+                    // An answer used up elsewhere, or a session gone, changes nothing but
+                    // the count and the audit: this transaction is rolled back (nothing of
+                    // it is kept) and both are written again below.
                     if !consumed {
-                        savepoint.rollback().await?;
-                        Settled::AlreadyUsed
-                    } else if !finish_login!(savepoint, &attempts, session) {
-                        savepoint.rollback().await?;
-                        Settled::SessionGone
-                    } else {
-                        savepoint.commit().await?;
-                        Settled::Completed
+                        return Ok(Err(Settled::AlreadyUsed));
                     }
+                    if !finish_login!(tx, &attempts, session) {
+                        return Ok(Err(Settled::SessionGone));
+                    }
+                    Settled::Completed
                 }
             };
             record_audit_in!(&mut *tx, &audit(&settled));
             tx.commit().await?;
-            Ok(settled)
+            Ok(Ok(settled))
         }));
+        // Rare (a replay, a race lost): counted and audited in a transaction of their own,
+        // so that the common case needs no savepoint.
+        let settled = match settled {
+            Ok(settled) => settled,
+            Err(unconsumed) => with_pool!(self, pool => transaction!(pool, tx => {
+                let refused = match counting {
+                    Some(counting) => count_attempts_in!(tx, attempts, counting.policy, counting.hard_lock, now),
+                    None => None,
+                };
+                let settled = refused.map_or(unconsumed, Settled::Refused);
+                record_audit_in!(&mut *tx, &audit(&settled));
+                tx.commit().await?;
+                Ok(settled)
+            })),
+        };
         Ok(settled)
     }
 }

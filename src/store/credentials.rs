@@ -143,6 +143,85 @@ impl Store {
         Ok(rows.into_iter().map(credential_from_row).collect())
     }
 
+    /// What a login's second step reads, in one query: the account's credentials, and the
+    /// login challenge kept for the session `session_hash` (if it is live).
+    pub async fn second_step(
+        &self,
+        account_id: i64,
+        session_hash: &[u8],
+        now: i64,
+    ) -> Result<(Vec<Credential>, Option<StoredChallenge>)> {
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT c.{}, ch.service, ch.label, ch.sealed
+                 FROM credentials c LEFT JOIN challenges ch
+                   ON ch.session_hash = $2 AND ch.purpose = 'login' AND ch.expires_at > $3
+                 WHERE c.account_id = $1 ORDER BY c.id",
+                CREDENTIAL_COLUMNS.replace(", ", ", c.")
+            )
+        });
+        type Row = (
+            i64,
+            String,
+            String,
+            Vec<u8>,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
+        let rows: Vec<Row> = with_reader!(self, pool => sqlx::query_as(&QUERY)
+            .bind(account_id)
+            .bind(session_hash)
+            .bind(now)
+            .fetch_all(pool)
+            .await?);
+        let mut kept = None;
+        let credentials = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    service,
+                    label,
+                    secret,
+                    counter,
+                    state,
+                    enrolled_at,
+                    last_used_at,
+                    external_id,
+                    c_service,
+                    c_label,
+                    c_sealed,
+                )| {
+                    if let (Some(service), Some(sealed)) = (c_service, c_sealed) {
+                        kept = Some(StoredChallenge {
+                            service,
+                            label: c_label,
+                            sealed,
+                        });
+                    }
+                    credential_from_row((
+                        id,
+                        service,
+                        label,
+                        secret,
+                        counter,
+                        state,
+                        enrolled_at,
+                        last_used_at,
+                        external_id,
+                    ))
+                },
+            )
+            .collect();
+        Ok((credentials, kept))
+    }
+
     /// Keeps a step's state for a session, replacing what it kept for the same purpose.
     pub async fn put_challenge(
         &self,
