@@ -29,7 +29,14 @@ use twofold::services::login::session_token_hash;
 use twofold::services::{Answer, EnrolmentSetup};
 use twofold::store::{NewAccount, Session, Stage};
 
-const ACCOUNTS: usize = 2000;
+/// Accounts per scenario, each answering the second step once (`TWOFOLD_BENCH_ACCOUNTS`,
+/// default 2,000; more gives steadier figures and a longer set-up).
+fn accounts() -> usize {
+    std::env::var("TWOFOLD_BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}
 const PASSWORD: &str = "correct horse battery staple";
 
 type Request = (String, &'static str, Option<serde_json::Value>);
@@ -41,7 +48,10 @@ struct Prepared {
 }
 
 fn main() {
-    println!("{ACCOUNTS} accounts per scenario; servers: 2 worker threads per node; load: 2 worker threads; loopback HTTP/1.1");
+    println!(
+        "{} accounts per scenario; servers: 2 worker threads per node; load: 2 worker threads; loopback HTTP/1.1",
+        accounts()
+    );
     println!(
         "{:<52} {:>8} {:>10} {:>9} {:>9} {:>9}",
         "scenario / step", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
@@ -260,7 +270,7 @@ fn scenario_with(name: &str, postgres: Option<&str>, nodes: usize, large: bool) 
         .build()
         .unwrap();
     println!("{name}");
-    let baseline: Vec<Request> = (0..ACCOUNTS).map(|_| (String::new(), "/healthz", None)).collect();
+    let baseline: Vec<Request> = (0..accounts()).map(|_| (String::new(), "/healthz", None)).collect();
     let healthz = load.block_on(run(
         "  GET /healthz (HTTP only: no database, no crypto)",
         &bases,
@@ -379,8 +389,8 @@ async fn fresh_schema(url: &str) -> String {
 
 async fn prepare(app: &App) -> Vec<Prepared> {
     let hash = app.hash_password(PASSWORD).await.unwrap();
-    let mut prepared = Vec::with_capacity(ACCOUNTS);
-    for i in 0..ACCOUNTS {
+    let mut prepared = Vec::with_capacity(accounts());
+    for i in 0..accounts() {
         let username = format!("user{i}");
         let new = NewAccount {
             kind: AccountKind::Client,

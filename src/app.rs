@@ -14,6 +14,7 @@ use crate::core::secretbox::{MasterKey, OpenError};
 use crate::outbound::Outbound;
 use crate::random;
 use crate::services::factors::{sealing_context, setting_sealing_context, Factors};
+use crate::services::password_threads::PasswordThreads;
 use crate::services::{Error, Services};
 use crate::store::Store;
 
@@ -40,6 +41,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("outbound HTTPS: {0}")]
     Outbound(String),
+    #[error("cannot start the password threads: {0}")]
+    Threads(std::io::Error),
 }
 
 impl App {
@@ -52,6 +55,7 @@ impl App {
         check_master_key(&store, &master_key).await?;
         let outbound = Outbound::new(config.tls_ca_file.as_deref()).map_err(StartError::Outbound)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let password_threads = PasswordThreads::start(cores * 2).map_err(StartError::Threads)?;
         Ok(App(Arc::new(Services {
             backup_code_key: master_key.derive("twofold backup codes"),
             name_key: master_key.derive("twofold lockout names"),
@@ -59,6 +63,7 @@ impl App {
             factors: Factors::new(),
             outbound,
             password_slots: Semaphore::new(cores * 2),
+            password_threads,
             password_checks: Default::default(),
             duo_clock: Default::default(),
             trusted_proxies: config.trusted_networks(),

@@ -13,6 +13,7 @@ pub mod enrolment;
 mod error;
 pub mod factors;
 pub mod login;
+pub mod password_threads;
 pub mod support;
 pub mod transactions;
 pub mod validate;
@@ -46,6 +47,8 @@ pub struct Services {
     pub outbound: crate::outbound::Outbound,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     pub password_slots: Semaphore,
+    /// Where they run: one thread per slot, at a lower priority than the rest.
+    pub password_threads: password_threads::PasswordThreads,
     /// The networks of `trusted_proxies`, parsed once.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Their working memories, kept for the next computation.

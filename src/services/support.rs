@@ -253,7 +253,7 @@ impl Services {
         }
     }
 
-    /// Verifies a password on the blocking pool, a bounded number at a time.
+    /// Verifies a password on the password threads, a bounded number at a time.
     pub async fn check_password(&self, candidate: &str, stored: &str) -> Result<bool, Error> {
         if stored == password::NO_PASSWORD {
             // The time of a wrong password, and never a match.
@@ -273,12 +273,13 @@ impl Services {
         self.password_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // At most one scratch per slot exists: the memory stays bounded, and is reused.
         let mut scratch = self.password_scratch().pop().unwrap_or_default();
-        let (verified, scratch) = tokio::task::spawn_blocking(move || {
-            let verified = password::verify(&candidate, &stored, &mut scratch);
-            (verified, scratch)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let (verified, scratch) = self
+            .password_threads
+            .run(move || {
+                let verified = password::verify(&candidate, &stored, &mut scratch);
+                (verified, scratch)
+            })
+            .await?;
         self.password_scratch().push(scratch);
         verified.map_err(|e| Error::Internal(e.to_string()))
     }
@@ -300,9 +301,9 @@ impl Services {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let salt = random::bytes::<SALT_BYTES>()?;
         let new_password = new_password.to_owned();
-        tokio::task::spawn_blocking(move || password::hash(&new_password, salt))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        self.password_threads
+            .run(move || password::hash(&new_password, salt))
+            .await?
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
