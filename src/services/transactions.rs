@@ -149,14 +149,16 @@ impl Services {
                     return Ok((ChallengeResult::Reject, why));
                 }
             },
-            // Let in without asking (a bypass, or fail-open): the first poll says so.
+            // Let in without asking (a bypass, or fail-open): settled at once.
             Challenge::Approval { .. } => Answer::Poll,
             _ => {
+                // The settings' doing, not the user's: the attempt is taken back.
+                self.store.refund_attempt(attempt.counters()).await?;
                 return Err(Error::Validation(format!(
                     "{} is set up here in a way that needs the user's browser (Duo's Universal Prompt): \
                      an application can start a challenge only with Duo's Auth API.",
                     service.display_name()
-                )))
+                )));
             }
         };
         let judged = factor

@@ -362,10 +362,13 @@ async fn challenges_are_scoped_counted_and_refused_as_check_is(backend: Backend)
     })
     .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
-    let prompt = challenge(&server, &key, "alice").await;
-    assert_eq!(prompt.0, StatusCode::UNPROCESSABLE_ENTITY, "{prompt:?}");
-    assert!(
-        error_code(&prompt) == "validation_error" && prompt.1.to_string().contains("Auth API"),
-        "{prompt:?}"
-    );
+    // Five times over: the settings' doing is not counted against the user.
+    for _ in 0..5 {
+        let prompt = challenge(&server, &key, "alice").await;
+        assert_eq!(prompt.0, StatusCode::UNPROCESSABLE_ENTITY, "{prompt:?}");
+        assert!(
+            error_code(&prompt) == "validation_error" && prompt.1.to_string().contains("Auth API"),
+            "{prompt:?}"
+        );
+    }
 }
