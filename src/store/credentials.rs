@@ -5,7 +5,7 @@ use super::completion::SessionUpgrade;
 use super::{AttemptKey, Result, Store};
 
 /// One second-factor credential of an account. `secret` is sealed under the master key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Credential {
     pub id: i64,
     pub service: String,
@@ -104,43 +104,17 @@ macro_rules! lock_account {
 }
 
 const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id";
-type CredentialRow = (
-    i64,
-    String,
-    String,
-    Vec<u8>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
-
-fn credential_from_row(row: CredentialRow) -> Credential {
-    let (id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id) = row;
-    Credential {
-        id,
-        service,
-        label,
-        secret,
-        counter,
-        state,
-        enrolled_at,
-        last_used_at,
-        external_id,
-    }
-}
 
 impl Store {
     /// The account's credentials, oldest first.
     pub async fn credentials(&self, account_id: i64) -> Result<Vec<Credential>> {
-        let rows: Vec<CredentialRow> = with_reader!(self, pool => sqlx::query_as(&format!(
+        let credentials: Vec<Credential> = with_reader!(self, pool => sqlx::query_as(&format!(
             "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id"
         ))
         .bind(account_id)
         .fetch_all(pool)
         .await?);
-        Ok(rows.into_iter().map(credential_from_row).collect())
+        Ok(credentials)
     }
 
     /// What a login's second step reads, in one query: the account's credentials, and the
@@ -153,27 +127,21 @@ impl Store {
     ) -> Result<(Vec<Credential>, Option<StoredChallenge>)> {
         static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT c.{}, ch.service, ch.label, ch.sealed
+                "SELECT c.{}, ch.service AS kept_service, ch.label AS kept_label, ch.sealed AS kept_sealed
                  FROM credentials c LEFT JOIN challenges ch
                    ON ch.session_hash = $2 AND ch.purpose = 'login' AND ch.expires_at > $3
                  WHERE c.account_id = $1 ORDER BY c.id",
                 CREDENTIAL_COLUMNS.replace(", ", ", c.")
             )
         });
-        type Row = (
-            i64,
-            String,
-            String,
-            Vec<u8>,
-            Option<i64>,
-            Option<String>,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<Vec<u8>>,
-        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            credential: Credential,
+            kept_service: Option<String>,
+            kept_label: Option<String>,
+            kept_sealed: Option<Vec<u8>>,
+        }
         let rows: Vec<Row> = with_reader!(self, pool => sqlx::query_as(&QUERY)
             .bind(account_id)
             .bind(session_hash)
@@ -181,44 +149,17 @@ impl Store {
             .fetch_all(pool)
             .await?);
         let mut kept = None;
-        let credentials = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
+        let mut credentials = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let (Some(service), Some(sealed)) = (row.kept_service, row.kept_sealed) {
+                kept = Some(StoredChallenge {
                     service,
-                    label,
-                    secret,
-                    counter,
-                    state,
-                    enrolled_at,
-                    last_used_at,
-                    external_id,
-                    c_service,
-                    c_label,
-                    c_sealed,
-                )| {
-                    if let (Some(service), Some(sealed)) = (c_service, c_sealed) {
-                        kept = Some(StoredChallenge {
-                            service,
-                            label: c_label,
-                            sealed,
-                        });
-                    }
-                    credential_from_row((
-                        id,
-                        service,
-                        label,
-                        secret,
-                        counter,
-                        state,
-                        enrolled_at,
-                        last_used_at,
-                        external_id,
-                    ))
-                },
-            )
-            .collect();
+                    label: row.kept_label,
+                    sealed,
+                });
+            }
+            credentials.push(row.credential);
+        }
         Ok((credentials, kept))
     }
 
