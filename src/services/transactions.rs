@@ -11,7 +11,7 @@ use super::applications::AppCaller;
 use super::factors::{Accepted, Answer, Challenge, Progress};
 use super::login::{new_session_token, of_service, session_token_hash, Checked};
 use super::support::Attempt;
-use super::validate::{caller_text, reported_address, user_address, Method, Subject};
+use super::validate::{audit_text, caller_text, reported_address, user_address, Method, Subject};
 use super::{Error, Services};
 use crate::core::applications::Scope;
 use crate::core::lockout::Guess;
@@ -82,7 +82,7 @@ impl Services {
         let client_ip = reported_address(client_ip)?;
         let remote = user_address(app, client_ip);
         let remote = remote.as_deref();
-        let said = |result: &str| format!("{}: {} {user}: {result}", caller_text(app), kind.as_str());
+        let said = |result: &str| audit_text(app, kind, user, result);
         let Some(account) = self.account_of(app, kind, user).await? else {
             let name = user.key(app);
             let attempt = Attempt::on_unknown_name(&self.name_key, kind, &name, Guess::SecondFactor, remote);

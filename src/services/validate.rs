@@ -27,6 +27,11 @@ pub(super) fn caller_text(app: &AppCaller) -> String {
     format!("application {} ({}) key {}", app.id, app.name, app.key_id)
 }
 
+/// What the audit says of a call about `user`: the caller, the user, and `result`.
+pub(super) fn audit_text(app: &AppCaller, kind: AccountKind, user: Subject<'_>, result: &str) -> String {
+    format!("{}: {} {user}: {result}", caller_text(app), kind.as_str())
+}
+
 /// The user's address: as the application reports it, else the application's own.
 pub(super) fn user_address(app: &AppCaller, client_ip: Option<IpAddr>) -> Option<String> {
     client_ip.map(|ip| ip.to_string()).or_else(|| app.remote.clone())
@@ -166,7 +171,7 @@ impl Services {
         app.require(Scope::Check, kind)?;
         let remote = user_address(app, client_ip);
         let remote = remote.as_deref();
-        let said = |result: &str| format!("{}: {} {user}: {result}", caller_text(app), kind.as_str());
+        let said = |result: &str| audit_text(app, kind, user, result);
         let Some(account) = self.account_of(app, kind, user).await? else {
             let name = user.key(app);
             let attempt = Attempt::on_unknown_name(&self.name_key, kind, &name, Guess::SecondFactor, remote);
@@ -285,7 +290,7 @@ impl Services {
         app.require(Scope::Check, kind)?;
         let client_ip = reported_address(client_ip)?;
         let remote = user_address(app, client_ip);
-        let said = |result: &str| format!("{}: {} {user}: {result}", caller_text(app), kind.as_str());
+        let said = |result: &str| audit_text(app, kind, user, result);
         let Some(account) = self.account_of(app, kind, user).await? else {
             self.audit(
                 None,
