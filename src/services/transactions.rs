@@ -11,7 +11,7 @@ use super::applications::AppCaller;
 use super::factors::{Accepted, Answer, Challenge, Progress};
 use super::login::{new_session_token, of_service, session_token_hash, Checked};
 use super::support::Attempt;
-use super::validate::{audit_text, caller_text, reported_address, user_address, Method, Subject};
+use super::validate::{audit_text, reported_address, user_address, Method, Subject};
 use super::{Error, Services};
 use crate::core::applications::Scope;
 use crate::core::lockout::Guess;
@@ -235,14 +235,7 @@ impl Services {
         app.require(Scope::Challenge, account.kind)?;
         // The user's address the application reported when it started the challenge.
         let remote = transaction.remote_addr.as_deref();
-        let said = |result: &str| {
-            format!(
-                "{}: {} {:?}: {result}",
-                caller_text(app),
-                account.kind.as_str(),
-                account.username
-            )
-        };
+        let said = |result: &str| audit_text(app, account.kind, Subject::Name(&account.username), result);
         let service = ServiceId::parse(&transaction.service)
             .ok_or_else(|| Error::Internal(format!("a transaction of unknown service {:?}", transaction.service)))?;
         let event = format!("validate_{}", service.as_str());

@@ -23,7 +23,7 @@ use crate::random;
 use crate::store::{Account, LinkSession, NewAccount, Stage};
 
 /// The calling application and key, as the audit names them (never the secret).
-pub(super) fn caller_text(app: &AppCaller) -> String {
+fn caller_text(app: &AppCaller) -> String {
     format!("application {} ({}) key {}", app.id, app.name, app.key_id)
 }
 

@@ -47,6 +47,19 @@ pub enum Kept<'a> {
     Transaction(&'a [u8]),
 }
 
+impl<'a> Kept<'a> {
+    /// The statement that consumes it (one row, if it is still there), and its key.
+    fn deletion(self) -> (&'static str, &'a [u8]) {
+        match self {
+            Kept::Session(hash) => (
+                "DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'",
+                hash,
+            ),
+            Kept::Transaction(hash) => ("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
+        }
+    }
+}
+
 /// How the counters are asked before an answer is settled.
 #[derive(Clone, Copy, Debug)]
 pub struct Counting<'a> {
@@ -151,64 +164,58 @@ impl Store {
                     Settled::Wrong
                 }
                 (None, Judged::Right { consumption, session }) => {
-                let consumed = match consumption {
-                    Consumption::Credential { id, service, guard, kept } => {
-                        let kept_taken = match kept {
-                            None => true,
-                            Some(kept) => {
-                                let (statement, key) = match kept {
-                                    Kept::Session(hash) => {
-                                        ("DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'", hash)
-                                    }
-                                    Kept::Transaction(hash) => ("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
-                                };
-                                sqlx::query(statement).bind(key).execute(&mut *tx).await?.rows_affected() == 1
-                            }
-                        };
-                        let guarded = match guard {
-                            ReplayGuard::Counter { value, state } => sqlx::query(
-                                "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
-                                 WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
-                            )
-                            .bind(account_id)
-                            .bind(id)
-                            .bind(*value)
-                            .bind(state)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                                == 1,
-                            ReplayGuard::Token { token_hash, expires_at } => {
-                                sqlx::query(
-                                    "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
-                                     ON CONFLICT (service, token_hash) DO NOTHING",
+                    let consumed = match consumption {
+                        Consumption::Credential { id, service, guard, kept } => {
+                            let kept_taken = match kept.map(Kept::deletion) {
+                                None => true,
+                                Some((statement, key)) => {
+                                    sqlx::query(statement).bind(key).execute(&mut *tx).await?.rows_affected() == 1
+                                }
+                            };
+                            let guarded = match guard {
+                                ReplayGuard::Counter { value, state } => sqlx::query(
+                                    "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
+                                     WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
                                 )
-                                .bind(service)
-                                .bind(token_hash)
-                                .bind(*expires_at)
+                                .bind(account_id)
+                                .bind(id)
+                                .bind(*value)
+                                .bind(state)
+                                .bind(now)
                                 .execute(&mut *tx)
                                 .await?
                                 .rows_affected()
-                                    == 1
-                                    && mark_used!(tx, account_id, id, now)
-                            }
-                            ReplayGuard::ChallengeOnly => mark_used!(tx, account_id, id, now),
-                        };
-                        kept_taken && guarded
-                    }
-                    Consumption::BackupCode { used, next } => sqlx::query(
-                        "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
-                    )
-                    .bind(account_id)
-                    .bind(used)
-                    .bind(next)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1,
-                };
+                                    == 1,
+                                ReplayGuard::Token { token_hash, expires_at } => {
+                                    sqlx::query(
+                                        "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
+                                         ON CONFLICT (service, token_hash) DO NOTHING",
+                                    )
+                                    .bind(service)
+                                    .bind(token_hash)
+                                    .bind(*expires_at)
+                                    .execute(&mut *tx)
+                                    .await?
+                                    .rows_affected()
+                                        == 1
+                                        && mark_used!(tx, account_id, id, now)
+                                }
+                                ReplayGuard::ChallengeOnly => mark_used!(tx, account_id, id, now),
+                            };
+                            kept_taken && guarded
+                        }
+                        Consumption::BackupCode { used, next } => sqlx::query(
+                            "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
+                        )
+                        .bind(account_id)
+                        .bind(used)
+                        .bind(next)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                            == 1,
+                    };
                     // An answer used up elsewhere, or a session gone, changes nothing but
                     // the count and the audit: this transaction is rolled back (nothing of
                     // it is kept) and both are written again below.
