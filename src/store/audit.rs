@@ -1,3 +1,4 @@
+use super::statements::Statements;
 use super::{Result, Store};
 
 /// One line of the audit log: who, when, from where, what, and how it ended — never a
@@ -14,7 +15,11 @@ pub struct AuditEvent {
 
 impl Store {
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<()> {
-        with_pool!(self, pool => record_audit_in!(pool, event));
+        write_transaction!(self, tx => {
+            record_audit_in(&mut *tx, event).await?;
+            tx.commit().await?;
+            Ok(())
+        });
         Ok(())
     }
 
@@ -45,4 +50,22 @@ impl Store {
         .await?);
         Ok(event)
     }
+}
+
+/// Writes the audit event `event` (inside the transaction whose outcome it tells).
+pub(super) async fn record_audit_in(tx: &mut impl Statements, event: &AuditEvent) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        args![
+            event.at,
+            event.account_id,
+            &event.event,
+            &event.outcome,
+            &event.remote_addr,
+            &event.detail
+        ],
+    )
+    .await?;
+    Ok(())
 }

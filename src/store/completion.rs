@@ -6,6 +6,10 @@
 //!
 //! One replay rule serves every factor ([`ReplayGuard`]); a new factor adds no SQL here.
 
+use super::audit::record_audit_in;
+use super::credentials::put_challenge_in;
+use super::lockouts::{clear_attempts_in, count_attempts_in};
+use super::statements::Statements;
 use super::{AttemptKey, AuditEvent, Purpose, Result, Stage, Store, StoredChallenge};
 use crate::core::lockout::{LockoutPolicy, Refusal};
 
@@ -118,21 +122,6 @@ pub struct SessionUpgrade<'a> {
     pub verified_at: i64,
 }
 
-/// Inside a transaction: records when the account's credential `id` was last used; false
-/// when it has gone.
-macro_rules! mark_used {
-    ($tx:ident, $account_id:expr, $id:expr, $now:expr) => {
-        sqlx::query("UPDATE credentials SET last_used_at = $3 WHERE id = $2 AND account_id = $1")
-            .bind($account_id)
-            .bind($id)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected()
-            == 1
-    };
-}
-
 impl Store {
     /// Settles a checked second-factor answer in one transaction: counts the attempt
     /// (`counting`; `None` when it was counted before a check over the network), then, if
@@ -150,103 +139,143 @@ impl Store {
         audit: impl Fn(&Settled) -> AuditEvent,
         now: i64,
     ) -> Result<Settled> {
-        let settled = with_pool!(self, pool => transaction!(pool, tx => {
+        let settled = write_transaction!(self, tx => {
             let refused = match counting {
-                Some(counting) => count_attempts_in!(tx, attempts, counting.policy, counting.hard_lock, now),
+                Some(counting) => count_attempts_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?,
                 None => None,
             };
             let settled = match (refused, judged) {
                 (Some(refusal), _) => Settled::Refused(refusal),
                 (None, Judged::Wrong { keep }) => {
                     if let Some(keep) = keep {
-                        put_challenge_in!(&mut *tx, keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at);
+                        put_challenge_in(&mut *tx, keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at).await?;
                     }
                     Settled::Wrong
                 }
                 (None, Judged::Right { consumption, session }) => {
-                    let consumed = match consumption {
-                        Consumption::Credential { id, service, guard, kept } => {
-                            let kept_taken = match kept.map(Kept::deletion) {
-                                None => true,
-                                Some((statement, key)) => {
-                                    sqlx::query(statement).bind(key).execute(&mut *tx).await?.rows_affected() == 1
-                                }
-                            };
-                            let guarded = match guard {
-                                ReplayGuard::Counter { value, state } => sqlx::query(
-                                    "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
-                                     WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
-                                )
-                                .bind(account_id)
-                                .bind(id)
-                                .bind(*value)
-                                .bind(state)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                                    == 1,
-                                ReplayGuard::Token { token_hash, expires_at } => {
-                                    sqlx::query(
-                                        "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
-                                         ON CONFLICT (service, token_hash) DO NOTHING",
-                                    )
-                                    .bind(service)
-                                    .bind(token_hash)
-                                    .bind(*expires_at)
-                                    .execute(&mut *tx)
-                                    .await?
-                                    .rows_affected()
-                                        == 1
-                                        && mark_used!(tx, account_id, id, now)
-                                }
-                                ReplayGuard::ChallengeOnly => mark_used!(tx, account_id, id, now),
-                            };
-                            kept_taken && guarded
-                        }
-                        Consumption::BackupCode { used, next } => sqlx::query(
-                            "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
-                        )
-                        .bind(account_id)
-                        .bind(used)
-                        .bind(next)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                            == 1,
-                    };
                     // An answer used up elsewhere, or a session gone, changes nothing but
                     // the count and the audit: this transaction is rolled back (nothing of
                     // it is kept) and both are written again below.
-                    if !consumed {
+                    if !consume(&mut *tx, account_id, consumption, now).await? {
                         return Ok(Err(Settled::AlreadyUsed));
                     }
-                    if !finish_login!(tx, &attempts, session) {
+                    if !finish_login(&mut *tx, &attempts, session).await? {
                         return Ok(Err(Settled::SessionGone));
                     }
                     Settled::Completed
                 }
             };
-            record_audit_in!(&mut *tx, &audit(&settled));
+            record_audit_in(&mut *tx, &audit(&settled)).await?;
             tx.commit().await?;
             Ok(Ok(settled))
-        }));
+        });
         // Rare (a replay, a race lost): counted and audited in a transaction of their own,
         // so that the common case needs no savepoint.
         let settled = match settled {
             Ok(settled) => settled,
-            Err(unconsumed) => with_pool!(self, pool => transaction!(pool, tx => {
+            Err(unconsumed) => write_transaction!(self, tx => {
                 let refused = match counting {
-                    Some(counting) => count_attempts_in!(tx, attempts, counting.policy, counting.hard_lock, now),
+                    Some(counting) => count_attempts_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?,
                     None => None,
                 };
                 let settled = refused.map_or(unconsumed, Settled::Refused);
-                record_audit_in!(&mut *tx, &audit(&settled));
+                record_audit_in(&mut *tx, &audit(&settled)).await?;
                 tx.commit().await?;
                 Ok(settled)
-            })),
+            }),
         };
         Ok(settled)
     }
+}
+
+/// Uses up a right answer (each part a compare-and-set); false when another request used
+/// it first.
+async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consumption<'_>, now: i64) -> Result<bool> {
+    match consumption {
+        Consumption::Credential {
+            id,
+            service,
+            guard,
+            kept,
+        } => {
+            if let Some((statement, key)) = kept.map(Kept::deletion) {
+                if tx.execute(statement, args![key]).await? != 1 {
+                    return Ok(false);
+                }
+            }
+            let guarded = match guard {
+                ReplayGuard::Counter { value, state } => {
+                    tx.execute(
+                        "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
+                         WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
+                        args![account_id, id, *value, state, now],
+                    )
+                    .await?
+                }
+                ReplayGuard::Token { token_hash, expires_at } => {
+                    tx.execute(
+                        "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (service, token_hash) DO NOTHING",
+                        args![service, token_hash, *expires_at],
+                    )
+                    .await?
+                }
+                ReplayGuard::ChallengeOnly => 1,
+            };
+            Ok(guarded == 1
+                && (matches!(guard, ReplayGuard::Counter { .. }) || mark_used(tx, account_id, id, now).await?))
+        }
+        Consumption::BackupCode { used, next } => Ok(tx
+            .execute(
+                "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
+                args![account_id, used, next, now],
+            )
+            .await?
+            == 1),
+    }
+}
+
+/// Records when the account's credential `id` was last used; false when it has gone.
+async fn mark_used(tx: &mut impl Statements, account_id: i64, id: i64, now: i64) -> Result<bool> {
+    let marked = tx
+        .execute(
+            "UPDATE credentials SET last_used_at = $3 WHERE id = $2 AND account_id = $1",
+            args![account_id, id, now],
+        )
+        .await?;
+    Ok(marked == 1)
+}
+
+/// Inside a transaction: resets the attempt counters a success clears (`attempts`: its
+/// address's and the account's) and moves `session` to `Authenticated` under its new token,
+/// only from the stage it is expected at; what its old token kept (challenges) goes. False
+/// when that session has gone or moved on; the caller then returns without committing.
+pub(super) async fn finish_login(
+    tx: &mut impl Statements,
+    attempts: &AttemptKey<'_>,
+    session: Option<SessionUpgrade<'_>>,
+) -> Result<bool> {
+    clear_attempts_in(tx, attempts).await?;
+    let Some(session) = session else {
+        return Ok(true);
+    };
+    tx.execute(
+        "DELETE FROM challenges WHERE session_hash = $1",
+        args![session.token_hash],
+    )
+    .await?;
+    let moved = tx
+        .execute(
+            "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3, verified_at = $5
+             WHERE token_hash = $1 AND stage = $2",
+            args![
+                session.token_hash,
+                session.from.as_str(),
+                session.expires_at,
+                session.new_token_hash,
+                session.verified_at,
+            ],
+        )
+        .await?;
+    Ok(moved == 1)
 }

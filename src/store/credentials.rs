@@ -1,7 +1,8 @@
 //! Second-factor credentials (any number per account), the backup code, and the challenges
 //! a step keeps between requests.
 
-use super::completion::SessionUpgrade;
+use super::completion::{finish_login, SessionUpgrade};
+use super::statements::Statements;
 use super::{AttemptKey, Result, Store};
 
 /// One second-factor credential of an account. `secret` is sealed under the master key.
@@ -171,7 +172,11 @@ impl Store {
         challenge: &StoredChallenge,
         expires_at: i64,
     ) -> Result<()> {
-        with_pool!(self, pool => put_challenge_in!(pool, session_hash, purpose, challenge, expires_at));
+        write_transaction!(self, tx => {
+            put_challenge_in(&mut *tx, session_hash, purpose, challenge, expires_at).await?;
+            tx.commit().await?;
+            Ok(())
+        });
         Ok(())
     }
 
@@ -243,7 +248,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            if !finish_login!(tx, &enrolment.attempts, enrolment.session) {
+            if !finish_login(&mut *tx, &enrolment.attempts, enrolment.session).await? {
                 return Ok(Added::Gone);
             }
             // The enrolling session stays, under its new token if the enrolment completed its login.
@@ -346,4 +351,31 @@ impl Store {
             .await?);
         Ok(row)
     }
+}
+
+/// Keeps `challenge` for the session `session_hash` and `purpose` until `expires_at`,
+/// replacing what it kept.
+pub(super) async fn put_challenge_in(
+    tx: &mut impl Statements,
+    session_hash: &[u8],
+    purpose: Purpose,
+    challenge: &StoredChallenge,
+    expires_at: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
+           label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
+        args![
+            session_hash,
+            purpose.as_str(),
+            &challenge.service,
+            &challenge.label,
+            &challenge.sealed,
+            expires_at
+        ],
+    )
+    .await?;
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
-use super::{Result, Store};
-use crate::core::lockout::{LockoutPolicy, Refusal};
+use super::statements::Statements;
+use super::{Result, Store, StoreError};
+use crate::core::lockout::{Count, LockoutPolicy, Refusal, ALL_SOURCES, FORGET_AFTER_SECS};
 
 /// One counter: a subject's factor, from one source address or from all (`ALL_SOURCES`).
 #[derive(Clone, Copy, Debug)]
@@ -22,17 +23,21 @@ impl Store {
         hard_lock: bool,
         now: i64,
     ) -> Result<Option<Refusal>> {
-        Ok(with_pool!(self, pool => transaction!(pool, tx => {
-            let refusal = count_attempts_in!(tx, attempts, policy, hard_lock, now);
+        Ok(write_transaction!(self, tx => {
+            let refusal = count_attempts_in(&mut *tx, attempts, policy, hard_lock, now).await?;
             tx.commit().await?;
             Ok(refusal)
-        })))
+        }))
     }
 
     /// After a success: clears the counters of its address and of all addresses (another
     /// address's lock stays: the owner's login does not free a guesser).
     pub async fn clear_attempts(&self, key: AttemptKey<'_>) -> Result<()> {
-        with_pool!(self, pool => clear_attempts_in!(pool, &key));
+        write_transaction!(self, tx => {
+            clear_attempts_in(&mut *tx, &key).await?;
+            tx.commit().await?;
+            Ok(())
+        });
         Ok(())
     }
 
@@ -63,4 +68,86 @@ impl Store {
             .rows_affected());
         Ok(())
     }
+}
+
+/// Counts an attempt on the counter `key`, this attempt included. A window that has ended
+/// is replaced by one starting now, twice as long if the old one filled up, as long as the
+/// first after a quiet `FORGET_AFTER_SECS`. `failures` grows only by attempts within the
+/// window's limit (those that get checked). One statement, so concurrent attempts each get
+/// their own count.
+async fn count_attempt_in(
+    tx: &mut impl Statements,
+    key: AttemptKey<'_>,
+    policy: &LockoutPolicy,
+    now: i64,
+) -> Result<Count> {
+    let row = tx
+        .fetch_integers(
+            "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
+             VALUES ($1, $2, $3, $4, $5, 1, 1)
+             ON CONFLICT (subject, factor, source) DO UPDATE SET
+               window_start = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
+                                   THEN lockouts.window_start ELSE $4 END,
+               window_secs = CASE
+                   WHEN lockouts.window_start + lockouts.window_secs > $4 THEN lockouts.window_secs
+                   WHEN lockouts.window_start + lockouts.window_secs + $8 <= $4 THEN $5
+                   WHEN lockouts.attempts > $6 AND lockouts.window_secs * 2 > $7 THEN $7
+                   WHEN lockouts.attempts > $6 THEN lockouts.window_secs * 2
+                   ELSE lockouts.window_secs END,
+               attempts = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
+                               THEN lockouts.attempts + 1 ELSE 1 END,
+               failures = lockouts.failures + CASE
+                   WHEN lockouts.window_start + lockouts.window_secs <= $4 THEN 1
+                   WHEN lockouts.attempts + 1 <= $6 THEN 1
+                   ELSE 0 END
+             RETURNING window_start, window_secs, attempts, failures",
+            args![
+                key.subject,
+                key.factor,
+                key.source,
+                now,
+                policy.window_secs,
+                policy.limit(key.source),
+                policy.max_window_secs,
+                FORGET_AFTER_SECS,
+            ],
+        )
+        .await?;
+    let [window_start, window_secs, attempts, failures] =
+        row.ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))?;
+    Ok(Count {
+        window_start,
+        window_secs,
+        attempts,
+        failures,
+    })
+}
+
+/// Inside a transaction: counts an attempt on its address's counter, then (unless that one
+/// refuses it) on all addresses' counter; the refusal, if any (see `Store::count_attempts`).
+pub(super) async fn count_attempts_in(
+    tx: &mut impl Statements,
+    attempts: AttemptKey<'_>,
+    policy: &LockoutPolicy,
+    hard_lock: bool,
+    now: i64,
+) -> Result<Option<Refusal>> {
+    for source in [attempts.source, ALL_SOURCES] {
+        let count = count_attempt_in(tx, AttemptKey { source, ..attempts }, policy, now).await?;
+        let refusal = policy.refusal(source, count, now, hard_lock);
+        if refusal.is_some() {
+            return Ok(refusal);
+        }
+    }
+    Ok(None)
+}
+
+/// Clears the counters a success clears: its address's, and all addresses'.
+pub(super) async fn clear_attempts_in(tx: &mut impl Statements, attempts: &AttemptKey<'_>) -> Result<()> {
+    tx.execute(
+        "DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)",
+        args![attempts.subject, attempts.factor, attempts.source],
+    )
+    .await?;
+    Ok(())
 }

@@ -10,17 +10,26 @@
 //! (several nodes on one database). Queries use `$n` placeholders and SQL both accept;
 //! [`with_pool!`] compiles each body once per backend, so no method branches on the backend.
 //!
-//! SQLite takes one writer at a time: its writes go through a pool of one connection, so
-//! that writers queue in the process (first come, first served) instead of sleeping in
-//! SQLite's busy handler; reads that need no write ([`with_reader!`]) run in parallel on the
-//! other pool (WAL). PostgreSQL has one pool for both.
+//! SQLite takes one writer at a time: writers queue in the process (first come, first
+//! served) for one lock instead of sleeping in SQLite's busy handler. The hot write paths
+//! (attempt counting, settling a second step, the audit) are written over
+//! `statements::Statements` ([`write_transaction!`]) and run on SQLite's direct writer
+//! (`store::direct`); the others on sqlx's writer connection, in turn ([`with_pool!`]).
+//! Reads that need no write ([`with_reader!`]) run in parallel on the other pool (WAL).
+//! PostgreSQL has one pool for both.
 
 /// Runs `$body` with `$pool` bound to this store's pool for writes (and for reads that are
 /// part of a write), whichever backend it is.
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Backend::Sqlite {
+                writer: $pool, direct, ..
+            } => {
+                // sqlx's writer and the direct one take turns.
+                let _turn = direct.lock().await;
+                $body
+            }
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
@@ -34,39 +43,6 @@ macro_rules! with_reader {
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
-}
-
-/// Inside a transaction `$tx` of either backend: resets the attempt counters a success
-/// clears (`$attempts`, an `AttemptKey`: its address's and the account's) and moves `$session` (an `Option<SessionUpgrade>`) to `Authenticated` under its new token,
-/// only from the stage it is expected at; what its old token kept (challenges) goes. Evaluates
-/// to false when that session has gone or moved on; the caller then returns without
-/// committing.
-macro_rules! finish_login {
-    ($tx:ident, $attempts:expr, $session:expr) => {{
-        clear_attempts_in!(&mut *$tx, $attempts);
-        match $session {
-            Some(session) => {
-                sqlx::query("DELETE FROM challenges WHERE session_hash = $1")
-                    .bind(session.token_hash)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3, verified_at = $5
-                     WHERE token_hash = $1 AND stage = $2",
-                )
-                .bind(session.token_hash)
-                .bind(session.from.as_str())
-                .bind(session.expires_at)
-                .bind(session.new_token_hash)
-                .bind(session.verified_at)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected()
-                    == 1
-            }
-            None => true,
-        }
-    }};
 }
 
 /// Runs `$body` (which evaluates to a `Result`, and commits `$tx` itself) in a transaction
@@ -89,136 +65,24 @@ macro_rules! transaction {
     }};
 }
 
-/// Counts an attempt on the counter `$key` (an `AttemptKey`) through `$executor`, evaluating
-/// to its `core::lockout::Count`, this attempt included. A window that has ended is replaced
-/// by one starting now, twice as long if the old one filled up, as long as the first after
-/// a quiet `FORGET_AFTER_SECS`. `failures` grows only by attempts within the window's limit
-/// (those that get checked). One statement, so concurrent attempts each get their own count.
-macro_rules! count_attempt_in {
-    ($executor:expr, $key:expr, $policy:expr, $now:expr) => {{
-        let key: $crate::store::AttemptKey = $key;
-        let policy: &$crate::core::lockout::LockoutPolicy = $policy;
-        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
-             VALUES ($1, $2, $3, $4, $5, 1, 1)
-             ON CONFLICT (subject, factor, source) DO UPDATE SET
-               window_start = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
-                                   THEN lockouts.window_start ELSE $4 END,
-               window_secs = CASE
-                   WHEN lockouts.window_start + lockouts.window_secs > $4 THEN lockouts.window_secs
-                   WHEN lockouts.window_start + lockouts.window_secs + $8 <= $4 THEN $5
-                   WHEN lockouts.attempts > $6 AND lockouts.window_secs * 2 > $7 THEN $7
-                   WHEN lockouts.attempts > $6 THEN lockouts.window_secs * 2
-                   ELSE lockouts.window_secs END,
-               attempts = CASE WHEN lockouts.window_start + lockouts.window_secs > $4
-                               THEN lockouts.attempts + 1 ELSE 1 END,
-               failures = lockouts.failures + CASE
-                   WHEN lockouts.window_start + lockouts.window_secs <= $4 THEN 1
-                   WHEN lockouts.attempts + 1 <= $6 THEN 1
-                   ELSE 0 END
-             RETURNING window_start, window_secs, attempts, failures",
-        )
-        .bind(key.subject)
-        .bind(key.factor)
-        .bind(key.source)
-        .bind($now)
-        .bind(policy.window_secs)
-        .bind(policy.limit(key.source))
-        .bind(policy.max_window_secs)
-        .bind($crate::core::lockout::FORGET_AFTER_SECS)
-        // Run to completion, not just to the first row: SQLite reports a failed commit (a
-        // full disk, a read-only file) only when the statement finishes, and an attempt that
-        // was not counted must not be checked.
-        .fetch_all($executor)
-        .await?;
-        let (window_start, window_secs, attempts, failures) = rows
-            .into_iter()
-            .next()
-            .ok_or_else(|| $crate::store::StoreError::Internal("counting an attempt returned no row".into()))?;
-        $crate::core::lockout::Count {
-            window_start,
-            window_secs,
-            attempts,
-            failures,
-        }
-    }};
-}
-
-/// Inside a transaction `$tx`: counts an attempt on its address's counter, then (unless that
-/// one refuses it) on all addresses' counter, evaluating to the `core::lockout::Refusal`, if
-/// any (see `Store::count_attempts`).
-macro_rules! count_attempts_in {
-    ($tx:ident, $attempts:expr, $policy:expr, $hard_lock:expr, $now:expr) => {{
-        let attempts: $crate::store::AttemptKey = $attempts;
-        let mut refusal = None;
-        for source in [attempts.source, $crate::core::lockout::ALL_SOURCES] {
-            let key = $crate::store::AttemptKey { source, ..attempts };
-            let count = count_attempt_in!(&mut *$tx, key, $policy, $now);
-            refusal = $policy.refusal(source, count, $now, $hard_lock);
-            if refusal.is_some() {
-                break;
+/// Runs `$body` (which evaluates to a `Result`, and commits `$tx` itself) in a write
+/// transaction `$tx` that implements `Statements`: on SQLite, the direct writer's (see
+/// `store::direct`); on PostgreSQL, one of the pool's.
+macro_rules! write_transaction {
+    ($store:expr, $tx:ident => $body:block) => {{
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { direct, .. } => {
+                let mut connection = direct.lock().await;
+                let result: $crate::store::Result<_> = async {
+                    #[allow(unused_mut)]
+                    let mut $tx = connection.begin().await?;
+                    $body
+                }
+                .await;
+                result?
             }
+            $crate::store::Backend::Postgres(pool) => transaction!(pool, $tx => $body),
         }
-        refusal
-    }};
-}
-
-/// Through `$executor` (a pool or a transaction): clears the counters a success clears (`$attempts`, an
-/// `AttemptKey`): its address's, and all addresses'.
-macro_rules! clear_attempts_in {
-    ($executor:expr, $attempts:expr) => {{
-        let attempts: &$crate::store::AttemptKey = $attempts;
-        sqlx::query("DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)")
-            .bind(attempts.subject)
-            .bind(attempts.factor)
-            .bind(attempts.source)
-            .execute($executor)
-            .await?
-            .rows_affected()
-    }};
-}
-
-/// Writes the audit event `$event` through `$executor` (a pool or a transaction).
-macro_rules! record_audit_in {
-    ($executor:expr, $event:expr) => {{
-        let event: &$crate::store::AuditEvent = $event;
-        sqlx::query(
-            "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(event.at)
-        .bind(event.account_id)
-        .bind(&event.event)
-        .bind(&event.outcome)
-        .bind(&event.remote_addr)
-        .bind(&event.detail)
-        .execute($executor)
-        .await?
-        .rows_affected()
-    }};
-}
-
-/// Keeps `$challenge` for the session `$session_hash` and `$purpose` until `$expires_at`,
-/// through `$executor` (a pool or a transaction), replacing what it kept.
-macro_rules! put_challenge_in {
-    ($executor:expr, $session_hash:expr, $purpose:expr, $challenge:expr, $expires_at:expr) => {{
-        let challenge: &$crate::store::StoredChallenge = $challenge;
-        let purpose: $crate::store::Purpose = $purpose;
-        sqlx::query(
-            "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
-               label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
-        )
-        .bind($session_hash)
-        .bind(purpose.as_str())
-        .bind(&challenge.service)
-        .bind(&challenge.label)
-        .bind(&challenge.sealed)
-        .bind($expires_at)
-        .execute($executor)
-        .await?
-        .rows_affected()
     }};
 }
 
@@ -234,12 +98,15 @@ macro_rules! end_other_sessions {
     };
 }
 
+#[macro_use]
+mod statements;
 mod accounts;
 mod applications;
 mod audit;
 mod completion;
 mod copy;
 mod credentials;
+mod direct;
 mod enrolment_links;
 mod imported_keys;
 mod lockouts;
@@ -250,6 +117,7 @@ mod transactions;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -262,6 +130,7 @@ pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, Kept, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
+use direct::DirectConnection;
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
 pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
@@ -338,7 +207,11 @@ pub struct PoolSettings {
 
 #[derive(Clone)]
 pub(crate) enum Backend {
-    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        readers: SqlitePool,
+        direct: Arc<tokio::sync::Mutex<DirectConnection>>,
+    },
     Postgres(PgPool),
 }
 
@@ -363,7 +236,12 @@ impl Store {
                 )
                 .await?;
                 let readers = open_sqlite(path, pool).await?;
-                Backend::Sqlite { writer, readers }
+                let direct = Arc::new(tokio::sync::Mutex::new(DirectConnection::open(path)?));
+                Backend::Sqlite {
+                    writer,
+                    readers,
+                    direct,
+                }
             }
             Database::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;

@@ -775,6 +775,49 @@ async fn sqlite_beyond_its_file_size_limit_is_unavailable() {
     .await;
 }
 
+/// Another process (here a plain SQLite connection; in life the command line) holding
+/// SQLite's write lock makes a login wait for it, not fail, and not stop the server: the
+/// page answers meanwhile, and the code is accepted once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_waits_for_another_process_writing_sqlite() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("twofold.db");
+    let cluster = Cluster::on(format!("sqlite://{}", database.display()), &[]);
+    cluster.create_client("olga");
+    let node = cluster.node("a");
+    let (secret, _) = enrol(&node, "olga").await;
+    let half = node.client();
+    half.login("client", "olga").await;
+
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let answer = tokio::spawn({
+        let half = half.clone();
+        let released = released.clone();
+        let code = code(&secret, 1);
+        async move {
+            let answer = half.post("/api/v1/login/second-factor", json!({"code": code})).await;
+            (answer, released.load(Ordering::SeqCst))
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !answer.is_finished(),
+        "the code was answered while another process held the lock"
+    );
+    assert_eq!(node.client().get("/healthz").await.0, StatusCode::OK);
+    released.store(true, Ordering::SeqCst);
+    other.execute("COMMIT").await.unwrap();
+
+    let (answer, after_release) = answer.await.unwrap();
+    assert_eq!(answer.0, StatusCode::OK, "{answer:?}");
+    assert!(after_release, "answered before the lock was let go");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_in_read_only_mode_is_unavailable() {
     use sqlx::{Connection, Executor};

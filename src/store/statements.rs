@@ -1,0 +1,146 @@
+//! Statements written once for whichever connection runs them: a PostgreSQL or SQLite
+//! connection of sqlx, or SQLite's direct writer (`store::direct`). The hot write paths are
+//! written over [`Statements`], so that on SQLite they run on the direct writer, in the
+//! calling task, with no hop to a driver thread per statement.
+
+use std::future::Future;
+
+use super::Result;
+
+/// A value bound to a statement's `$n` parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Int(i64),
+    OptionalInt(Option<i64>),
+    Text(&'a str),
+    OptionalText(Option<&'a str>),
+    Blob(&'a [u8]),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(value: i64) -> Self {
+        Arg::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Arg::OptionalInt(value)
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(value: &'a str) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(value: &'a String) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Arg::OptionalText(value)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(value: &'a Option<String>) -> Self {
+        Arg::OptionalText(value.as_deref())
+    }
+}
+
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(value: &'a [u8]) -> Self {
+        Arg::Blob(value)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(value: &'a Vec<u8>) -> Self {
+        Arg::Blob(value)
+    }
+}
+
+/// The arguments of a statement, in the order of its `$1`, `$2`, ...
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {
+        &[$($crate::store::statements::Arg::from($arg)),*]
+    };
+}
+
+/// A connection (or a transaction on one) that runs statements with `$n` parameters, in
+/// SQL both backends accept.
+pub(crate) trait Statements: Send {
+    /// Runs `sql`; how many rows it changed.
+    fn execute<'a>(
+        &'a mut self,
+        sql: &'static str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<u64>> + Send + 'a;
+
+    /// Runs `sql` to completion; the integer columns of its first row, if it returned one.
+    fn fetch_integers<'a, const N: usize>(
+        &'a mut self,
+        sql: &'static str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<Option<[i64; N]>>> + Send + 'a;
+}
+
+/// Implements [`Statements`] for a connection of sqlx.
+macro_rules! sqlx_statements {
+    ($connection:ty, $database:ty) => {
+        impl Statements for $connection {
+            fn execute<'a>(
+                &'a mut self,
+                sql: &'static str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<u64>> + Send + 'a {
+                async move { Ok(bound::<$database>(sql, args).execute(self).await?.rows_affected()) }
+            }
+
+            fn fetch_integers<'a, const N: usize>(
+                &'a mut self,
+                sql: &'static str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<Option<[i64; N]>>> + Send + 'a {
+                async move {
+                    // Run to completion, not just to the first row: SQLite reports a failed
+                    // commit (a full disk, a read-only file) only when the statement finishes.
+                    let rows = bound::<$database>(sql, args).fetch_all(self).await?;
+                    let Some(row) = rows.first() else { return Ok(None) };
+                    let mut integers = [0; N];
+                    for (index, integer) in integers.iter_mut().enumerate() {
+                        *integer = sqlx::Row::try_get(row, index)?;
+                    }
+                    Ok(Some(integers))
+                }
+            }
+        }
+    };
+}
+
+sqlx_statements!(sqlx::PgConnection, sqlx::Postgres);
+sqlx_statements!(sqlx::SqliteConnection, sqlx::Sqlite);
+
+/// `sql` with `args` bound, for sqlx.
+fn bound<'a, DB>(sql: &'static str, args: &'a [Arg<'a>]) -> sqlx::query::Query<'a, DB, DB::Arguments<'a>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB>,
+    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
+        Arg::Int(value) => query.bind(value),
+        Arg::OptionalInt(value) => query.bind(value),
+        Arg::Text(value) => query.bind(value),
+        Arg::OptionalText(value) => query.bind(value),
+        Arg::Blob(value) => query.bind(value),
+    })
+}
