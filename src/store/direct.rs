@@ -4,13 +4,23 @@
 //! serial, so those round trips bounded the whole server's write rate. Here a transaction
 //! of the login's second step runs in one go, its statements prepared once and cached.
 //!
-//! It takes turns with sqlx's writer connection ([`with_pool!`] holds the same lock), so
-//! there is still one writer in the process. Writers of other processes (the command line)
-//! are waited for without blocking the task's thread.
+//! **Group commit.** Writing a commit to the WAL costs more than the statements of a step
+//! (a dozen pages, two system calls each). So writers that queue for the connection share
+//! one transaction: each writer's work is a savepoint in it (rolled back alone if it fails
+//! or is abandoned), and the last writer of the queue, or the one that fills the batch,
+//! commits it for all. No writer is answered before its work is committed; a failed commit
+//! fails every writer of the batch. A lone writer commits at once, as before.
+//!
+//! It takes turns with sqlx's writer connection (`with_pool!` commits the open batch and
+//! holds the turn), so there is still one writer in the process. Writers of other processes
+//! (the command line) are waited for without blocking the task's thread.
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::{watch, Mutex, MutexGuard};
 
 use rusqlite::{ErrorCode, OpenFlags};
 
@@ -24,6 +34,178 @@ const BUSY_POLL: Duration = Duration::from_millis(2);
 
 /// The statements the writer keeps prepared (the hot paths use about a dozen).
 const STATEMENT_CACHE: usize = 64;
+
+/// The most writers one commit carries: it bounds how long the first of them waits.
+const MAX_BATCH: usize = 32;
+
+/// How long a writer waits for its batch's commit before it looks whether the writer that
+/// was to commit it gave up (a request abandoned while queued), and commits it itself.
+const COMMIT_PATIENCE: Duration = Duration::from_millis(20);
+
+/// The outcome of a batch's commit, as its writers see it: `None` until it is known.
+type Outcome = Option<Result<(), StoreError>>;
+
+/// The direct writer: the connection, the batch open on it, and how many writers queue.
+pub(crate) struct DirectWriter {
+    held: Mutex<Held>,
+    queued: AtomicUsize,
+}
+
+struct Held {
+    connection: DirectConnection,
+    batch: Option<Batch>,
+}
+
+/// The transaction open on the connection, shared by its writers until it commits.
+struct Batch {
+    members: usize,
+    outcome: watch::Sender<Outcome>,
+}
+
+impl DirectWriter {
+    pub(crate) fn open(path: &Path) -> Result<DirectWriter> {
+        Ok(DirectWriter {
+            held: Mutex::new(Held {
+                connection: DirectConnection::open(path)?,
+                batch: None,
+            }),
+            queued: AtomicUsize::new(0),
+        })
+    }
+
+    /// Waits for this writer's turn on the connection (first come, first served).
+    pub(crate) async fn turn(&self) -> Turn<'_> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        // Counted while waiting only, even if this task is abandoned meanwhile.
+        let unqueue = Unqueue(&self.queued);
+        let held = self.held.lock().await;
+        drop(unqueue);
+        Turn {
+            writer: self,
+            held,
+            joined: None,
+        }
+    }
+
+    /// Waits for the turn, with the batch open on the connection committed first: for
+    /// sqlx's writer, which must find no transaction holding SQLite's write lock.
+    pub(crate) async fn exclusive_turn(&self) -> Result<Turn<'_>> {
+        let mut turn = self.turn().await;
+        turn.commit()?;
+        Ok(turn)
+    }
+
+    /// Waits for the commit of the batch a writer's work joined.
+    pub(crate) async fn committed(&self, mut outcome: watch::Receiver<Outcome>) -> Result<()> {
+        loop {
+            let known = tokio::time::timeout(COMMIT_PATIENCE, outcome.wait_for(Option::is_some))
+                .await
+                .map(|known| known.map(|known| known.clone()));
+            match known {
+                Ok(Ok(known)) => return known.unwrap_or(Ok(())),
+                Ok(Err(_)) => return Err(StoreError::Internal("a batch was dropped uncommitted".into())),
+                // Whoever was to commit it did not: commit it, unless a writer is queued
+                // (who will).
+                Err(_) => drop(self.turn().await),
+            }
+        }
+    }
+}
+
+struct Unqueue<'a>(&'a AtomicUsize);
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A writer's turn on the direct connection. When it ends (dropped), the batch is
+/// committed unless another writer is queued to join it and it is not full.
+pub(crate) struct Turn<'w> {
+    writer: &'w DirectWriter,
+    held: MutexGuard<'w, Held>,
+    /// The outcome of the batch this turn's work joined.
+    joined: Option<watch::Receiver<Outcome>>,
+}
+
+impl Turn<'_> {
+    /// Begins this writer's transaction: a savepoint in the open batch, which begins
+    /// (taking the database's write lock, so that no statement inside it waits) if none is.
+    pub(crate) async fn begin(&mut self) -> Result<DirectTransaction<'_>> {
+        let stale = self.held.batch.is_some() && self.held.connection.connection.is_autocommit();
+        if stale {
+            // SQLite rolled the open batch back after a failure: its writers are told so
+            // (see `commit`), and this writer starts afresh.
+            let _ = self.commit();
+        }
+        let held = &mut *self.held;
+        if held.batch.is_none() {
+            held.connection.begin_immediate().await?;
+            held.batch = Some(Batch {
+                members: 0,
+                outcome: watch::channel(None).0,
+            });
+        }
+        let batch = held
+            .batch
+            .as_mut()
+            .ok_or_else(|| StoreError::Internal("no batch open".into()))?;
+        batch.members += 1;
+        let joined = batch.outcome.subscribe();
+        held.connection.connection.execute_batch("SAVEPOINT writer")?;
+        self.joined = Some(joined);
+        Ok(DirectTransaction {
+            connection: &mut self.held.connection,
+            released: false,
+        })
+    }
+
+    /// Ends the turn; what to wait for before the work is known to be committed.
+    pub(crate) fn finish(mut self) -> Option<watch::Receiver<Outcome>> {
+        self.joined.take()
+    }
+
+    /// Commits the open batch, if any, and tells its writers how it went.
+    fn commit(&mut self) -> Result<()> {
+        let held = &mut *self.held;
+        let Some(batch) = held.batch.take() else {
+            return Ok(());
+        };
+        let committed = if held.connection.connection.is_autocommit() {
+            // SQLite rolled the whole transaction back on a failure (a full disk, an I/O
+            // error): none of the batch's work is there.
+            Err(StoreError::Unavailable(
+                "the database rolled back a write transaction".into(),
+            ))
+        } else {
+            let committed = held
+                .connection
+                .connection
+                .execute_batch("COMMIT")
+                .map_err(StoreError::from);
+            // A failed commit may leave the transaction open (SQLite rolls back only some
+            // failures itself).
+            if committed.is_err() && !held.connection.connection.is_autocommit() {
+                held.connection.rollback();
+            }
+            committed
+        };
+        batch.outcome.send_replace(Some(committed.clone()));
+        committed
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let last = self.writer.queued.load(Ordering::SeqCst) == 0;
+        let full = self.held.batch.as_ref().is_some_and(|batch| batch.members >= MAX_BATCH);
+        if last || full {
+            // Its writers learn the outcome through the batch.
+            let _ = self.commit();
+        }
+    }
+}
 
 pub(crate) struct DirectConnection {
     connection: rusqlite::Connection,
@@ -44,24 +226,25 @@ impl DirectConnection {
         Ok(DirectConnection { connection })
     }
 
-    /// Begins a write transaction (taking the database's write lock now, so that no
-    /// statement inside it waits).
-    pub(crate) async fn begin(&mut self) -> Result<DirectTransaction<'_>> {
+    async fn begin_immediate(&mut self) -> Result<()> {
         let attempts = BUSY_WAIT.as_millis() / BUSY_POLL.as_millis();
         for _ in 0..attempts {
             match self.connection.execute_batch("BEGIN IMMEDIATE") {
                 Err(error) if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
                     tokio::time::sleep(BUSY_POLL).await;
                 }
-                begun => {
-                    begun?;
-                    return Ok(DirectTransaction { connection: self });
-                }
+                begun => return Ok(begun?),
             }
         }
         Err(StoreError::Unavailable(
             "the database is locked by another process".into(),
         ))
+    }
+
+    fn rollback(&mut self) {
+        if let Err(error) = self.connection.execute_batch("ROLLBACK") {
+            tracing::error!(%error, "rolling back a write transaction failed");
+        }
     }
 
     fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<u64> {
@@ -136,25 +319,31 @@ impl Statements for DirectConnection {
     }
 }
 
-/// A write transaction on the direct writer; rolled back unless committed.
+/// A writer's transaction: a savepoint in its batch, rolled back unless committed.
 pub(crate) struct DirectTransaction<'c> {
     connection: &'c mut DirectConnection,
+    released: bool,
 }
 
 impl DirectTransaction<'_> {
-    pub(crate) async fn commit(self) -> Result<()> {
-        let committed = self.connection.connection.execute_batch("COMMIT");
-        // A failed commit may leave the transaction open (SQLite rolls back only some
-        // failures itself): `drop` rolls it back.
-        Ok(committed?)
+    /// Keeps the work: it is committed with its batch (see `DirectWriter::committed`).
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        self.connection.connection.execute_batch("RELEASE writer")?;
+        self.released = true;
+        Ok(())
     }
 }
 
 impl Drop for DirectTransaction<'_> {
     fn drop(&mut self) {
-        if !self.connection.connection.is_autocommit() {
-            if let Err(error) = self.connection.connection.execute_batch("ROLLBACK") {
-                tracing::error!(%error, "rolling back a write transaction failed");
+        // Unless SQLite has already rolled the whole transaction back (see `Turn::commit`).
+        if !self.released && !self.connection.connection.is_autocommit() {
+            if let Err(error) = self
+                .connection
+                .connection
+                .execute_batch("ROLLBACK TO writer; RELEASE writer")
+            {
+                tracing::error!(%error, "rolling back a writer's work failed");
             }
         }
     }
@@ -200,6 +389,8 @@ impl From<rusqlite::Error> for StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn database() -> (tempfile::TempDir, DirectConnection) {
@@ -235,34 +426,120 @@ mod tests {
         assert!(matches!(missing, Err(StoreError::Internal(_))), "{missing:?}");
     }
 
-    #[tokio::test]
-    async fn a_transaction_not_committed_leaves_nothing_and_a_duplicate_is_a_conflict() {
-        let (_dir, mut direct) = database();
-        {
-            let mut tx = direct.begin().await.unwrap();
-            tx.execute("INSERT INTO t (id, name) VALUES ($1, $2)", args![1, "a"])
-                .await
-                .unwrap();
-        }
-        let count = direct
-            .fetch_integers::<1>("SELECT COUNT(*) FROM t", args![])
-            .await
-            .unwrap();
-        assert_eq!(count, Some([0]));
+    fn rows(path: &Path) -> i64 {
+        // Another connection sees only what was committed.
+        let reader = rusqlite::Connection::open(path).unwrap();
+        reader
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap()
+    }
 
-        let mut tx = direct.begin().await.unwrap();
-        tx.execute("INSERT INTO t (id, name) VALUES ($1, $2)", args![1, "a"])
-            .await
-            .unwrap();
-        let twice = tx
-            .execute("INSERT INTO t (id, name) VALUES ($1, $2)", args![2, "a"])
+    async fn insert(
+        writer: &DirectWriter,
+        id: i64,
+        name: &str,
+        keep: bool,
+    ) -> (Result<u64>, Option<watch::Receiver<Outcome>>) {
+        let mut turn = writer.turn().await;
+        let mut tx = turn.begin().await.unwrap();
+        let inserted = tx
+            .execute("INSERT INTO t (id, name) VALUES ($1, $2)", args![id, name])
             .await;
+        if keep && inserted.is_ok() {
+            tx.commit().await.unwrap();
+        } else {
+            drop(tx);
+        }
+        (inserted, turn.finish())
+    }
+
+    #[tokio::test]
+    async fn a_writers_work_is_kept_only_if_committed_and_a_duplicate_is_a_conflict() {
+        let (dir, _) = database();
+        let path = dir.path().join("direct.db");
+        let writer = DirectWriter::open(&path).unwrap();
+
+        let (inserted, batch) = insert(&writer, 1, "a", false).await;
+        assert_eq!(inserted.unwrap(), 1);
+        writer.committed(batch.unwrap()).await.unwrap();
+        assert_eq!(rows(&path), 0, "work not committed was kept");
+
+        let (_, batch) = insert(&writer, 1, "a", true).await;
+        writer.committed(batch.unwrap()).await.unwrap();
+        assert_eq!(rows(&path), 1);
+        let (twice, _) = insert(&writer, 2, "a", true).await;
         assert!(matches!(twice, Err(StoreError::Conflict)), "{twice:?}");
-        tx.commit().await.unwrap();
-        let count = direct
-            .fetch_integers::<1>("SELECT COUNT(*) FROM t", args![])
+        assert_eq!(rows(&path), 1);
+    }
+
+    /// Writers queued behind one another share its commit; none of them is told its work
+    /// is committed before it is, and one writer's rolled-back work takes nothing of the
+    /// others' with it.
+    #[tokio::test]
+    async fn queued_writers_share_one_commit_and_roll_back_alone() {
+        let (dir, _) = database();
+        let path = dir.path().join("direct.db");
+        let writer = Arc::new(DirectWriter::open(&path).unwrap());
+
+        let mut first = writer.turn().await;
+        let mut tx = first.begin().await.unwrap();
+        tx.execute("INSERT INTO t (id, name) VALUES (1, 'first')", args![])
             .await
             .unwrap();
-        assert_eq!(count, Some([1]));
+        tx.commit().await.unwrap();
+        let queued: Vec<_> = [(2, "second", false), (3, "third", true)]
+            .into_iter()
+            .map(|(id, name, keep)| {
+                let writer = writer.clone();
+                tokio::spawn(async move { insert(&writer, id, name, keep).await.1 })
+            })
+            .collect();
+        while writer.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        let first = first.finish().unwrap();
+        assert!(first.borrow().is_none(), "committed with writers queued to join");
+        assert_eq!(rows(&path), 0);
+        for batch in queued {
+            writer.committed(batch.await.unwrap().unwrap()).await.unwrap();
+        }
+        assert!(first.borrow().is_some());
+        writer.committed(first).await.unwrap();
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        let names: Vec<String> = reader
+            .prepare("SELECT name FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(names, ["first", "third"]);
+    }
+
+    /// A writer that was to commit the batch gives up while queued (its request was
+    /// abandoned): the batch is still committed, by the writer waiting for it.
+    #[tokio::test]
+    async fn a_batch_whose_next_writer_gave_up_is_still_committed() {
+        let (dir, _) = database();
+        let path = dir.path().join("direct.db");
+        let writer = Arc::new(DirectWriter::open(&path).unwrap());
+
+        let mut first = writer.turn().await;
+        let mut tx = first.begin().await.unwrap();
+        tx.execute("INSERT INTO t (id, name) VALUES (1, 'first')", args![])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let abandoned = tokio::spawn({
+            let writer = writer.clone();
+            async move { drop(writer.turn().await) }
+        });
+        while writer.queued.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let batch = first.finish().unwrap();
+        abandoned.abort();
+        writer.committed(batch).await.unwrap();
+        assert_eq!(rows(&path), 1);
     }
 }

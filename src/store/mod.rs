@@ -27,7 +27,7 @@ macro_rules! with_pool {
                 writer: $pool, direct, ..
             } => {
                 // sqlx's writer and the direct one take turns.
-                let _turn = direct.lock().await;
+                let _turn = direct.exclusive_turn().await?;
                 $body
             }
             $crate::store::Backend::Postgres($pool) => $body,
@@ -72,13 +72,17 @@ macro_rules! write_transaction {
     ($store:expr, $tx:ident => $body:block) => {{
         match &$store.backend {
             $crate::store::Backend::Sqlite { direct, .. } => {
-                let mut connection = direct.lock().await;
+                let mut turn = direct.turn().await;
                 let result: $crate::store::Result<_> = async {
                     #[allow(unused_mut)]
-                    let mut $tx = connection.begin().await?;
+                    let mut $tx = turn.begin().await?;
                     $body
                 }
                 .await;
+                // Answered only once what it wrote is committed (see `store::direct`).
+                if let (Ok(_), Some(batch)) = (&result, turn.finish()) {
+                    direct.committed(batch).await?;
+                }
                 result?
             }
             $crate::store::Backend::Postgres(pool) => transaction!(pool, $tx => $body),
@@ -130,7 +134,7 @@ pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, Kept, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
-use direct::DirectConnection;
+use direct::DirectWriter;
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
 pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
@@ -139,7 +143,7 @@ pub use sessions::{Session, Stage};
 pub use settings::SecretWrite;
 pub use transactions::{NewTransaction, StoredTransaction};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -210,7 +214,7 @@ pub(crate) enum Backend {
     Sqlite {
         writer: SqlitePool,
         readers: SqlitePool,
-        direct: Arc<tokio::sync::Mutex<DirectConnection>>,
+        direct: Arc<DirectWriter>,
     },
     Postgres(PgPool),
 }
@@ -236,7 +240,7 @@ impl Store {
                 )
                 .await?;
                 let readers = open_sqlite(path, pool).await?;
-                let direct = Arc::new(tokio::sync::Mutex::new(DirectConnection::open(path)?));
+                let direct = Arc::new(DirectWriter::open(path)?);
                 Backend::Sqlite {
                     writer,
                     readers,
