@@ -45,7 +45,7 @@ struct SummaryRow {
     locked: bool,
 }
 
-type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
+pub(super) type AccountRow = (i64, String, Option<String>, String, Option<String>, String);
 
 const ACCOUNT_COLUMNS: &str = "id, kind, role, username, email, password_hash";
 

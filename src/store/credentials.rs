@@ -2,11 +2,11 @@
 //! a step keeps between requests.
 
 use super::completion::{finish_login, SessionUpgrade};
-use super::statements::Statements;
+use super::statements::{Columns, FromColumns, Statements};
 use super::{AttemptKey, Result, Store};
 
 /// One second-factor credential of an account. `secret` is sealed under the master key.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct Credential {
     pub id: i64,
     pub service: String,
@@ -20,6 +20,23 @@ pub struct Credential {
     pub last_used_at: Option<i64>,
     /// The name it is known by outside (a YubiKey's public ID), unique per service.
     pub external_id: Option<String>,
+}
+
+/// Read from `CREDENTIAL_COLUMNS`, in their order.
+impl FromColumns for Credential {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        Ok(Credential {
+            id: row.int(0)?,
+            service: row.text(1)?,
+            label: row.text(2)?,
+            secret: row.blob(3)?,
+            counter: row.optional_int(4)?,
+            state: row.optional_text(5)?,
+            enrolled_at: row.int(6)?,
+            last_used_at: row.optional_int(7)?,
+            external_id: row.optional_text(8)?,
+        })
+    }
 }
 
 /// What a step of a login or an enrolment keeps for its session until the next request.
@@ -109,13 +126,10 @@ const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, en
 impl Store {
     /// The account's credentials, oldest first.
     pub async fn credentials(&self, account_id: i64) -> Result<Vec<Credential>> {
-        let credentials: Vec<Credential> = with_reader!(self, pool => sqlx::query_as(&format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id"
-        ))
-        .bind(account_id)
-        .fetch_all(pool)
-        .await?);
-        Ok(credentials)
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id")
+        });
+        Ok(read!(self, reader => reader.fetch_all(&QUERY, args![account_id]).await?))
     }
 
     /// What a login's second step reads, in one query: the account's credentials, and the
@@ -135,20 +149,24 @@ impl Store {
                 CREDENTIAL_COLUMNS.replace(", ", ", c.")
             )
         });
-        #[derive(sqlx::FromRow)]
         struct Row {
-            #[sqlx(flatten)]
             credential: Credential,
             kept_service: Option<String>,
             kept_label: Option<String>,
             kept_sealed: Option<Vec<u8>>,
         }
-        let rows: Vec<Row> = with_reader!(self, pool => sqlx::query_as(&QUERY)
-            .bind(account_id)
-            .bind(session_hash)
-            .bind(now)
-            .fetch_all(pool)
-            .await?);
+        impl FromColumns for Row {
+            fn from_columns(row: &impl Columns) -> Result<Self> {
+                Ok(Row {
+                    credential: Credential::from_columns(row)?,
+                    kept_service: row.optional_text(9)?,
+                    kept_label: row.optional_text(10)?,
+                    kept_sealed: row.optional_blob(11)?,
+                })
+            }
+        }
+        let rows: Vec<Row> =
+            read!(self, reader => reader.fetch_all(&QUERY, args![account_id, session_hash, now]).await?);
         let mut kept = None;
         let mut credentials = Vec::with_capacity(rows.len());
         for row in rows {

@@ -24,13 +24,19 @@ use tokio::sync::{watch, Mutex, MutexGuard};
 
 use rusqlite::{ErrorCode, OpenFlags};
 
-use super::statements::{Arg, Statements};
+use super::statements::{Arg, Columns, FromColumns, Statements};
 use super::{Result, StoreError};
 
 /// How long a writer of another process may hold the database before a write is answered
 /// "unavailable", and how often it is looked at meanwhile.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
 const BUSY_POLL: Duration = Duration::from_millis(2);
+
+/// A reader waits for SQLite only while another connection recovers the WAL (rare, short).
+const READER_BUSY_WAIT: Duration = Duration::from_millis(200);
+
+/// How much of the database file a reader maps in memory.
+const READER_MMAP_BYTES: i64 = 256 << 20;
 
 /// The statements the writer keeps prepared (the hot paths use about a dozen).
 const STATEMENT_CACHE: usize = 64;
@@ -226,6 +232,21 @@ impl DirectConnection {
         Ok(DirectConnection { connection })
     }
 
+    /// Opens the database for reading only, its pages mapped in memory: after each write
+    /// SQLite discards a reader's page cache, and mapped pages are read again without
+    /// copying.
+    fn open_reader(path: &Path) -> Result<DirectConnection> {
+        let connection = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(READER_BUSY_WAIT)?;
+        connection.pragma_update(None, "query_only", "ON")?;
+        connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(DirectConnection { connection })
+    }
+
     async fn begin_immediate(&mut self) -> Result<()> {
         let attempts = BUSY_WAIT.as_millis() / BUSY_POLL.as_millis();
         for _ in 0..attempts {
@@ -251,6 +272,17 @@ impl DirectConnection {
         let mut statement = self.connection.prepare_cached(sql)?;
         bind(&mut statement, args)?;
         Ok(statement.raw_execute()? as u64)
+    }
+
+    fn all_rows<T: FromColumns>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        let mut rows = statement.raw_query();
+        let mut read = Vec::new();
+        while let Some(row) = rows.next()? {
+            read.push(T::from_columns(row)?);
+        }
+        Ok(read)
     }
 
     fn first_row<const N: usize>(&mut self, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<Option<[i64; N]>> {
@@ -316,6 +348,99 @@ impl Statements for DirectConnection {
         args: &'a [Arg<'a>],
     ) -> impl std::future::Future<Output = Result<Option<[i64; N]>>> + Send + 'a {
         std::future::ready(self.first_row(sql, args).map_err(StoreError::from))
+    }
+
+    fn fetch_all<'a, T: FromColumns + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+    ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + 'a {
+        std::future::ready(self.all_rows(sql, args))
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, index: usize) -> Result<i64> {
+        Ok(self.get(index)?)
+    }
+    fn optional_int(&self, index: usize) -> Result<Option<i64>> {
+        Ok(self.get(index)?)
+    }
+    fn text(&self, index: usize) -> Result<String> {
+        Ok(self.get(index)?)
+    }
+    fn optional_text(&self, index: usize) -> Result<Option<String>> {
+        Ok(self.get(index)?)
+    }
+    fn blob(&self, index: usize) -> Result<Vec<u8>> {
+        Ok(self.get(index)?)
+    }
+    fn optional_blob(&self, index: usize) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(index)?)
+    }
+}
+
+/// SQLite's direct readers: connections that only read, used in the calling task, taken
+/// from and given back to an idle list. A read holds one only while it runs (it never
+/// waits), so the list stays as short as the threads that run tasks.
+pub(crate) struct DirectReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<DirectConnection>>,
+}
+
+impl DirectReaders {
+    pub(crate) fn new(path: &Path) -> DirectReaders {
+        DirectReaders {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn reader(&self) -> Result<Reader<'_>> {
+        let idle = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Internal("the readers' list was poisoned".into()))?
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => DirectConnection::open_reader(&self.path)?,
+        };
+        Ok(Reader {
+            readers: self,
+            connection: Some(connection),
+        })
+    }
+}
+
+/// A direct reader, given back when dropped.
+pub(crate) struct Reader<'r> {
+    readers: &'r DirectReaders,
+    connection: Option<DirectConnection>,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.readers.idle.lock()) {
+            idle.push(connection);
+        }
+    }
+}
+
+impl Deref for Reader<'_> {
+    type Target = DirectConnection;
+    fn deref(&self) -> &DirectConnection {
+        self.connection
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a reader holds its connection until dropped"))
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut DirectConnection {
+        self.connection
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a reader holds its connection until dropped"))
     }
 }
 

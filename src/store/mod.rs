@@ -35,6 +35,24 @@ macro_rules! with_pool {
     };
 }
 
+/// Runs `$body`, which only reads, with `$reader` bound to a connection that implements
+/// `Statements`: on SQLite, a direct reader (see `store::direct`); on PostgreSQL, one of the
+/// pool's.
+macro_rules! read {
+    ($store:expr, $reader:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { direct_readers, .. } => {
+                let mut $reader = direct_readers.reader()?;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut $reader = pool.acquire().await?;
+                $body
+            }
+        }
+    };
+}
+
 /// Runs `$body`, which only reads, with `$pool` bound to this store's pool for reads.
 macro_rules! with_reader {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -134,7 +152,7 @@ pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, Kept, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
 pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
-use direct::DirectWriter;
+use direct::{DirectReaders, DirectWriter};
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
 pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
@@ -215,6 +233,7 @@ pub(crate) enum Backend {
         writer: SqlitePool,
         readers: SqlitePool,
         direct: Arc<DirectWriter>,
+        direct_readers: Arc<DirectReaders>,
     },
     Postgres(PgPool),
 }
@@ -241,10 +260,12 @@ impl Store {
                 .await?;
                 let readers = open_sqlite(path, pool).await?;
                 let direct = Arc::new(DirectWriter::open(path)?);
+                let direct_readers = Arc::new(DirectReaders::new(path));
                 Backend::Sqlite {
                     writer,
                     readers,
                     direct,
+                    direct_readers,
                 }
             }
             Database::Postgres(url) => {
@@ -293,6 +314,9 @@ async fn open_sqlite(path: &Path, pool: PoolSettings) -> Result<SqlitePool> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     Ok(SqlitePoolOptions::new()
+        // A file on this machine does not hang up: a ping before each use would only cost a
+        // round trip to the driver's thread.
+        .test_before_acquire(false)
         .max_connections(pool.max_connections)
         .acquire_timeout(pool.acquire_timeout)
         .connect_with(options)

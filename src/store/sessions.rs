@@ -1,4 +1,5 @@
-use super::accounts::account_from_row;
+use super::accounts::{account_from_row, AccountRow};
+use super::statements::{Columns, FromColumns, Statements};
 use super::{Account, Result, Store};
 
 /// How far a login has come. Only `Authenticated` may use the product; the two others are
@@ -37,18 +38,31 @@ impl Stage {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct SessionRow {
     stage: String,
     csrf_token: String,
     expires_at: i64,
     verified_at: Option<i64>,
-    id: i64,
-    kind: String,
-    role: Option<String>,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
+    account: AccountRow,
+}
+
+impl FromColumns for SessionRow {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        Ok(SessionRow {
+            stage: row.text(0)?,
+            csrf_token: row.text(1)?,
+            expires_at: row.int(2)?,
+            verified_at: row.optional_int(3)?,
+            account: (
+                row.int(4)?,
+                row.text(5)?,
+                row.optional_text(6)?,
+                row.text(7)?,
+                row.optional_text(8)?,
+                row.text(9)?,
+            ),
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -84,18 +98,16 @@ impl Store {
     /// The live session with this token hash, if it has not expired, with its account
     /// (one query: this runs on every request).
     pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, Account)>> {
-        let row: Option<SessionRow> = with_reader!(self, pool => sqlx::query_as(
+        let rows: Vec<SessionRow> = read!(self, reader => reader.fetch_all(
             "SELECT s.stage, s.csrf_token, s.expires_at, s.verified_at,
                     a.id, a.kind, a.role, a.username, a.email, a.password_hash
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1 AND s.expires_at > $2",
+            args![token_hash, now],
         )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(pool)
         .await?);
-        Ok(row.and_then(|row| {
-            let account = account_from_row((row.id, row.kind, row.role, row.username, row.email, row.password_hash))?;
+        Ok(rows.into_iter().next().and_then(|row| {
+            let account = account_from_row(row.account)?;
             let session = Session {
                 token_hash: token_hash.to_vec(),
                 account_id: account.id,

@@ -1,6 +1,7 @@
 //! Settings: JSON documents by name, and the write-only secrets of the services' settings,
 //! sealed by the services and kept in their own table.
 
+use super::statements::Statements;
 use super::{Result, Store};
 
 /// A change to one write-only setting: its new sealed value, or `None` to clear it.
@@ -13,11 +14,9 @@ pub struct SecretWrite<'a> {
 impl Store {
     /// Reads a setting's JSON value.
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let value = with_reader!(self, pool => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?);
-        Ok(value)
+        let values: Vec<String> =
+            read!(self, reader => reader.fetch_all("SELECT value FROM settings WHERE name = $1", args![name]).await?);
+        Ok(values.into_iter().next())
     }
 
     pub async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<()> {

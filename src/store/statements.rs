@@ -1,7 +1,7 @@
 //! Statements written once for whichever connection runs them: a PostgreSQL or SQLite
-//! connection of sqlx, or SQLite's direct writer (`store::direct`). The hot write paths are
-//! written over [`Statements`], so that on SQLite they run on the direct writer, in the
-//! calling task, with no hop to a driver thread per statement.
+//! connection of sqlx, or SQLite's direct connections (`store::direct`). The hot paths (a
+//! login's reads, the second step's writes) are written over [`Statements`], so that on
+//! SQLite they run in the calling task, with no hop to a driver thread per statement.
 
 use std::future::Future;
 
@@ -72,6 +72,27 @@ macro_rules! args {
     };
 }
 
+/// The columns of a row, by position, whichever connection read it.
+pub(crate) trait Columns {
+    fn int(&self, index: usize) -> Result<i64>;
+    fn optional_int(&self, index: usize) -> Result<Option<i64>>;
+    fn text(&self, index: usize) -> Result<String>;
+    fn optional_text(&self, index: usize) -> Result<Option<String>>;
+    fn blob(&self, index: usize) -> Result<Vec<u8>>;
+    fn optional_blob(&self, index: usize) -> Result<Option<Vec<u8>>>;
+}
+
+/// What a row of a query reads into (its columns in the query's order).
+pub(crate) trait FromColumns: Sized {
+    fn from_columns(row: &impl Columns) -> Result<Self>;
+}
+
+impl FromColumns for String {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        row.text(0)
+    }
+}
+
 /// A connection (or a transaction on one) that runs statements with `$n` parameters, in
 /// SQL both backends accept.
 pub(crate) trait Statements: Send {
@@ -88,11 +109,18 @@ pub(crate) trait Statements: Send {
         sql: &'static str,
         args: &'a [Arg<'a>],
     ) -> impl Future<Output = Result<Option<[i64; N]>>> + Send + 'a;
+
+    /// Runs `sql`; every row it returned.
+    fn fetch_all<'a, T: FromColumns + Send + 'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<Vec<T>>> + Send + 'a;
 }
 
 /// Implements [`Statements`] for a connection of sqlx.
 macro_rules! sqlx_statements {
-    ($connection:ty, $database:ty) => {
+    ($connection:ty, $database:ty, $row:ty) => {
         impl Statements for $connection {
             fn execute<'a>(
                 &'a mut self,
@@ -119,15 +147,47 @@ macro_rules! sqlx_statements {
                     Ok(Some(integers))
                 }
             }
+
+            fn fetch_all<'a, T: FromColumns + Send + 'a>(
+                &'a mut self,
+                sql: &'a str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<Vec<T>>> + Send + 'a {
+                async move {
+                    let rows = bound::<$database>(sql, args).fetch_all(self).await?;
+                    rows.iter().map(T::from_columns).collect()
+                }
+            }
+        }
+
+        impl Columns for $row {
+            fn int(&self, index: usize) -> Result<i64> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
+            fn optional_int(&self, index: usize) -> Result<Option<i64>> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
+            fn text(&self, index: usize) -> Result<String> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
+            fn optional_text(&self, index: usize) -> Result<Option<String>> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
+            fn blob(&self, index: usize) -> Result<Vec<u8>> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
+            fn optional_blob(&self, index: usize) -> Result<Option<Vec<u8>>> {
+                Ok(sqlx::Row::try_get(self, index)?)
+            }
         }
     };
 }
 
-sqlx_statements!(sqlx::PgConnection, sqlx::Postgres);
-sqlx_statements!(sqlx::SqliteConnection, sqlx::Sqlite);
+sqlx_statements!(sqlx::PgConnection, sqlx::Postgres, sqlx::postgres::PgRow);
+sqlx_statements!(sqlx::SqliteConnection, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 
 /// `sql` with `args` bound, for sqlx.
-fn bound<'a, DB>(sql: &'static str, args: &'a [Arg<'a>]) -> sqlx::query::Query<'a, DB, DB::Arguments<'a>>
+fn bound<'a, DB>(sql: &'a str, args: &'a [Arg<'a>]) -> sqlx::query::Query<'a, DB, DB::Arguments<'a>>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
