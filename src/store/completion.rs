@@ -203,7 +203,8 @@ async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consump
                     return Ok(false);
                 }
             }
-            let guarded = match guard {
+            let used = match guard {
+                // The counter's update records the use too.
                 ReplayGuard::Counter { value, state } => {
                     tx.execute(
                         "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
@@ -211,6 +212,7 @@ async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consump
                         args![account_id, id, *value, state, now],
                     )
                     .await?
+                        == 1
                 }
                 ReplayGuard::Token { token_hash, expires_at } => {
                     tx.execute(
@@ -219,11 +221,12 @@ async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consump
                         args![service, token_hash, *expires_at],
                     )
                     .await?
+                        == 1
+                        && mark_used(tx, account_id, id, now).await?
                 }
-                ReplayGuard::ChallengeOnly => 1,
+                ReplayGuard::ChallengeOnly => mark_used(tx, account_id, id, now).await?,
             };
-            Ok(guarded == 1
-                && (matches!(guard, ReplayGuard::Counter { .. }) || mark_used(tx, account_id, id, now).await?))
+            Ok(used)
         }
         Consumption::BackupCode { used, next } => Ok(tx
             .execute(

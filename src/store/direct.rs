@@ -1,8 +1,9 @@
-//! SQLite's direct writer: one connection of SQLite's own (through rusqlite), used in the
-//! calling task. A statement through sqlx's SQLite driver is a round trip to its worker
-//! thread (about 30 µs on two cores, where the statement itself takes a few); the writer is
-//! serial, so those round trips bounded the whole server's write rate. Here a transaction
-//! of the login's second step runs in one go, its statements prepared once and cached.
+//! SQLite's direct connections: a writer and readers of SQLite's own (through rusqlite),
+//! used in the calling task. A statement through sqlx's SQLite driver is a round trip to
+//! its worker thread (about 30 µs on two cores, where the statement itself takes a few);
+//! the writer is serial, so those round trips bounded the whole server's write rate, and
+//! on two cores the hand-offs of the reads took a third of the CPU. Here a transaction of
+//! the login's second step runs in one go, its statements prepared once and cached.
 //!
 //! **Group commit.** Writing a commit to the WAL costs more than the statements of a step
 //! (a dozen pages, two system calls each). So writers that queue for the connection share
@@ -34,9 +35,6 @@ const BUSY_POLL: Duration = Duration::from_millis(2);
 
 /// A reader waits for SQLite only while another connection recovers the WAL (rare, short).
 const READER_BUSY_WAIT: Duration = Duration::from_millis(200);
-
-/// How much of the database file a reader maps in memory.
-const READER_MMAP_BYTES: i64 = 256 << 20;
 
 /// The statements the writer keeps prepared (the hot paths use about a dozen).
 const STATEMENT_CACHE: usize = 64;
@@ -232,9 +230,7 @@ impl DirectConnection {
         Ok(DirectConnection { connection })
     }
 
-    /// Opens the database for reading only, its pages mapped in memory: after each write
-    /// SQLite discards a reader's page cache, and mapped pages are read again without
-    /// copying.
+    /// Opens the database for reading only.
     fn open_reader(path: &Path) -> Result<DirectConnection> {
         let connection = rusqlite::Connection::open_with_flags(
             path,
@@ -242,7 +238,6 @@ impl DirectConnection {
         )?;
         connection.busy_timeout(READER_BUSY_WAIT)?;
         connection.pragma_update(None, "query_only", "ON")?;
-        connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(DirectConnection { connection })
     }
@@ -274,6 +269,7 @@ impl DirectConnection {
         Ok(statement.raw_execute()? as u64)
     }
 
+    /// Every row, the statement run to completion.
     fn all_rows<T: FromColumns>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         let mut statement = self.connection.prepare_cached(sql)?;
         bind(&mut statement, args)?;
@@ -283,24 +279,6 @@ impl DirectConnection {
             read.push(T::from_columns(row)?);
         }
         Ok(read)
-    }
-
-    fn first_row<const N: usize>(&mut self, sql: &str, args: &[Arg<'_>]) -> rusqlite::Result<Option<[i64; N]>> {
-        let mut statement = self.connection.prepare_cached(sql)?;
-        bind(&mut statement, args)?;
-        let mut rows = statement.raw_query();
-        let mut first = None;
-        // To completion, as sqlx does (see `Statements::fetch_integers`).
-        while let Some(row) = rows.next()? {
-            if first.is_none() {
-                let mut integers = [0; N];
-                for (index, integer) in integers.iter_mut().enumerate() {
-                    *integer = row.get(index)?;
-                }
-                first = Some(integers);
-            }
-        }
-        Ok(first)
     }
 }
 
@@ -342,15 +320,7 @@ impl Statements for DirectConnection {
         std::future::ready(self.run(sql, args).map_err(StoreError::from))
     }
 
-    fn fetch_integers<'a, const N: usize>(
-        &'a mut self,
-        sql: &'static str,
-        args: &'a [Arg<'a>],
-    ) -> impl std::future::Future<Output = Result<Option<[i64; N]>>> + Send + 'a {
-        std::future::ready(self.first_row(sql, args).map_err(StoreError::from))
-    }
-
-    fn fetch_all<'a, T: FromColumns + Send + 'a>(
+    fn fetch_all<'a, T: FromColumns + Send + 'static>(
         &'a mut self,
         sql: &'a str,
         args: &'a [Arg<'a>],
@@ -539,14 +509,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(inserted, 1);
-        let row = direct
-            .fetch_integers::<2>(
-                "SELECT id, length(data) FROM t WHERE name = $2 AND note IS NULL AND id = $1",
+        let found: Vec<String> = direct
+            .fetch_all(
+                "SELECT hex(data) FROM t WHERE name = $2 AND note IS NULL AND id = $1",
                 args![7, "seven"],
             )
             .await
             .unwrap();
-        assert_eq!(row, Some([7, 2]));
+        assert_eq!(found, ["0102"]);
         let missing = direct.execute("UPDATE t SET note = $1 WHERE id = $2", args!["x"]).await;
         assert!(matches!(missing, Err(StoreError::Internal(_))), "{missing:?}");
     }

@@ -1,6 +1,6 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
-use super::statements::Statements;
+use super::statements::{Columns, FromColumns, Statements};
 use super::{Result, Store, StoreError};
 use crate::core::lockout::{Count, LockoutPolicy, Refusal, ALL_SOURCES, FORGET_AFTER_SECS};
 
@@ -81,8 +81,8 @@ async fn count_attempt_in(
     policy: &LockoutPolicy,
     now: i64,
 ) -> Result<Count> {
-    let row = tx
-        .fetch_integers(
+    let counts: Vec<Count> = tx
+        .fetch_all(
             "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
              VALUES ($1, $2, $3, $4, $5, 1, 1)
              ON CONFLICT (subject, factor, source) DO UPDATE SET
@@ -113,14 +113,21 @@ async fn count_attempt_in(
             ],
         )
         .await?;
-    let [window_start, window_secs, attempts, failures] =
-        row.ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))?;
-    Ok(Count {
-        window_start,
-        window_secs,
-        attempts,
-        failures,
-    })
+    counts
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Internal("counting an attempt returned no row".into()))
+}
+
+impl FromColumns for Count {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        Ok(Count {
+            window_start: row.int(0)?,
+            window_secs: row.int(1)?,
+            attempts: row.int(2)?,
+            failures: row.int(3)?,
+        })
+    }
 }
 
 /// Inside a transaction: counts an attempt on its address's counter, then (unless that one

@@ -11,12 +11,13 @@
 //! [`with_pool!`] compiles each body once per backend, so no method branches on the backend.
 //!
 //! SQLite takes one writer at a time: writers queue in the process (first come, first
-//! served) for one lock instead of sleeping in SQLite's busy handler. The hot write paths
-//! (attempt counting, settling a second step, the audit) are written over
-//! `statements::Statements` ([`write_transaction!`]) and run on SQLite's direct writer
-//! (`store::direct`); the others on sqlx's writer connection, in turn ([`with_pool!`]).
-//! Reads that need no write ([`with_reader!`]) run in parallel on the other pool (WAL).
-//! PostgreSQL has one pool for both.
+//! served) for one lock instead of sleeping in SQLite's busy handler. The hot paths (a
+//! login's reads, attempt counting, settling a second step, the audit) are written over
+//! `statements::Statements` ([`read!`], [`write_transaction!`]) and run on SQLite's direct
+//! connections (`store::direct`), in the calling task; the others on sqlx's writer
+//! connection, in turn with the direct writer ([`with_pool!`]), and sqlx's readers
+//! ([`with_reader!`]). Readers run in parallel with the writer (WAL). PostgreSQL has one
+//! pool for everything.
 
 /// Runs `$body` with `$pool` bound to this store's pool for writes (and for reads that are
 /// part of a write), whichever backend it is.

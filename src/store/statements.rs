@@ -103,15 +103,9 @@ pub(crate) trait Statements: Send {
         args: &'a [Arg<'a>],
     ) -> impl Future<Output = Result<u64>> + Send + 'a;
 
-    /// Runs `sql` to completion; the integer columns of its first row, if it returned one.
-    fn fetch_integers<'a, const N: usize>(
-        &'a mut self,
-        sql: &'static str,
-        args: &'a [Arg<'a>],
-    ) -> impl Future<Output = Result<Option<[i64; N]>>> + Send + 'a;
-
-    /// Runs `sql`; every row it returned.
-    fn fetch_all<'a, T: FromColumns + Send + 'a>(
+    /// Runs `sql` to completion (SQLite reports a failed commit of a statement outside a
+    /// transaction, such as a full disk, only when it finishes); every row it returned.
+    fn fetch_all<'a, T: FromColumns + Send + 'static>(
         &'a mut self,
         sql: &'a str,
         args: &'a [Arg<'a>],
@@ -130,25 +124,7 @@ macro_rules! sqlx_statements {
                 async move { Ok(bound::<$database>(sql, args).execute(self).await?.rows_affected()) }
             }
 
-            fn fetch_integers<'a, const N: usize>(
-                &'a mut self,
-                sql: &'static str,
-                args: &'a [Arg<'a>],
-            ) -> impl Future<Output = Result<Option<[i64; N]>>> + Send + 'a {
-                async move {
-                    // Run to completion, not just to the first row: SQLite reports a failed
-                    // commit (a full disk, a read-only file) only when the statement finishes.
-                    let rows = bound::<$database>(sql, args).fetch_all(self).await?;
-                    let Some(row) = rows.first() else { return Ok(None) };
-                    let mut integers = [0; N];
-                    for (index, integer) in integers.iter_mut().enumerate() {
-                        *integer = sqlx::Row::try_get(row, index)?;
-                    }
-                    Ok(Some(integers))
-                }
-            }
-
-            fn fetch_all<'a, T: FromColumns + Send + 'a>(
+            fn fetch_all<'a, T: FromColumns + Send + 'static>(
                 &'a mut self,
                 sql: &'a str,
                 args: &'a [Arg<'a>],
