@@ -567,21 +567,31 @@ mod tests {
         assert_eq!(rows(&path), 1);
     }
 
-    /// Writers queued behind one another share its commit; none of them is told its work
-    /// is committed before it is, and one writer's rolled-back work takes nothing of the
-    /// others' with it.
-    #[tokio::test]
-    async fn queued_writers_share_one_commit_and_roll_back_alone() {
+    fn shared_writer() -> (tempfile::TempDir, std::path::PathBuf, Arc<DirectWriter>) {
         let (dir, _) = database();
         let path = dir.path().join("direct.db");
         let writer = Arc::new(DirectWriter::open(&path).unwrap());
+        (dir, path, writer)
+    }
 
+    /// A turn whose work (a row named "first") is kept, not yet committed.
+    async fn first_writer_keeps_a_row(writer: &DirectWriter) -> Turn<'_> {
         let mut first = writer.turn().await;
         let mut tx = first.begin().await.unwrap();
         tx.execute("INSERT INTO t (id, name) VALUES (1, 'first')", args![])
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        first
+    }
+
+    /// Writers queued behind one another share its commit; none of them is told its work
+    /// is committed before it is, and one writer's rolled-back work takes nothing of the
+    /// others' with it.
+    #[tokio::test]
+    async fn queued_writers_share_one_commit_and_roll_back_alone() {
+        let (_dir, path, writer) = shared_writer();
+        let first = first_writer_keeps_a_row(&writer).await;
         let queued: Vec<_> = [(2, "second", false), (3, "third", true)]
             .into_iter()
             .map(|(id, name, keep)| {
@@ -615,16 +625,8 @@ mod tests {
     /// abandoned): the batch is still committed, by the writer waiting for it.
     #[tokio::test]
     async fn a_batch_whose_next_writer_gave_up_is_still_committed() {
-        let (dir, _) = database();
-        let path = dir.path().join("direct.db");
-        let writer = Arc::new(DirectWriter::open(&path).unwrap());
-
-        let mut first = writer.turn().await;
-        let mut tx = first.begin().await.unwrap();
-        tx.execute("INSERT INTO t (id, name) VALUES (1, 'first')", args![])
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let (_dir, path, writer) = shared_writer();
+        let first = first_writer_keeps_a_row(&writer).await;
         let abandoned = tokio::spawn({
             let writer = writer.clone();
             async move { drop(writer.turn().await) }
