@@ -53,6 +53,41 @@ type Outcome = Option<Result<(), StoreError>>;
 pub(crate) struct DirectWriter {
     held: Mutex<Held>,
     queued: AtomicUsize,
+    _checkpointer: Checkpointer,
+}
+
+/// How often the checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// A thread that checkpoints the WAL (passively: writers and readers go on meanwhile), so
+/// that no writer's commit copies pages and syncs the database file while others queue
+/// behind it. It stops when dropped.
+struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let connection = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(READER_BUSY_WAIT)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("twofold-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    let checkpointed =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
+                    if let Err(error) = checkpointed {
+                        tracing::warn!(%error, "checkpointing the WAL failed");
+                    }
+                }
+            })
+            .map_err(|error| StoreError::Internal(format!("starting the checkpointer: {error}")))?;
+        Ok(Checkpointer { _stop: stop })
+    }
 }
 
 struct Held {
@@ -68,12 +103,16 @@ struct Batch {
 
 impl DirectWriter {
     pub(crate) fn open(path: &Path) -> Result<DirectWriter> {
+        let connection = DirectConnection::open(path)?;
+        // Its commits only append to the WAL; the checkpointer copies it into the database.
+        connection.connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(DirectWriter {
             held: Mutex::new(Held {
-                connection: DirectConnection::open(path)?,
+                connection,
                 batch: None,
             }),
             queued: AtomicUsize::new(0),
+            _checkpointer: Checkpointer::start(path)?,
         })
     }
 
@@ -492,6 +531,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("direct.db");
         let connection = rusqlite::Connection::open(&path).unwrap();
+        // As sqlx leaves it (see `Store::open`).
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
         connection
             .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB, note TEXT)")
             .unwrap();
@@ -619,6 +660,34 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(names, ["first", "third"]);
+    }
+
+    /// The writer's commits only append to the WAL: the checkpointer copies them into the
+    /// database file by itself.
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_wal_into_the_database() {
+        let (_dir, path, writer) = shared_writer();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        for id in 0..200 {
+            let mut turn = writer.turn().await;
+            let mut tx = turn.begin().await.unwrap();
+            tx.execute("INSERT INTO t (id, data) VALUES ($1, zeroblob(4000))", args![id])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            writer.committed(turn.finish().unwrap()).await.unwrap();
+        }
+        let mut waited = 0;
+        while size() < before + 200 * 4000 && waited < 100 {
+            tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
+            waited += 1;
+        }
+        assert!(
+            size() >= before + 200 * 4000,
+            "the database file stayed at {} bytes",
+            size()
+        );
     }
 
     /// A writer that was to commit the batch gives up while queued (its request was
