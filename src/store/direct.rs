@@ -68,11 +68,7 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn start(path: &Path) -> Result<Checkpointer> {
-        let connection = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(READER_BUSY_WAIT)?;
+        let connection = connect(path, READER_BUSY_WAIT)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("twofold-checkpoint".into())
@@ -257,12 +253,8 @@ pub(crate) struct DirectConnection {
 impl DirectConnection {
     /// Opens the database (which sqlx has created, in WAL mode) for writing.
     pub(crate) fn open(path: &Path) -> Result<DirectConnection> {
-        let connection = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
         // Never sleep in SQLite's busy handler: `begin` waits for other processes instead.
-        connection.busy_timeout(Duration::ZERO)?;
+        let connection = connect(path, Duration::ZERO)?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -271,11 +263,7 @@ impl DirectConnection {
 
     /// Opens the database for reading only.
     fn open_reader(path: &Path) -> Result<DirectConnection> {
-        let connection = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(READER_BUSY_WAIT)?;
+        let connection = connect(path, READER_BUSY_WAIT)?;
         connection.pragma_update(None, "query_only", "ON")?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(DirectConnection { connection })
@@ -319,6 +307,17 @@ impl DirectConnection {
         }
         Ok(read)
     }
+}
+
+/// A connection to the database at `path` (which must exist), whose statements wait for a
+/// lock at most `busy_wait`.
+fn connect(path: &Path, busy_wait: Duration) -> rusqlite::Result<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(busy_wait)?;
+    Ok(connection)
 }
 
 /// Binds `args` to the statement's `$n` parameters (SQLite numbers parameters by their
