@@ -23,7 +23,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`; empty means `sqlite://<data_dir>/twofold.db`.
     pub database_url: Option<String>,
-    /// Most connections a node opens to the database.
+    /// Most connections a node opens to PostgreSQL: half of them for the logins' hot path
+    /// (see `store::pg_connections`), the rest for everything else; at least one each. On
+    /// SQLite, the size of sqlx's pool of readers.
     pub database_max_connections: u32,
     /// Longest a request waits for a database connection before it is answered 503.
     pub database_acquire_timeout_secs: u64,

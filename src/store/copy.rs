@@ -295,7 +295,7 @@ impl Store {
     /// PostgreSQL identity columns do not follow explicitly inserted ids (SQLite's do):
     /// move them past the copied rows so that new accounts and events get fresh ids.
     async fn continue_identities_after_copy(&self) -> Result<()> {
-        if let Backend::Postgres(pool) = &self.backend {
+        if let Backend::Postgres { pool, .. } = &self.backend {
             for table in ["accounts", "credentials", "applications", "audit_events"] {
                 sqlx::query(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"

@@ -16,8 +16,9 @@
 //! `statements::Statements` ([`read!`], [`write_transaction!`]) and run on SQLite's direct
 //! connections (`store::direct`), in the calling task; the others on sqlx's writer
 //! connection, in turn with the direct writer ([`with_pool!`]), and sqlx's readers
-//! ([`with_reader!`]). Readers run in parallel with the writer (WAL). PostgreSQL has one
-//! pool for everything.
+//! ([`with_reader!`]). Readers run in parallel with the writer (WAL). On PostgreSQL, the hot
+//! paths take connections that sqlx's pool does not test before and after each use
+//! (`store::pg_connections`); the rest use the pool.
 
 /// Runs `$body` with `$pool` bound to this store's pool for writes (and for reads that are
 /// part of a write), whichever backend it is.
@@ -31,14 +32,15 @@ macro_rules! with_pool {
                 let _turn = direct.exclusive_turn().await?;
                 $body
             }
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
 
 /// Runs `$body`, which only reads, with `$reader` bound to a connection that implements
 /// `Statements`: on SQLite, a direct reader (see `store::direct`); on PostgreSQL, one of the
-/// pool's.
+/// hot paths' connections (see `store::pg_connections`), and once more on a new one if an
+/// idle connection turned out to be closed.
 macro_rules! read {
     ($store:expr, $reader:ident => $body:expr) => {
         match &$store.backend {
@@ -46,10 +48,18 @@ macro_rules! read {
                 let mut $reader = direct_readers.reader()?;
                 $body
             }
-            $crate::store::Backend::Postgres(pool) => {
-                let mut $reader = pool.acquire().await?;
-                $body
-            }
+            $crate::store::Backend::Postgres { hot, .. } => loop {
+                let mut $reader = hot.take().await?;
+                let result: $crate::store::Result<_> = async { Ok($body) }.await;
+                match result {
+                    Ok(value) => {
+                        $reader.keep();
+                        break value;
+                    }
+                    Err(error) if $reader.try_again_after(&error) => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            },
         }
     };
 }
@@ -59,7 +69,7 @@ macro_rules! with_reader {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { readers: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
@@ -86,7 +96,9 @@ macro_rules! transaction {
 
 /// Runs `$body` (which evaluates to a `Result`, and commits `$tx` itself) in a write
 /// transaction `$tx` that implements `Statements`: on SQLite, the direct writer's (see
-/// `store::direct`); on PostgreSQL, one of the pool's.
+/// `store::direct`); on PostgreSQL, on one of the hot paths' connections (see
+/// `store::pg_connections`), taken again if an idle one fails its BEGIN. A connection whose
+/// transaction failed is closed.
 macro_rules! write_transaction {
     ($store:expr, $tx:ident => $body:block) => {{
         match &$store.backend {
@@ -104,7 +116,25 @@ macro_rules! write_transaction {
                 }
                 result?
             }
-            $crate::store::Backend::Postgres(pool) => transaction!(pool, $tx => $body),
+            $crate::store::Backend::Postgres { hot, .. } => loop {
+                let mut connection = hot.take().await?;
+                let mut began = false;
+                let result: $crate::store::Result<_> = async {
+                    #[allow(unused_mut)]
+                    let mut $tx = sqlx::Connection::begin(&mut *connection).await?;
+                    began = true;
+                    $body
+                }
+                .await;
+                match result {
+                    Ok(value) => {
+                        connection.keep();
+                        break value;
+                    }
+                    Err(error) if !began && connection.try_again_after(&error) => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            },
         }
     }};
 }
@@ -133,6 +163,7 @@ mod direct;
 mod enrolment_links;
 mod imported_keys;
 mod lockouts;
+mod pg_connections;
 mod purge;
 mod sessions;
 mod settings;
@@ -157,6 +188,7 @@ use direct::{DirectReaders, DirectWriter};
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
 pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
+use pg_connections::PgConnections;
 pub use purge::Purge;
 pub use sessions::{Session, Stage};
 pub use settings::SecretWrite;
@@ -236,7 +268,11 @@ pub(crate) enum Backend {
         direct: Arc<DirectWriter>,
         direct_readers: Arc<DirectReaders>,
     },
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// For the hot paths (see [`read!`], [`write_transaction!`]).
+        hot: Arc<PgConnections>,
+    },
 }
 
 #[derive(Clone)]
@@ -271,12 +307,19 @@ impl Store {
             }
             Database::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
-                let pg = PgPoolOptions::new()
-                    .max_connections(pool.max_connections)
+                // The node's connections are shared between the hot paths and the rest.
+                let hot_connections = (pool.max_connections / 2).max(1);
+                let hot = Arc::new(PgConnections::new(
+                    options.clone(),
+                    hot_connections,
+                    pool.acquire_timeout,
+                ));
+                let others = PgPoolOptions::new()
+                    .max_connections(pool.max_connections.saturating_sub(hot_connections).max(1))
                     .acquire_timeout(pool.acquire_timeout)
                     .connect_with(options)
                     .await?;
-                Backend::Postgres(pg)
+                Backend::Postgres { pool: others, hot }
             }
         };
         let store = Store { backend };
@@ -287,7 +330,7 @@ impl Store {
     async fn migrate(&self) -> Result<()> {
         let migrated = match &self.backend {
             Backend::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await,
-            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+            Backend::Postgres { pool, .. } => sqlx::migrate!("migrations/postgres").run(pool).await,
         };
         migrated.map_err(|error| match error {
             sqlx::migrate::MigrateError::Execute(error) => StoreError::from(error),
@@ -299,7 +342,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite { .. } => "sqlite",
-            Backend::Postgres(_) => "postgres",
+            Backend::Postgres { .. } => "postgres",
         }
     }
 }

@@ -820,50 +820,109 @@ async fn a_login_waits_for_another_process_writing_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_in_read_only_mode_is_unavailable() {
-    use sqlx::{Connection, Executor};
-    let base = crate::support::postgres_base_url();
-    let (server, _) = base.rsplit_once('/').unwrap();
-    let name = format!(
-        "twofold_read_only_{}",
-        data_encoding::HEXLOWER.encode(&twofold::random::bytes::<6>().unwrap())
-    );
-    let admin_url = format!("{server}/postgres");
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    let cluster = Cluster::on(format!("{server}/{name}"), &[]);
+    let database = OwnDatabase::create().await;
+    let cluster = Cluster::on(database.url(), &[]);
     let switch = |refuse: bool| {
-        let (admin_url, name) = (admin_url.clone(), name.clone());
+        let database = database.clone();
         // The switch runs on its own thread and runtime: the test's runtime is busy awaiting.
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
                 let setting = if refuse {
                     "SET default_transaction_read_only = on"
                 } else {
                     "RESET default_transaction_read_only"
                 };
-                admin
-                    .execute(format!("ALTER DATABASE {name} {setting}").as_str())
-                    .await
-                    .unwrap();
+                database
+                    .admin(&format!("ALTER DATABASE {} {setting}", database.name))
+                    .await;
                 // The node's open connections keep their old setting: end them.
-                admin
-                    .execute(
-                        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-                            .as_str(),
-                    )
-                    .await
-                    .unwrap();
+                database.end_connections().await;
             })
         })
         .join()
         .unwrap();
     };
     a_database_that_refuses_writes_is_unavailable(cluster, |_, refuse| switch(refuse)).await;
-    admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
+    database.drop().await;
+}
+
+/// The server ending a node's idle connections (PostgreSQL restarted, or an operator's
+/// `pg_terminate_backend`) costs no login: each next request runs on new connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_go_on_after_postgres_ends_the_connections() {
+    let database = OwnDatabase::create().await;
+    let cluster = Cluster::on(database.url(), &[]);
+    cluster.create_client("nina");
+    let node = cluster.node("a");
+    let (secret, _) = enrol(&node, "nina").await;
+    let half = node.client();
+
+    database.end_connections().await;
+    assert_eq!(half.login("client", "nina").await.1["status"], "second_factor_required");
+    database.end_connections().await;
+    let wrong = half
+        .post("/api/v1/login/second-factor", json!({"code": far_wrong_code(&secret)}))
+        .await;
+    assert_eq!(error_code(&wrong), "invalid_code", "{wrong:?}");
+    database.end_connections().await;
+    let right = half
+        .post("/api/v1/login/second-factor", json!({"code": code(&secret, 1)}))
+        .await;
+    assert_eq!(right.0, StatusCode::OK, "{right:?}");
+    database.end_connections().await;
+    assert_eq!(half.get("/api/v1/me").await.1["username"], "nina");
+    database.drop().await;
+}
+
+/// A PostgreSQL database of a test's own (not a schema of the shared one), for a test
+/// that ends the connections to it.
+#[derive(Clone)]
+struct OwnDatabase {
+    server: String,
+    name: String,
+}
+
+impl OwnDatabase {
+    async fn create() -> OwnDatabase {
+        let base = crate::support::postgres_base_url();
+        let (server, _) = base.rsplit_once('/').unwrap();
+        let name = format!(
+            "twofold_own_{}",
+            data_encoding::HEXLOWER.encode(&twofold::random::bytes::<6>().unwrap())
+        );
+        let database = OwnDatabase {
+            server: server.to_string(),
+            name,
+        };
+        database.admin(&format!("CREATE DATABASE {}", database.name)).await;
+        database
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    /// Runs `statement` on the server's `postgres` database.
+    async fn admin(&self, statement: &str) {
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", self.server))
+            .await
+            .unwrap();
+        admin.execute(statement).await.unwrap();
+    }
+
+    /// Ends every connection to this database, and waits until each has ended.
+    async fn end_connections(&self) {
+        self.admin(&format!(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ))
+        .await;
+    }
+
+    async fn drop(self) {
+        self.admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await;
+    }
 }
 
 /// Each node of a new installation writes its own setup token; two setups raced on two
