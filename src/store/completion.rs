@@ -8,7 +8,7 @@
 
 use super::audit::record_audit_in;
 use super::credentials::put_challenge_in;
-use super::lockouts::{clear_attempts_in, count_attempts_in};
+use super::lockouts::{clear_attempts_in, count_attempts_in, count_right_answer_in};
 use super::statements::Statements;
 use super::{AttemptKey, AuditEvent, Purpose, Result, Stage, Store, StoredChallenge};
 use crate::core::lockout::{LockoutPolicy, Refusal};
@@ -140,9 +140,17 @@ impl Store {
         now: i64,
     ) -> Result<Settled> {
         let settled = write_transaction!(self, tx => {
-            let refused = match counting {
-                Some(counting) => count_attempts_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?,
-                None => None,
+            // Whether the success has counters to clear.
+            let (refused, counted) = match (counting, &judged) {
+                (Some(counting), Judged::Right { .. }) => {
+                    count_right_answer_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?
+                }
+                (Some(counting), Judged::Wrong { .. }) => (
+                    count_attempts_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?,
+                    true,
+                ),
+                // Counted before a check over the network.
+                (None, _) => (None, true),
             };
             let settled = match (refused, judged) {
                 (Some(refusal), _) => Settled::Refused(refusal),
@@ -159,7 +167,7 @@ impl Store {
                     if !consume(&mut *tx, account_id, consumption, now).await? {
                         return Ok(Err(Settled::AlreadyUsed));
                     }
-                    if !finish_login(&mut *tx, &attempts, session).await? {
+                    if !finish_login(&mut *tx, counted.then_some(&attempts), session).await? {
                         return Ok(Err(Settled::SessionGone));
                     }
                     Settled::Completed
@@ -250,15 +258,17 @@ async fn mark_used(tx: &mut impl Statements, account_id: i64, id: i64, now: i64)
 }
 
 /// Inside a transaction: resets the attempt counters a success clears (`attempts`: its
-/// address's and the account's) and moves `session` to `Authenticated` under its new token,
+/// address's and the account's; none when the attempt left none) and moves `session` to `Authenticated` under its new token,
 /// only from the stage it is expected at; what its old token kept (challenges) goes. False
 /// when that session has gone or moved on; the caller then returns without committing.
 pub(super) async fn finish_login(
     tx: &mut impl Statements,
-    attempts: &AttemptKey<'_>,
+    attempts: Option<&AttemptKey<'_>>,
     session: Option<SessionUpgrade<'_>>,
 ) -> Result<bool> {
-    clear_attempts_in(tx, attempts).await?;
+    if let Some(attempts) = attempts {
+        clear_attempts_in(tx, attempts).await?;
+    }
     let Some(session) = session else {
         return Ok(true);
     };

@@ -266,7 +266,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            if !finish_login(&mut *tx, &enrolment.attempts, enrolment.session).await? {
+            if !finish_login(&mut *tx, Some(&enrolment.attempts), enrolment.session).await? {
                 return Ok(Added::Gone);
             }
             // The enrolling session stays, under its new token if the enrolment completed its login.

@@ -149,6 +149,40 @@ pub(super) async fn count_attempts_in(
     Ok(None)
 }
 
+/// Inside a transaction: counts the attempt of an answer found right, which its success
+/// then clears. Usually neither counter exists: the count would be each one's first, written
+/// only to be deleted with the success, so nothing is written, and `false` says there is
+/// nothing to clear. Otherwise (or if even a first attempt is refused) it is counted as any
+/// other (see `count_attempts_in`), and `true` says the counters are to be cleared. On
+/// PostgreSQL, a guess counted after the look at the counters is left for its own count.
+pub(super) async fn count_right_answer_in(
+    tx: &mut impl Statements,
+    attempts: AttemptKey<'_>,
+    policy: &LockoutPolicy,
+    hard_lock: bool,
+    now: i64,
+) -> Result<(Option<Refusal>, bool)> {
+    let counters: Vec<i64> = tx
+        .fetch_all(
+            "SELECT attempts FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3) LIMIT 1",
+            args![attempts.subject, attempts.factor, attempts.source],
+        )
+        .await?;
+    let first = Count {
+        window_start: now,
+        window_secs: policy.window_secs,
+        attempts: 1,
+        failures: 1,
+    };
+    let first_allowed = [attempts.source, ALL_SOURCES]
+        .into_iter()
+        .all(|source| policy.refusal(source, first, now, hard_lock).is_none());
+    if counters.is_empty() && first_allowed {
+        return Ok((None, false));
+    }
+    Ok((count_attempts_in(tx, attempts, policy, hard_lock, now).await?, true))
+}
+
 /// Clears the counters a success clears: its address's, and all addresses'.
 pub(super) async fn clear_attempts_in(tx: &mut impl Statements, attempts: &AttemptKey<'_>) -> Result<()> {
     tx.execute(

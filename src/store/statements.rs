@@ -87,6 +87,12 @@ pub(crate) trait FromColumns: Sized {
     fn from_columns(row: &impl Columns) -> Result<Self>;
 }
 
+impl FromColumns for i64 {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        row.int(0)
+    }
+}
+
 impl FromColumns for String {
     fn from_columns(row: &impl Columns) -> Result<Self> {
         row.text(0)
