@@ -11,7 +11,7 @@ pub fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     Ok(buffer)
 }
 
-/// A URL-safe token of 256 random bits (sessions, CSRF, setup).
+/// A URL-safe token of 256 random bits (CSRF, setup).
 pub fn token() -> Result<String, RandomError> {
     Ok(data_encoding::BASE64URL_NOPAD.encode(&bytes::<32>()?))
 }

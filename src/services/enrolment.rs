@@ -7,7 +7,7 @@
 //! once. Adding a credential to an account that already has one takes the password.
 
 use super::factors::{Answer, Challenge, EnrolmentSetup, Progress};
-use super::login::{new_session_token, require_stage};
+use super::login::require_stage;
 use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::backup_codes::{self, BackupCode};
@@ -230,7 +230,7 @@ impl Services {
         // A forced user's login completes in the same transaction: the backup code is only
         // shown if everything was written.
         let renewed = match session.stage {
-            Stage::Enrolment => Some(new_session_token()?),
+            Stage::Enrolment => Some(self.new_session_token()?),
             _ => None,
         };
         let session_upgrade = renewed.as_ref().map(|(_, new_token_hash)| SessionUpgrade {

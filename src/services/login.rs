@@ -39,15 +39,38 @@ pub struct Method {
 }
 
 /// The hash under which a session token is stored; the token itself is only in the cookie.
+/// (Also an application's transaction id and an enrolment link's token.) A token made by
+/// [`Services::new_session_token`] begins with the time it was made, and its hash keeps
+/// that beginning before the SHA-256: new keys land together at the end of their index,
+/// where a login's two writes to the sessions' index find their pages already at hand,
+/// instead of on two random pages of a large index. A token of an earlier release (32
+/// random bytes) hashes as it did.
 pub fn session_token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    let digest = Sha256::digest(token.as_bytes());
+    match data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()) {
+        Ok(bytes) if bytes.len() == TIME_BYTES + TOKEN_RANDOM_BYTES => [&bytes[..TIME_BYTES], &digest[..]].concat(),
+        _ => digest.to_vec(),
+    }
 }
 
-/// A new session token and the hash the database keeps of it.
-pub(crate) fn new_session_token() -> Result<(String, Vec<u8>), Error> {
-    let token = random::token()?;
+/// A session token's beginning: the time it was made (seconds, big-endian, so that keys
+/// sort by it).
+const TIME_BYTES: usize = 8;
+const TOKEN_RANDOM_BYTES: usize = 32;
+
+/// A new session token, made at `made_at`, and the hash the database keeps of it.
+fn new_session_token_at(made_at: i64) -> Result<(String, Vec<u8>), Error> {
+    let random = random::bytes::<TOKEN_RANDOM_BYTES>()?;
+    let token = data_encoding::BASE64URL_NOPAD.encode(&[&made_at.to_be_bytes()[..], &random[..]].concat());
     let hash = session_token_hash(&token);
     Ok((token, hash))
+}
+
+impl Services {
+    /// A new session token, and the hash the database keeps of it.
+    pub(crate) fn new_session_token(&self) -> Result<(String, Vec<u8>), Error> {
+        new_session_token_at(self.now())
+    }
 }
 
 /// The service of a stored credential; an unknown one is an error, never "no 2FA".
@@ -208,7 +231,7 @@ impl Services {
 
     /// Creates a session; returns its token (for the cookie) and the token's hash.
     async fn create_session(&self, account_id: i64, stage: Stage) -> Result<(String, Vec<u8>), Error> {
-        let (token, token_hash) = new_session_token()?;
+        let (token, token_hash) = self.new_session_token()?;
         let now = self.now();
         let session = Session {
             token_hash,
@@ -393,7 +416,7 @@ impl Services {
         counted_before: bool,
     ) -> Result<Option<String>, Error> {
         let now = self.now();
-        let renewed = session.map(|_| new_session_token()).transpose()?;
+        let renewed = session.map(|_| self.new_session_token()).transpose()?;
         let (judged, wrong, already_used) = match &checked {
             Checked::Right(consumption) => {
                 let upgrade = session
@@ -568,5 +591,37 @@ mod tests {
         let scratch = &mut password::Scratch::default();
         assert_eq!(password::verify("anything", dummy_password_hash(), scratch), Ok(false));
         assert_eq!(password::verify("", dummy_password_hash(), scratch), Ok(false));
+    }
+
+    #[test]
+    fn session_keys_sort_by_the_time_their_token_was_made() {
+        let (early, early_hash) = new_session_token_at(1_800_000_000).unwrap();
+        let (late, late_hash) = new_session_token_at(1_800_000_001).unwrap();
+        let (same_second, same_second_hash) = new_session_token_at(1_800_000_000).unwrap();
+        assert!(early_hash < late_hash && same_second_hash < late_hash);
+        assert_ne!(early_hash, same_second_hash);
+        for (token, hash) in [
+            (&early, &early_hash),
+            (&late, &late_hash),
+            (&same_second, &same_second_hash),
+        ] {
+            assert_eq!(token.len(), 54, "{token}");
+            assert_eq!(
+                hash[8..],
+                Sha256::digest(token.as_bytes())[..],
+                "the key holds the whole token's digest"
+            );
+        }
+        assert_eq!(early_hash[..8], 1_800_000_000_i64.to_be_bytes());
+    }
+
+    #[test]
+    fn a_token_of_an_earlier_release_keeps_its_hash() {
+        let old = random::token().unwrap();
+        assert_eq!(session_token_hash(&old), Sha256::digest(old.as_bytes()).to_vec());
+        assert_eq!(
+            session_token_hash("not base64!"),
+            Sha256::digest(b"not base64!").to_vec()
+        );
     }
 }

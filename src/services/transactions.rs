@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::applications::AppCaller;
 use super::factors::{Accepted, Answer, Challenge, Progress};
-use super::login::{new_session_token, of_service, session_token_hash, Checked};
+use super::login::{of_service, session_token_hash, Checked};
 use super::support::Attempt;
 use super::validate::{audit_text, reported_address, user_address, Method, Subject};
 use super::{Error, Services};
@@ -169,7 +169,7 @@ impl Services {
                 show: Challenge::Approval { prompt },
                 keep,
             }) => {
-                let (transaction_id, id_hash) = new_session_token()?;
+                let (transaction_id, id_hash) = self.new_session_token()?;
                 let expires_at = cx.now + self.config.login_step_ttl_secs;
                 let transaction = NewTransaction {
                     id_hash: &id_hash,

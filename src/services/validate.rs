@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::admin::{validate_email, validate_username};
 use super::applications::AppCaller;
 use super::factors::Answer;
-use super::login::{new_session_token, session_token_hash, Answered};
+use super::login::{session_token_hash, Answered};
 use super::support::Attempt;
 use super::{Error, Services};
 use crate::core::applications::{check_external_id, radius_user, Scope};
@@ -363,7 +363,7 @@ impl Services {
     /// A one-time link for `account` to enrol: its URL and when it expires.
     async fn enrolment_link(&self, app: &AppCaller, account: &Account) -> Result<(String, i64), Error> {
         // A random token, kept hashed as a session's is.
-        let (token, token_hash) = new_session_token()?;
+        let (token, token_hash) = self.new_session_token()?;
         let now = self.now();
         let expires_at = now + ENROLMENT_LINK_TTL_SECS;
         self.store
@@ -402,7 +402,7 @@ impl Services {
             )
         };
         let link_hash = session_token_hash(token);
-        let (session_token, session_hash) = new_session_token()?;
+        let (session_token, session_hash) = self.new_session_token()?;
         let csrf_token = random::token()?;
         let now = self.now();
         let session = LinkSession {
