@@ -350,6 +350,9 @@ impl rusqlite::ToSql for Arg<'_> {
 
 // The work is done when the statement is called: the future is already complete.
 impl Statements for DirectConnection {
+    // The direct writer's turns (see `DirectWriter`).
+    const WRITES_ONE_AT_A_TIME: bool = true;
+
     fn execute<'a>(
         &'a mut self,
         sql: &'static str,

@@ -150,18 +150,24 @@ pub(super) async fn count_attempts_in(
 }
 
 /// Inside a transaction: counts the attempt of an answer found right, which its success
-/// then clears. Usually neither counter exists: the count would be each one's first, written
-/// only to be deleted with the success, so nothing is written, and `false` says there is
+/// then clears. On SQLite, where write transactions run one at a time, the counters can be
+/// looked at first: usually neither exists, so the count would be each one's first, written
+/// only to be deleted with the success. Then nothing is written, and `false` says there is
 /// nothing to clear. Otherwise (or if even a first attempt is refused) it is counted as any
 /// other (see `count_attempts_in`), and `true` says the counters are to be cleared. On
-/// PostgreSQL, a guess counted after the look at the counters is left for its own count.
-pub(super) async fn count_right_answer_in(
-    tx: &mut impl Statements,
+/// PostgreSQL it is always counted: a look would not see the guesses counted beside it,
+/// not yet committed, which the upsert waits for; a right guess among many parallel ones
+/// would then go through past the limit.
+pub(super) async fn count_right_answer_in<S: Statements>(
+    tx: &mut S,
     attempts: AttemptKey<'_>,
     policy: &LockoutPolicy,
     hard_lock: bool,
     now: i64,
 ) -> Result<(Option<Refusal>, bool)> {
+    if !S::WRITES_ONE_AT_A_TIME {
+        return Ok((count_attempts_in(tx, attempts, policy, hard_lock, now).await?, true));
+    }
     let counters: Vec<i64> = tx
         .fetch_all(
             "SELECT attempts FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3) LIMIT 1",

@@ -102,6 +102,11 @@ impl FromColumns for String {
 /// A connection (or a transaction on one) that runs statements with `$n` parameters, in
 /// SQL both backends accept.
 pub(crate) trait Statements: Send {
+    /// Whether this connection's write transactions run one after another, none beside
+    /// another (SQLite's one writer), so that a read in one sees every write of those before
+    /// it. On PostgreSQL another transaction may be writing, uncommitted, unseen by a read.
+    const WRITES_ONE_AT_A_TIME: bool;
+
     /// Runs `sql`; how many rows it changed.
     fn execute<'a>(
         &'a mut self,
@@ -120,8 +125,10 @@ pub(crate) trait Statements: Send {
 
 /// Implements [`Statements`] for a connection of sqlx.
 macro_rules! sqlx_statements {
-    ($connection:ty, $database:ty, $row:ty) => {
+    ($connection:ty, $database:ty, $row:ty, $one_at_a_time:expr) => {
         impl Statements for $connection {
+            const WRITES_ONE_AT_A_TIME: bool = $one_at_a_time;
+
             fn execute<'a>(
                 &'a mut self,
                 sql: &'static str,
@@ -165,8 +172,8 @@ macro_rules! sqlx_statements {
     };
 }
 
-sqlx_statements!(sqlx::PgConnection, sqlx::Postgres, sqlx::postgres::PgRow);
-sqlx_statements!(sqlx::SqliteConnection, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+sqlx_statements!(sqlx::PgConnection, sqlx::Postgres, sqlx::postgres::PgRow, false);
+sqlx_statements!(sqlx::SqliteConnection, sqlx::Sqlite, sqlx::sqlite::SqliteRow, true);
 
 /// `sql` with `args` bound, for sqlx.
 fn bound<'a, DB>(sql: &'a str, args: &'a [Arg<'a>]) -> sqlx::query::Query<'a, DB, DB::Arguments<'a>>

@@ -874,6 +874,81 @@ async fn logins_go_on_after_postgres_ends_the_connections() {
     database.drop().await;
 }
 
+/// A right code is counted like any guess: it waits for a guess counted beside it that is
+/// not yet committed, and is refused if that guess filled the limit. (On PostgreSQL, a look
+/// at the committed counters would let a right guess among many parallel ones through past
+/// the limit.) The guess here is another connection's transaction, holding the address's
+/// counter at the limit while the code is sent.
+async fn a_right_code_waits_for_a_guess_counted_beside_it(cluster: Cluster) {
+    cluster.create_client("rita");
+    let node = cluster.node("a");
+    let (secret, _) = enrol(&node, "rita").await;
+    let half = node.client();
+    half.login("client", "rita").await;
+
+    let count_at_the_limit = format!(
+        "INSERT INTO lockouts (subject, factor, source, window_start, window_secs, attempts, failures)
+         SELECT 'account:' || id, 'second_factor', '127.0.0.1', {}, 900, 5, 5
+         FROM accounts WHERE username = 'rita'",
+        real_now()
+    );
+    let mut guess = Guess::connect(&cluster.database_url).await;
+    guess.run("BEGIN").await;
+    guess.run(&count_at_the_limit).await;
+    let answer = tokio::spawn({
+        let half = half.clone();
+        let code = code(&secret, 1);
+        async move { half.post("/api/v1/login/second-factor", json!({"code": code})).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !answer.is_finished(),
+        "the right code was settled beside an uncommitted guess"
+    );
+    guess.run("COMMIT").await;
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.0, StatusCode::TOO_MANY_REQUESTS, "{answer:?}");
+    assert_eq!(error_code(&answer), "locked_out");
+}
+
+/// Another connection to a cluster's database, whichever it is.
+enum Guess {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Guess {
+    async fn connect(url: &str) -> Guess {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            Guess::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+        } else {
+            Guess::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+        }
+    }
+
+    async fn run(&mut self, statement: &str) {
+        use sqlx::Executor;
+        match self {
+            Guess::Postgres(connection) => connection.execute(statement).await.map(drop),
+            Guess::Sqlite(connection) => connection.execute(statement).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_right_code_waits_for_a_guess_counted_beside_it_on_postgres() {
+    a_right_code_waits_for_a_guess_counted_beside_it(Cluster::new(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_right_code_waits_for_a_guess_counted_beside_it_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("twofold.db").display());
+    a_right_code_waits_for_a_guess_counted_beside_it(Cluster::on(url, &[])).await;
+}
+
 /// A PostgreSQL database of a test's own (not a schema of the shared one), for a test
 /// that ends the connections to it.
 #[derive(Clone)]
