@@ -140,8 +140,8 @@ impl Store {
         now: i64,
     ) -> Result<Settled> {
         let settled = write_transaction!(self, tx => {
-            // Whether the success has counters to clear.
-            let (refused, counted) = match (counting, &judged) {
+            // `clear`: whether a success has counters to clear.
+            let (refused, clear) = match (counting, &judged) {
                 (Some(counting), Judged::Right { .. }) => {
                     count_right_answer_in(&mut *tx, attempts, counting.policy, counting.hard_lock, now).await?
                 }
@@ -167,7 +167,7 @@ impl Store {
                     if !consume(&mut *tx, account_id, consumption, now).await? {
                         return Ok(Err(Settled::AlreadyUsed));
                     }
-                    if !finish_login(&mut *tx, counted.then_some(&attempts), session).await? {
+                    if !finish_login(&mut *tx, clear.then_some(&attempts), session).await? {
                         return Ok(Err(Settled::SessionGone));
                     }
                     Settled::Completed
@@ -258,9 +258,10 @@ async fn mark_used(tx: &mut impl Statements, account_id: i64, id: i64, now: i64)
 }
 
 /// Inside a transaction: resets the attempt counters a success clears (`attempts`: its
-/// address's and the account's; none when the attempt left none) and moves `session` to `Authenticated` under its new token,
-/// only from the stage it is expected at; what its old token kept (challenges) goes. False
-/// when that session has gone or moved on; the caller then returns without committing.
+/// address's and the account's; none when the attempt left none) and moves `session` to
+/// `Authenticated` under its new token, only from the stage it is expected at; what its old
+/// token kept (challenges) goes. False when that session has gone or moved on; the caller
+/// then returns without committing.
 pub(super) async fn finish_login(
     tx: &mut impl Statements,
     attempts: Option<&AttemptKey<'_>>,

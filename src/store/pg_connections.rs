@@ -16,6 +16,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{Result, StoreError};
 
+/// The hot paths' connections: at most `max_connections` open, those not in use kept idle
+/// (with no idle timeout: one the server or a proxy closed is found out at its next use).
 pub(crate) struct PgConnections {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
