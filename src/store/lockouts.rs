@@ -165,15 +165,6 @@ pub(super) async fn count_right_answer_in<S: Statements>(
     hard_lock: bool,
     now: i64,
 ) -> Result<(Option<Refusal>, bool)> {
-    if !S::WRITES_ONE_AT_A_TIME {
-        return Ok((count_attempts_in(tx, attempts, policy, hard_lock, now).await?, true));
-    }
-    let counters: Vec<i64> = tx
-        .fetch_all(
-            "SELECT attempts FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3) LIMIT 1",
-            args![attempts.subject, attempts.factor, attempts.source],
-        )
-        .await?;
     let first = Count {
         window_start: now,
         window_secs: policy.window_secs,
@@ -183,10 +174,21 @@ pub(super) async fn count_right_answer_in<S: Statements>(
     let first_allowed = [attempts.source, ALL_SOURCES]
         .into_iter()
         .all(|source| policy.refusal(source, first, now, hard_lock).is_none());
-    if counters.is_empty() && first_allowed {
+    if S::WRITES_ONE_AT_A_TIME && first_allowed && no_counter_in(tx, &attempts).await? {
         return Ok((None, false));
     }
     Ok((count_attempts_in(tx, attempts, policy, hard_lock, now).await?, true))
+}
+
+/// Whether neither counter a success clears exists.
+async fn no_counter_in(tx: &mut impl Statements, attempts: &AttemptKey<'_>) -> Result<bool> {
+    let counters: Vec<i64> = tx
+        .fetch_all(
+            "SELECT attempts FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3) LIMIT 1",
+            args![attempts.subject, attempts.factor, attempts.source],
+        )
+        .await?;
+    Ok(counters.is_empty())
 }
 
 /// Clears the counters a success clears: its address's, and all addresses'.

@@ -91,8 +91,8 @@ impl Taken<'_> {
 
     /// Whether `error`, met on this connection's first statement, means the work should
     /// start again on a new connection: the connection had been idle, and the database
-    /// is unreachable through it. (If the database itself is unavailable, the second try
-    /// says so.)
+    /// is unreachable through it. If so, the other idle connections are let go too. (If the
+    /// database itself is unavailable, the second try says so.)
     pub(crate) fn try_again_after(&self, error: &StoreError) -> bool {
         let again = self.reused && matches!(error, StoreError::Unavailable(_));
         if again {

@@ -892,7 +892,7 @@ async fn a_right_code_waits_for_a_guess_counted_beside_it(cluster: Cluster) {
          FROM accounts WHERE username = 'rita'",
         real_now()
     );
-    let mut guess = Guess::connect(&cluster.database_url).await;
+    let mut guess = OtherConnection::connect(&cluster.database_url).await;
     guess.run("BEGIN").await;
     guess.run(&count_at_the_limit).await;
     let answer = tokio::spawn({
@@ -912,26 +912,26 @@ async fn a_right_code_waits_for_a_guess_counted_beside_it(cluster: Cluster) {
 }
 
 /// Another connection to a cluster's database, whichever it is.
-enum Guess {
+enum OtherConnection {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
 }
 
-impl Guess {
-    async fn connect(url: &str) -> Guess {
+impl OtherConnection {
+    async fn connect(url: &str) -> OtherConnection {
         use sqlx::Connection;
         if url.starts_with("sqlite:") {
-            Guess::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+            OtherConnection::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
         } else {
-            Guess::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+            OtherConnection::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
         }
     }
 
     async fn run(&mut self, statement: &str) {
         use sqlx::Executor;
         match self {
-            Guess::Postgres(connection) => connection.execute(statement).await.map(drop),
-            Guess::Sqlite(connection) => connection.execute(statement).await.map(drop),
+            OtherConnection::Postgres(connection) => connection.execute(statement).await.map(drop),
+            OtherConnection::Sqlite(connection) => connection.execute(statement).await.map(drop),
         }
         .unwrap();
     }
