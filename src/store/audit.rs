@@ -1,4 +1,4 @@
-use super::statements::Statements;
+use super::statements::{Statement, Statements};
 use super::{Result, Store};
 
 /// One line of the audit log: who, when, from where, what, and how it ended — never a
@@ -54,18 +54,21 @@ impl Store {
 
 /// Writes the audit event `event` (inside the transaction whose outcome it tells).
 pub(super) async fn record_audit_in(tx: &mut impl Statements, event: &AuditEvent) -> Result<()> {
-    tx.execute(
+    let record = audit_statement(event);
+    tx.execute(record.sql, &record.args).await?;
+    Ok(())
+}
+
+/// The statement that writes the audit event `event`.
+pub(super) fn audit_statement(event: &AuditEvent) -> Statement<'_> {
+    statement!(
         "INSERT INTO audit_events (at, account_id, event, outcome, remote_addr, detail)
          VALUES ($1, $2, $3, $4, $5, $6)",
-        args![
-            event.at,
-            event.account_id,
-            &event.event,
-            &event.outcome,
-            &event.remote_addr,
-            &event.detail
-        ],
+        event.at,
+        event.account_id,
+        &event.event,
+        &event.outcome,
+        &event.remote_addr,
+        &event.detail
     )
-    .await?;
-    Ok(())
 }

@@ -6,10 +6,10 @@
 //!
 //! One replay rule serves every factor ([`ReplayGuard`]); a new factor adds no SQL here.
 
-use super::audit::record_audit_in;
-use super::credentials::put_challenge_in;
-use super::lockouts::{clear_attempts_in, count_attempts_in, count_right_answer_in};
-use super::statements::Statements;
+use super::audit::{audit_statement, record_audit_in};
+use super::credentials::put_challenge_statement;
+use super::lockouts::{clear_attempts_statement, count_attempts_in, count_right_answer_in};
+use super::statements::{Statement, Statements};
 use super::{AttemptKey, AuditEvent, Purpose, Result, Stage, Store, StoredChallenge};
 use crate::core::lockout::{LockoutPolicy, Refusal};
 
@@ -52,14 +52,14 @@ pub enum Kept<'a> {
 }
 
 impl<'a> Kept<'a> {
-    /// The statement that consumes it (one row, if it is still there), and its key.
-    fn deletion(self) -> (&'static str, &'a [u8]) {
+    /// The statement that consumes it (one row, if it is still there).
+    fn deletion(self) -> Statement<'a> {
         match self {
-            Kept::Session(hash) => (
+            Kept::Session(hash) => statement!(
                 "DELETE FROM challenges WHERE session_hash = $1 AND purpose = 'login'",
-                hash,
+                hash
             ),
-            Kept::Transaction(hash) => ("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
+            Kept::Transaction(hash) => statement!("DELETE FROM validate_transactions WHERE id_hash = $1", hash),
         }
     }
 }
@@ -152,28 +152,38 @@ impl Store {
                 // Counted before a check over the network.
                 (None, _) => (None, true),
             };
-            let settled = match (refused, judged) {
-                (Some(refusal), _) => Settled::Refused(refusal),
-                (None, Judged::Wrong { keep }) => {
-                    if let Some(keep) = keep {
-                        put_challenge_in(&mut *tx, keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at).await?;
-                    }
-                    Settled::Wrong
-                }
+            // What the outcome writes, each statement with what the outcome comes to
+            // instead if it does not change exactly one row (none: any count will do).
+            let (settled, steps): (Settled, Vec<(Statement, Option<Settled>)>) = match (refused, judged) {
+                (Some(refusal), _) => (Settled::Refused(refusal), Vec::new()),
+                (None, Judged::Wrong { keep }) => (
+                    Settled::Wrong,
+                    keep.into_iter()
+                        .map(|keep| (put_challenge_statement(keep.session_hash, Purpose::Login, keep.challenge, keep.expires_at), None))
+                        .collect(),
+                ),
                 (None, Judged::Right { consumption, session }) => {
-                    // An answer used up elsewhere, or a session gone, changes nothing but
-                    // the count and the audit: this transaction is rolled back (nothing of
-                    // it is kept) and both are written again below.
-                    if !consume(&mut *tx, account_id, consumption, now).await? {
-                        return Ok(Err(Settled::AlreadyUsed));
-                    }
-                    if !finish_login(&mut *tx, clear.then_some(&attempts), session).await? {
-                        return Ok(Err(Settled::SessionGone));
-                    }
-                    Settled::Completed
+                    let consumed = consumption_statements(account_id, consumption, now)
+                        .into_iter()
+                        .map(|statement| (statement, Some(Settled::AlreadyUsed)));
+                    let finished = finish_login_statements(clear.then_some(&attempts), session);
+                    (Settled::Completed, consumed.chain(finished.into_iter().map(|(statement, moves)| {
+                        (statement, moves.then_some(Settled::SessionGone))
+                    })).collect())
                 }
             };
-            record_audit_in(&mut *tx, &audit(&settled)).await?;
+            let event = audit(&settled);
+            let (mut statements, mut otherwise): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
+            statements.push(audit_statement(&event));
+            otherwise.push(None);
+            let counts = tx.execute_all(&statements).await?;
+            // An answer used up elsewhere, or a session gone, changes nothing but the count
+            // and the audit: this transaction is rolled back (nothing of it is kept) and both
+            // are written again below.
+            let unconsumed = counts.iter().zip(&otherwise).find_map(|(&count, otherwise)| otherwise.filter(|_| count != 1));
+            if let Some(unconsumed) = unconsumed {
+                return Ok(Err(unconsumed));
+            }
             tx.commit().await?;
             Ok(Ok(settled))
         });
@@ -196,9 +206,9 @@ impl Store {
     }
 }
 
-/// Uses up a right answer (each part a compare-and-set); false when another request used
-/// it first.
-async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consumption<'_>, now: i64) -> Result<bool> {
+/// The statements that use up a right answer, each a compare-and-set that changes one row
+/// unless another request used it first.
+fn consumption_statements<'a>(account_id: i64, consumption: Consumption<'a>, now: i64) -> Vec<Statement<'a>> {
     match consumption {
         Consumption::Credential {
             id,
@@ -206,90 +216,92 @@ async fn consume(tx: &mut impl Statements, account_id: i64, consumption: Consump
             guard,
             kept,
         } => {
-            if let Some((statement, key)) = kept.map(Kept::deletion) {
-                if tx.execute(statement, args![key]).await? != 1 {
-                    return Ok(false);
-                }
-            }
-            let used = match guard {
+            let mut statements: Vec<Statement> = kept.map(Kept::deletion).into_iter().collect();
+            let mark_used = || {
+                statement!(
+                    "UPDATE credentials SET last_used_at = $3 WHERE id = $2 AND account_id = $1",
+                    account_id,
+                    id,
+                    now
+                )
+            };
+            match guard {
                 // The counter's update records the use too.
-                ReplayGuard::Counter { value, state } => {
-                    tx.execute(
-                        "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
-                         WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
-                        args![account_id, id, *value, state, now],
-                    )
-                    .await?
-                        == 1
-                }
-                ReplayGuard::Token { token_hash, expires_at } => {
-                    tx.execute(
+                ReplayGuard::Counter { value, state } => statements.push(statement!(
+                    "UPDATE credentials SET counter = $3, state = $4, last_used_at = $5
+                     WHERE id = $2 AND account_id = $1 AND (counter IS NULL OR counter < $3)",
+                    account_id,
+                    id,
+                    *value,
+                    state,
+                    now
+                )),
+                ReplayGuard::Token { token_hash, expires_at } => statements.extend([
+                    statement!(
                         "INSERT INTO used_tokens (service, token_hash, expires_at) VALUES ($1, $2, $3)
                          ON CONFLICT (service, token_hash) DO NOTHING",
-                        args![service, token_hash, *expires_at],
-                    )
-                    .await?
-                        == 1
-                        && mark_used(tx, account_id, id, now).await?
-                }
-                ReplayGuard::ChallengeOnly => mark_used(tx, account_id, id, now).await?,
-            };
-            Ok(used)
+                        service,
+                        token_hash,
+                        *expires_at
+                    ),
+                    mark_used(),
+                ]),
+                ReplayGuard::ChallengeOnly => statements.push(mark_used()),
+            }
+            statements
         }
-        Consumption::BackupCode { used, next } => Ok(tx
-            .execute(
-                "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
-                args![account_id, used, next, now],
-            )
-            .await?
-            == 1),
+        Consumption::BackupCode { used, next } => vec![statement!(
+            "UPDATE backup_codes SET code_hash = $3, issued_at = $4 WHERE account_id = $1 AND code_hash = $2",
+            account_id,
+            used,
+            next,
+            now
+        )],
     }
 }
 
-/// Records when the account's credential `id` was last used; false when it has gone.
-async fn mark_used(tx: &mut impl Statements, account_id: i64, id: i64, now: i64) -> Result<bool> {
-    let marked = tx
-        .execute(
-            "UPDATE credentials SET last_used_at = $3 WHERE id = $2 AND account_id = $1",
-            args![account_id, id, now],
-        )
-        .await?;
-    Ok(marked == 1)
-}
-
-/// Inside a transaction: resets the attempt counters a success clears (`attempts`: its
-/// address's and the account's; none when the attempt left none) and moves `session` to
-/// `Authenticated` under its new token, only from the stage it is expected at; what its old
-/// token kept (challenges) goes. False when that session has gone or moved on; the caller
-/// then returns without committing.
-pub(super) async fn finish_login(
-    tx: &mut impl Statements,
-    attempts: Option<&AttemptKey<'_>>,
-    session: Option<SessionUpgrade<'_>>,
-) -> Result<bool> {
-    if let Some(attempts) = attempts {
-        clear_attempts_in(tx, attempts).await?;
-    }
-    let Some(session) = session else {
-        return Ok(true);
-    };
-    tx.execute(
-        "DELETE FROM challenges WHERE session_hash = $1",
-        args![session.token_hash],
-    )
-    .await?;
-    let moved = tx
-        .execute(
-            "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3, verified_at = $5
-             WHERE token_hash = $1 AND stage = $2",
-            args![
+/// The statements that finish a login: they reset the attempt counters a success clears
+/// (`attempts`: its address's and the account's; none when the attempt left none) and move
+/// `session` to `Authenticated` under its new token, only from the stage it is expected
+/// at; what its old token kept (challenges) goes. Each with whether it must change one row:
+/// the session's move, which changes none when that session has gone or moved on.
+fn finish_login_statements<'a>(
+    attempts: Option<&'a AttemptKey<'a>>,
+    session: Option<SessionUpgrade<'a>>,
+) -> Vec<(Statement<'a>, bool)> {
+    let mut statements: Vec<_> = attempts
+        .map(|attempts| (clear_attempts_statement(attempts), false))
+        .into_iter()
+        .collect();
+    if let Some(session) = session {
+        statements.push((
+            statement!("DELETE FROM challenges WHERE session_hash = $1", session.token_hash),
+            false,
+        ));
+        statements.push((
+            statement!(
+                "UPDATE sessions SET token_hash = $4, stage = 'authenticated', expires_at = $3, verified_at = $5
+                 WHERE token_hash = $1 AND stage = $2",
                 session.token_hash,
                 session.from.as_str(),
                 session.expires_at,
                 session.new_token_hash,
                 session.verified_at,
-            ],
-        )
-        .await?;
-    Ok(moved == 1)
+            ),
+            true,
+        ));
+    }
+    statements
+}
+
+/// Inside a transaction: finishes a login (see [`finish_login_statements`]). False when its
+/// session has gone or moved on; the caller then returns without committing.
+pub(super) async fn finish_login(
+    tx: &mut impl Statements,
+    attempts: Option<&AttemptKey<'_>>,
+    session: Option<SessionUpgrade<'_>>,
+) -> Result<bool> {
+    let (statements, moves): (Vec<_>, Vec<_>) = finish_login_statements(attempts, session).into_iter().unzip();
+    let counts = tx.execute_all(&statements).await?;
+    Ok(counts.iter().zip(moves).all(|(&count, moves)| !moves || count == 1))
 }

@@ -2,7 +2,7 @@
 //! a step keeps between requests.
 
 use super::completion::{finish_login, SessionUpgrade};
-use super::statements::{Columns, FromColumns, Statements};
+use super::statements::{Columns, FromColumns, Statement, Statements};
 use super::{AttemptKey, Result, Store};
 
 /// One second-factor credential of an account. `secret` is sealed under the master key.
@@ -380,20 +380,28 @@ pub(super) async fn put_challenge_in(
     challenge: &StoredChallenge,
     expires_at: i64,
 ) -> Result<()> {
-    tx.execute(
+    let put = put_challenge_statement(session_hash, purpose, challenge, expires_at);
+    tx.execute(put.sql, &put.args).await?;
+    Ok(())
+}
+
+/// The statement that keeps a step's state for a session (see [`put_challenge_in`]).
+pub(super) fn put_challenge_statement<'a>(
+    session_hash: &'a [u8],
+    purpose: Purpose,
+    challenge: &'a StoredChallenge,
+    expires_at: i64,
+) -> Statement<'a> {
+    statement!(
         "INSERT INTO challenges (session_hash, purpose, service, label, sealed, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (session_hash, purpose) DO UPDATE SET service = excluded.service,
            label = excluded.label, sealed = excluded.sealed, expires_at = excluded.expires_at",
-        args![
-            session_hash,
-            purpose.as_str(),
-            &challenge.service,
-            &challenge.label,
-            &challenge.sealed,
-            expires_at
-        ],
+        session_hash,
+        purpose.as_str(),
+        &challenge.service,
+        &challenge.label,
+        &challenge.sealed,
+        expires_at
     )
-    .await?;
-    Ok(())
 }

@@ -363,7 +363,7 @@ impl Statements for DirectConnection {
 
     fn fetch_all<'a, T: FromColumns + Send + 'static>(
         &'a mut self,
-        sql: &'a str,
+        sql: &'static str,
         args: &'a [Arg<'a>],
     ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + 'a {
         std::future::ready(self.all_rows(sql, args))

@@ -1,6 +1,6 @@
 //! Attempt counters (see `core::lockout` for the rule they serve).
 
-use super::statements::{Columns, FromColumns, Statements};
+use super::statements::{Columns, FromColumns, Statement, Statements};
 use super::{Result, Store, StoreError};
 use crate::core::lockout::{Count, LockoutPolicy, Refusal, ALL_SOURCES, FORGET_AFTER_SECS};
 
@@ -193,10 +193,17 @@ async fn no_counter_in(tx: &mut impl Statements, attempts: &AttemptKey<'_>) -> R
 
 /// Clears the counters a success clears: its address's, and all addresses'.
 pub(super) async fn clear_attempts_in(tx: &mut impl Statements, attempts: &AttemptKey<'_>) -> Result<()> {
-    tx.execute(
-        "DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)",
-        args![attempts.subject, attempts.factor, attempts.source],
-    )
-    .await?;
+    let clear = clear_attempts_statement(attempts);
+    tx.execute(clear.sql, &clear.args).await?;
     Ok(())
+}
+
+/// The statement that clears the counters a success clears (see [`clear_attempts_in`]).
+pub(super) fn clear_attempts_statement<'a>(attempts: &AttemptKey<'a>) -> Statement<'a> {
+    statement!(
+        "DELETE FROM lockouts WHERE subject = $1 AND factor = $2 AND source IN ('*', $3)",
+        attempts.subject,
+        attempts.factor,
+        attempts.source
+    )
 }

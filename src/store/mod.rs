@@ -53,7 +53,7 @@ macro_rules! read {
                 let result: $crate::store::Result<_> = async { Ok($body) }.await;
                 match result {
                     Ok(value) => {
-                        $reader.keep();
+                        $reader.keep().await;
                         break value;
                     }
                     Err(error) if $reader.try_again_after(&error) => continue,
@@ -118,20 +118,18 @@ macro_rules! write_transaction {
             }
             $crate::store::Backend::Postgres { hot, .. } => loop {
                 let mut connection = hot.take().await?;
-                let mut began = false;
                 let result: $crate::store::Result<_> = async {
-                    #[allow(unused_mut)]
-                    let mut $tx = sqlx::Connection::begin(&mut *connection).await?;
-                    began = true;
+                    let mut transaction = connection.begin();
+                    let $tx = &mut transaction;
                     $body
                 }
                 .await;
                 match result {
                     Ok(value) => {
-                        connection.keep();
+                        connection.keep().await;
                         break value;
                     }
-                    Err(error) if !began && connection.try_again_after(&error) => continue,
+                    Err(error) if connection.try_again_after(&error) => continue,
                     Err(error) => return Err(error.into()),
                 }
             },
@@ -228,18 +226,32 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Unavailable(error.to_string())
             }
-            // PostgreSQL: connection exceptions (08), a read-only transaction (25006),
-            // insufficient resources (53), operator intervention such as a shutdown (57).
-            sqlx::Error::Database(db)
-                if db.code().is_some_and(|code| {
-                    code == "25006" || ["08", "53", "57"].iter().any(|class| code.starts_with(class))
-                }) =>
-            {
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| postgres_unavailable(&code)) => {
                 StoreError::Unavailable(error.to_string())
             }
             _ => StoreError::Internal(error.to_string()),
         }
     }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        use std::error::Error as _;
+        let unreachable = error.is_closed() || error.source().is_some_and(|source| source.is::<std::io::Error>());
+        match error.code().map(|code| code.code()) {
+            Some("23505") => StoreError::Conflict,
+            Some(code) if postgres_unavailable(code) => StoreError::Unavailable(error.to_string()),
+            None if unreachable => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// Whether a PostgreSQL error code says the database cannot serve now: a connection
+/// exception (08), a read-only transaction (25006), insufficient resources (53), operator
+/// intervention such as a shutdown (57).
+fn postgres_unavailable(code: &str) -> bool {
+    code == "25006" || ["08", "53", "57"].iter().any(|class| code.starts_with(class))
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -309,11 +321,7 @@ impl Store {
                 let options = PgConnectOptions::from_str(url)?;
                 // The node's connections are shared between the hot paths and the rest.
                 let hot_connections = (pool.max_connections / 2).max(1);
-                let hot = Arc::new(PgConnections::new(
-                    options.clone(),
-                    hot_connections,
-                    pool.acquire_timeout,
-                ));
+                let hot = Arc::new(PgConnections::new(&options, url, hot_connections, pool.acquire_timeout));
                 let others = PgPoolOptions::new()
                     .max_connections(pool.max_connections.saturating_sub(hot_connections).max(1))
                     .acquire_timeout(pool.acquire_timeout)

@@ -72,6 +72,24 @@ macro_rules! args {
     };
 }
 
+/// A statement with its arguments, to run with others in one round trip
+/// ([`Statements::execute_all`]).
+#[derive(Debug)]
+pub(crate) struct Statement<'a> {
+    pub sql: &'static str,
+    pub args: Vec<Arg<'a>>,
+}
+
+/// A [`Statement`]: its SQL, then the arguments of its `$1`, `$2`, ...
+macro_rules! statement {
+    ($sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::store::statements::Statement {
+            sql: $sql,
+            args: vec![$($crate::store::statements::Arg::from($arg)),*],
+        }
+    };
+}
+
 /// The columns of a row, by position, whichever connection read it.
 pub(crate) trait Columns {
     fn int(&self, index: usize) -> Result<i64>;
@@ -118,9 +136,25 @@ pub(crate) trait Statements: Send {
     /// transaction, such as a full disk, only when it finishes); every row it returned.
     fn fetch_all<'a, T: FromColumns + Send + 'static>(
         &'a mut self,
-        sql: &'a str,
+        sql: &'static str,
         args: &'a [Arg<'a>],
     ) -> impl Future<Output = Result<Vec<T>>> + Send + 'a;
+
+    /// Runs `statements` in order; how many rows each changed. Each runs whatever the ones
+    /// before it changed: the caller checks every count. PostgreSQL sends them all at once,
+    /// and waits for the answers once.
+    fn execute_all<'a>(
+        &'a mut self,
+        statements: &'a [Statement<'a>],
+    ) -> impl Future<Output = Result<Vec<u64>>> + Send + 'a {
+        async move {
+            let mut counts = Vec::with_capacity(statements.len());
+            for statement in statements {
+                counts.push(self.execute(statement.sql, &statement.args).await?);
+            }
+            Ok(counts)
+        }
+    }
 }
 
 /// Implements [`Statements`] for a connection of sqlx.
@@ -139,7 +173,7 @@ macro_rules! sqlx_statements {
 
             fn fetch_all<'a, T: FromColumns + Send + 'static>(
                 &'a mut self,
-                sql: &'a str,
+                sql: &'static str,
                 args: &'a [Arg<'a>],
             ) -> impl Future<Output = Result<Vec<T>>> + Send + 'a {
                 async move {
