@@ -221,42 +221,35 @@ impl PgClient {
             let params: Vec<&(dyn ToSql + Sync)> = statement.args.iter().map(Arg::as_pg).collect();
             async move { client.execute(prepared, &params).await }
         }));
-        let counts = if begin {
-            self.in_transaction = true;
-            try_join(client.batch_execute("BEGIN"), executions).await?.1
-        } else {
-            executions.await?
-        };
-        Ok(counts)
+        self.in_transaction |= begin;
+        Ok(after_begin(client, begin, executions).await?)
     }
 
     async fn execute_one(&mut self, begin: bool, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
-        let statement = Statement {
-            sql,
-            args: args.to_vec(),
-        };
-        let counts = self.execute_together(begin, std::slice::from_ref(&statement)).await?;
-        counts
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Internal("a statement ran without a count".into()))
+        let prepared = self.prepared(sql, args).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_pg).collect();
+        self.in_transaction |= begin;
+        Ok(after_begin(&self.client, begin, self.client.execute(&prepared, &params)).await?)
     }
 
     async fn fetch_rows(&mut self, begin: bool, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
         let prepared = self.prepared(sql, args).await?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_pg).collect();
-        let rows = if begin {
-            self.in_transaction = true;
-            try_join(
-                self.client.batch_execute("BEGIN"),
-                self.client.query(&prepared, &params),
-            )
-            .await?
-            .1
-        } else {
-            self.client.query(&prepared, &params).await?
-        };
-        Ok(rows)
+        self.in_transaction |= begin;
+        Ok(after_begin(&self.client, begin, self.client.query(&prepared, &params)).await?)
+    }
+}
+
+/// Runs `work` on `client`, sent together with a BEGIN before it if `begin`.
+async fn after_begin<T>(
+    client: &Client,
+    begin: bool,
+    work: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    if begin {
+        Ok(try_join(client.batch_execute("BEGIN"), work).await?.1)
+    } else {
+        work.await
     }
 }
 
