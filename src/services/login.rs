@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::factors::{Accepted, Answer, Challenge, Progress};
-use super::support::Attempt;
+use super::support::{settings_of, Attempt, SETTINGS_KEY};
 use super::{Error, Services, Verdict};
 use crate::core::backup_codes::{self, BackupCode};
 use crate::core::lockout::Guess;
@@ -269,11 +269,11 @@ impl Services {
         remote: Option<&str>,
     ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
-        let (credentials, kept) = self
+        let step = self
             .store
-            .second_step(account.id, &session.token_hash, self.now())
+            .second_step(account.id, &session.token_hash, SETTINGS_KEY, self.now())
             .await?;
-        let methods = methods_of(account, &credentials)?;
+        let methods = methods_of(account, &step.credentials)?;
         let service = service
             .or(methods.first().map(|m| m.service))
             .ok_or(Error::Unauthenticated)?;
@@ -281,8 +281,9 @@ impl Services {
         let answered = self
             .answer_second_factor(
                 account,
-                Some((session, kept)),
-                credentials,
+                Some((session, step.kept)),
+                step.credentials,
+                &settings_of(step.setting)?,
                 service,
                 answer,
                 &attempt,
@@ -308,6 +309,7 @@ impl Services {
         account: &Account,
         login: Option<(&Session, Option<StoredChallenge>)>,
         credentials: Vec<Credential>,
+        settings: &TwoFactorSettings,
         service: ServiceId,
         answer: &Answer,
         attempt: &Attempt<'_>,
@@ -317,8 +319,7 @@ impl Services {
         if credentials.is_empty() {
             return Err(not_a_method(service));
         }
-        let settings = self.two_factor_settings().await?;
-        let cx = self.factor_cx(account, &settings, service).await?;
+        let cx = self.factor_cx(account, settings, service).await?;
         let (session, kept) = match login {
             Some((session, kept)) => (Some(session), kept.filter(|kept| kept.service == service.as_str())),
             None => (None, None),

@@ -12,7 +12,8 @@ use crate::core::policy::{AccountKind, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{login_key, Account, AttemptKey, AuditEvent, Purge, SecretWrite};
 
-const SETTINGS_KEY: &str = "two_factor";
+/// The name the settings document is stored under.
+pub(crate) const SETTINGS_KEY: &str = "two_factor";
 
 /// One attempt at a factor: whose it is, what it answers, and where it comes from.
 pub(crate) struct Attempt<'a> {
@@ -147,10 +148,7 @@ impl Services {
     /// The Two-Factor Authentication settings, read fresh on every call so that a change
     /// applies at once.
     pub async fn two_factor_settings(&self) -> Result<TwoFactorSettings, Error> {
-        match self.store.setting(SETTINGS_KEY).await? {
-            None => Ok(TwoFactorSettings::default()),
-            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
-        }
+        settings_of(self.store.setting(SETTINGS_KEY).await?)
     }
 
     /// Saves the settings document, with the changes to the write-only settings' sealed
@@ -376,5 +374,13 @@ impl Services {
             return Err(Error::WrongPassword);
         }
         self.clear_attempts(&attempt).await
+    }
+}
+
+/// The settings document stored as `json` (the defaults if it was never saved).
+pub(crate) fn settings_of(json: Option<String>) -> Result<TwoFactorSettings, Error> {
+    match json {
+        None => Ok(TwoFactorSettings::default()),
+        Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("stored settings: {e}"))),
     }
 }

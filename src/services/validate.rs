@@ -241,7 +241,16 @@ impl Services {
         }
         let answer = Answer::Code(code.to_string());
         match self
-            .answer_second_factor(account, None, credentials, service, &answer, &attempt, "validate")
+            .answer_second_factor(
+                account,
+                None,
+                credentials,
+                &self.two_factor_settings().await?,
+                service,
+                &answer,
+                &attempt,
+                "validate",
+            )
             .await?
         {
             Answered::Accepted(_) => Ok(()),

@@ -181,7 +181,7 @@ pub use applications::{ApplicationRow, KeyAndApplication, KeyRow, NewKey};
 pub use audit::AuditEvent;
 pub use completion::{Consumption, Counting, Judged, Kept, KeptChallenge, ReplayGuard, SessionUpgrade, Settled};
 pub use copy::{copied_tables, Snapshot};
-pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, StoredChallenge};
+pub use credentials::{Added, Credential, Enrolment, Purpose, Removed, SecondStep, StoredChallenge};
 use direct::{DirectReaders, DirectWriter};
 pub use enrolment_links::{LinkSession, LiveEnrolmentLink};
 pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};

@@ -560,6 +560,36 @@ async fn settings_saved_on_one_node_apply_on_the_other_at_once() {
     );
 }
 
+/// The second step reads the settings with the credentials, in the same query: a TOTP
+/// window saved on one node judges the next answer on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_totp_window_saved_on_one_node_judges_the_next_code_on_the_other() {
+    let cluster = Cluster::new(&[]).await;
+    cluster.create_client("eve");
+    cluster.create_admin("root");
+    let (a, b) = (cluster.node("a"), cluster.node("b"));
+    let (secret, _) = enrol(&a, "eve").await;
+    let admin = a.client();
+    admin.login("admin", "root").await;
+    let window = |steps: u32| {
+        change_settings(&admin, move |settings| {
+            settings["services"]["totp"]["settings"]["window"] = json!(steps);
+            settings["services"]["totp"]["settings"]["max_drift"] = json!(0);
+        })
+    };
+    let on_b = b.client();
+    assert_eq!(on_b.login("client", "eve").await.1["status"], "second_factor_required");
+
+    assert_eq!(window(0).await.0, StatusCode::OK);
+    let next_step = json!({"code": code(&secret, 1)});
+    let refused = on_b.post("/api/v1/login/second-factor", next_step.clone()).await;
+    assert_eq!(error_code(&refused), "invalid_code", "{}", refused.1);
+
+    assert_eq!(window(1).await.0, StatusCode::OK);
+    let accepted = on_b.post("/api/v1/login/second-factor", next_step).await;
+    assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_starting_together_on_an_empty_database_migrate_it_once() {
     let cluster = Cluster::new(&[]).await;
