@@ -15,8 +15,8 @@ use crate::core::lockout::Guess;
 use crate::core::policy::{AccountKind, NextStep, ServiceId, TwoFactorSettings};
 use crate::random;
 use crate::store::{
-    Account, Consumption, Counting, Credential, Judged, Kept, KeptChallenge, Purpose, Session, SessionUpgrade, Settled,
-    Stage, StoredChallenge,
+    Account, Consumption, Counting, Credential, Judged, Kept, KeptChallenge, LiveSession, Purpose, SecondStep, Session,
+    SessionUpgrade, Settled, Stage, StoredChallenge,
 };
 
 /// A new session and what the login must do next.
@@ -253,26 +253,28 @@ impl Services {
         }
     }
 
-    /// The live session a cookie names, with its account.
-    pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>, Error> {
-        Ok(self.store.session(&session_token_hash(token), self.now()).await?)
+    /// The live session a cookie names, with its account (and what its second step reads,
+    /// if it is at it).
+    pub async fn session(&self, token: &str) -> Result<Option<LiveSession>, Error> {
+        Ok(self
+            .store
+            .session(&session_token_hash(token), SETTINGS_KEY, self.now())
+            .await?)
     }
 
     /// Step two: the answer to one of the account's second factors (`service`, or the first
-    /// one enrolled).
+    /// one enrolled). `step`: what the step reads, read with the session.
     pub async fn verify_second_factor(
         &self,
         session: &Session,
         account: &Account,
+        step: Option<SecondStep>,
         service: Option<ServiceId>,
         answer: &Answer,
         remote: Option<&str>,
     ) -> Result<Verdict, Error> {
         require_stage(session, Stage::SecondFactor)?;
-        let step = self
-            .store
-            .second_step(account.id, &session.token_hash, SETTINGS_KEY, self.now())
-            .await?;
+        let step = step.ok_or_else(|| Error::Internal("a session at the second step was read without it".into()))?;
         let methods = methods_of(account, &step.credentials)?;
         let service = service
             .or(methods.first().map(|m| m.service))

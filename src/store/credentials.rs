@@ -22,13 +22,13 @@ pub struct Credential {
     pub external_id: Option<String>,
 }
 
-/// What a login's second step reads (see `Store::second_step`).
+/// What a login's second step reads, with its session (see `Store::session`).
+#[derive(Clone, Debug)]
 pub struct SecondStep {
     pub credentials: Vec<Credential>,
-    /// The login challenge kept for the session.
+    /// The login challenge kept for the session, if it is live.
     pub kept: Option<StoredChallenge>,
-    /// The setting's value; read with the credentials, so `None` also when there are none
-    /// (and then there is nothing to answer).
+    /// The setting named in the read (`None` if it was never saved).
     pub setting: Option<String>,
 }
 
@@ -131,7 +131,8 @@ macro_rules! lock_account {
     };
 }
 
-const CREDENTIAL_COLUMNS: &str = "id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id";
+pub(super) const CREDENTIAL_COLUMNS: &str =
+    "id, service, label, secret, counter, state, enrolled_at, last_used_at, external_id";
 
 impl Store {
     /// The account's credentials, oldest first.
@@ -140,66 +141,6 @@ impl Store {
             format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE account_id = $1 ORDER BY id")
         });
         Ok(read!(self, reader => reader.fetch_all(&QUERY, args![account_id]).await?))
-    }
-
-    /// What a login's second step reads, in one query: the account's credentials, the
-    /// login challenge kept for the session `session_hash` (if it is live), and the setting
-    /// `setting` (read fresh, so that a change applies at once on every node).
-    pub async fn second_step(
-        &self,
-        account_id: i64,
-        session_hash: &[u8],
-        setting: &str,
-        now: i64,
-    ) -> Result<SecondStep> {
-        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT c.{}, ch.service AS kept_service, ch.label AS kept_label, ch.sealed AS kept_sealed,
-                        (SELECT value FROM settings WHERE name = $4) AS setting
-                 FROM credentials c LEFT JOIN challenges ch
-                   ON ch.session_hash = $2 AND ch.purpose = 'login' AND ch.expires_at > $3
-                 WHERE c.account_id = $1 ORDER BY c.id",
-                CREDENTIAL_COLUMNS.replace(", ", ", c.")
-            )
-        });
-        struct Row {
-            credential: Credential,
-            kept_service: Option<String>,
-            kept_label: Option<String>,
-            kept_sealed: Option<Vec<u8>>,
-            setting: Option<String>,
-        }
-        impl FromColumns for Row {
-            fn from_columns(row: &impl Columns) -> Result<Self> {
-                Ok(Row {
-                    credential: Credential::from_columns(row)?,
-                    kept_service: row.optional_text(9)?,
-                    kept_label: row.optional_text(10)?,
-                    kept_sealed: row.optional_blob(11)?,
-                    setting: row.optional_text(12)?,
-                })
-            }
-        }
-        let rows: Vec<Row> = read!(self, reader => reader
-            .fetch_all(&QUERY, args![account_id, session_hash, now, setting])
-            .await?);
-        let mut step = SecondStep {
-            credentials: Vec::with_capacity(rows.len()),
-            kept: None,
-            setting: None,
-        };
-        for row in rows {
-            if let (Some(service), Some(sealed)) = (row.kept_service, row.kept_sealed) {
-                step.kept = Some(StoredChallenge {
-                    service,
-                    label: row.kept_label,
-                    sealed,
-                });
-            }
-            step.setting = row.setting;
-            step.credentials.push(row.credential);
-        }
-        Ok(step)
     }
 
     /// Keeps a step's state for a session, replacing what it kept for the same purpose.

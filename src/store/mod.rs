@@ -188,7 +188,7 @@ pub use imported_keys::{ImportedKey, ImportedKeySummary, NewImportedKey};
 pub use lockouts::AttemptKey;
 use pg_connections::PgConnections;
 pub use purge::Purge;
-pub use sessions::{Session, Stage};
+pub use sessions::{LiveSession, Session, Stage};
 pub use settings::SecretWrite;
 pub use transactions::{NewTransaction, StoredTransaction};
 

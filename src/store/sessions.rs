@@ -1,5 +1,6 @@
 use super::accounts::{account_from_row, AccountRow};
-use super::statements::{Columns, FromColumns, Statements};
+use super::credentials::{Credential, SecondStep, StoredChallenge, CREDENTIAL_COLUMNS};
+use super::statements::{Columns, FromColumns, Shifted, Statements};
 use super::{Account, Result, Store};
 
 /// How far a login has come. Only `Authenticated` may use the product; the two others are
@@ -65,6 +66,47 @@ impl FromColumns for SessionRow {
     }
 }
 
+/// A row of `Store::session`'s query: the session and its account, and, at the second
+/// step, the setting, the kept challenge and one credential (one row per credential).
+struct LiveRow {
+    session: SessionRow,
+    setting: Option<String>,
+    kept: Option<StoredChallenge>,
+    credential: Option<Credential>,
+}
+
+impl FromColumns for LiveRow {
+    fn from_columns(row: &impl Columns) -> Result<Self> {
+        let kept = match (row.optional_text(11)?, row.optional_blob(13)?) {
+            (Some(service), Some(sealed)) => Some(StoredChallenge {
+                service,
+                label: row.optional_text(12)?,
+                sealed,
+            }),
+            _ => None,
+        };
+        let credential = match row.optional_int(14)? {
+            Some(_) => Some(Credential::from_columns(&Shifted { row, by: 14 })?),
+            None => None,
+        };
+        Ok(LiveRow {
+            session: SessionRow::from_columns(row)?,
+            setting: row.optional_text(10)?,
+            kept,
+            credential,
+        })
+    }
+}
+
+/// A live session as a request finds it.
+#[derive(Clone, Debug)]
+pub struct LiveSession {
+    pub session: Session,
+    pub account: Account,
+    /// What the second step reads: only while the session is at it.
+    pub second_step: Option<SecondStep>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Session {
     pub token_hash: Vec<u8>,
@@ -95,28 +137,58 @@ impl Store {
         Ok(())
     }
 
-    /// The live session with this token hash, if it has not expired, with its account
-    /// (one query: this runs on every request).
-    pub async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, Account)>> {
-        let rows: Vec<SessionRow> = read!(self, reader => reader.fetch_all(
-            "SELECT s.stage, s.csrf_token, s.expires_at, s.verified_at,
-                    a.id, a.kind, a.role, a.username, a.email, a.password_hash
-             FROM sessions s JOIN accounts a ON a.id = s.account_id
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
-            args![token_hash, now],
-        )
-        .await?);
-        Ok(rows.into_iter().next().and_then(|row| {
-            let account = account_from_row(row.account)?;
-            let session = Session {
-                token_hash: token_hash.to_vec(),
-                account_id: account.id,
-                stage: Stage::parse(&row.stage)?,
-                csrf_token: row.csrf_token,
-                expires_at: row.expires_at,
-                verified_at: row.verified_at,
+    /// The live session with this token hash, if it has not expired, with its account, and,
+    /// while it is at the second factor, what that step reads (its credentials, its kept
+    /// challenge and the setting `second_step_setting`). One query: it runs on every request.
+    pub async fn session(&self, token_hash: &[u8], second_step_setting: &str, now: i64) -> Result<Option<LiveSession>> {
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT s.stage, s.csrf_token, s.expires_at, s.verified_at,
+                        a.id, a.kind, a.role, a.username, a.email, a.password_hash,
+                        CASE WHEN s.stage = $3 THEN (SELECT value FROM settings WHERE name = $4) END,
+                        ch.service, ch.label, ch.sealed, c.{}
+                 FROM sessions s JOIN accounts a ON a.id = s.account_id
+                 LEFT JOIN challenges ch ON s.stage = $3 AND ch.session_hash = s.token_hash
+                   AND ch.purpose = 'login' AND ch.expires_at > $2
+                 LEFT JOIN credentials c ON s.stage = $3 AND c.account_id = a.id
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 ORDER BY c.id",
+                CREDENTIAL_COLUMNS.replace(", ", ", c.")
+            )
+        });
+        let second_factor = Stage::SecondFactor.as_str();
+        let rows: Vec<LiveRow> = read!(self, reader => reader
+            .fetch_all(&QUERY, args![token_hash, now, second_factor, second_step_setting])
+            .await?);
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else { return Ok(None) };
+        let (Some(account), Some(stage)) = (
+            account_from_row(first.session.account),
+            Stage::parse(&first.session.stage),
+        ) else {
+            return Ok(None);
+        };
+        let second_step = (stage == Stage::SecondFactor).then(|| {
+            let mut step = SecondStep {
+                credentials: Vec::new(),
+                kept: first.kept,
+                setting: first.setting,
             };
-            Some((session, account))
+            step.credentials.extend(first.credential);
+            step.credentials.extend(rows.filter_map(|row| row.credential));
+            step
+        });
+        let session = Session {
+            token_hash: token_hash.to_vec(),
+            account_id: account.id,
+            stage,
+            csrf_token: first.session.csrf_token,
+            expires_at: first.session.expires_at,
+            verified_at: first.session.verified_at,
+        };
+        Ok(Some(LiveSession {
+            session,
+            account,
+            second_step,
         }))
     }
 

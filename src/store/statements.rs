@@ -100,6 +100,34 @@ pub(crate) trait Columns {
     fn optional_blob(&self, index: usize) -> Result<Option<Vec<u8>>>;
 }
 
+/// A row's columns from `by` on: what reads a type's columns where a query puts others
+/// before them.
+pub(crate) struct Shifted<'r, C> {
+    pub row: &'r C,
+    pub by: usize,
+}
+
+impl<C: Columns> Columns for Shifted<'_, C> {
+    fn int(&self, index: usize) -> Result<i64> {
+        self.row.int(index + self.by)
+    }
+    fn optional_int(&self, index: usize) -> Result<Option<i64>> {
+        self.row.optional_int(index + self.by)
+    }
+    fn text(&self, index: usize) -> Result<String> {
+        self.row.text(index + self.by)
+    }
+    fn optional_text(&self, index: usize) -> Result<Option<String>> {
+        self.row.optional_text(index + self.by)
+    }
+    fn blob(&self, index: usize) -> Result<Vec<u8>> {
+        self.row.blob(index + self.by)
+    }
+    fn optional_blob(&self, index: usize) -> Result<Option<Vec<u8>>> {
+        self.row.optional_blob(index + self.by)
+    }
+}
+
 /// What a row of a query reads into (its columns in the query's order).
 pub(crate) trait FromColumns: Sized {
     fn from_columns(row: &impl Columns) -> Result<Self>;

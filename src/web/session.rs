@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue};
 
 use crate::app::App;
 use crate::services::Error;
-use crate::store::{Account, Session, Stage};
+use crate::store::{Account, LiveSession, SecondStep, Session, Stage};
 
 pub const COOKIE_NAME: &str = "twofold_session";
 
@@ -27,7 +27,20 @@ pub const COOKIE_NAME: &str = "twofold_session";
 pub struct Caller {
     pub session: Session,
     pub account: Account,
+    /// What the second step reads, read with the session while it is at that step.
+    pub second_step: Option<SecondStep>,
     pub remote: Option<String>,
+}
+
+impl Caller {
+    pub fn new(found: LiveSession, remote: Option<String>) -> Caller {
+        Caller {
+            session: found.session,
+            account: found.account,
+            second_step: found.second_step,
+            remote,
+        }
+    }
 }
 
 impl Caller {
@@ -107,12 +120,8 @@ pub fn session_cookie(app: &App, token: Option<&str>) -> HeaderMap {
 
 async fn caller(parts: &Parts, app: &App) -> Result<Caller, Error> {
     let token = session_token(app, &parts.headers)?.ok_or(Error::Unauthenticated)?;
-    let (session, account) = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
-    Ok(Caller {
-        session,
-        account,
-        remote: remote_addr(app, parts),
-    })
+    let found = app.session(&token).await?.ok_or(Error::Unauthenticated)?;
+    Ok(Caller::new(found, remote_addr(app, parts)))
 }
 
 fn stage_error(stage: Stage) -> Error {

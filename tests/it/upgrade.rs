@@ -350,12 +350,16 @@ async fn sessions_and_their_challenges_survive_the_enrolment_links_migration(bac
     let server = TestServer::start_in(dir, database_url).await;
 
     let session = server.app.session(token).await.unwrap().expect("the session lives on");
-    assert_eq!(session.0.stage, twofold::store::Stage::Enrolment);
-    assert_eq!(session.0.csrf_token, "csrf-0007");
+    assert_eq!(session.session.stage, twofold::store::Stage::Enrolment);
+    assert_eq!(session.session.csrf_token, "csrf-0007");
     let pending = server
         .app
         .store
-        .challenge(&session.0.token_hash, twofold::store::Purpose::Enrolment, START_TIME)
+        .challenge(
+            &session.session.token_hash,
+            twofold::store::Purpose::Enrolment,
+            START_TIME,
+        )
         .await
         .unwrap()
         .expect("its enrolment in progress lives on");

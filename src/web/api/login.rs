@@ -132,13 +132,14 @@ pub struct SecondFactorRequest {
               (status = 503, body = ErrorBody, description = "The second factor's outside service cannot be reached")))]
 pub async fn second_factor(
     State(app): State<App>,
-    AwaitingSecondFactor(caller): AwaitingSecondFactor,
+    AwaitingSecondFactor(mut caller): AwaitingSecondFactor,
     ApiJson(body): ApiJson<SecondFactorRequest>,
 ) -> Result<Response, Error> {
     let verdict = app
         .verify_second_factor(
             &caller.session,
             &caller.account,
+            caller.second_step.take(),
             body.service,
             &body.answer.into(),
             caller.remote(),

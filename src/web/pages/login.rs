@@ -272,7 +272,7 @@ pub async fn code<const ADMIN: bool>(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let area = Area::of::<ADMIN>();
-    let caller = match caller.posting(&app, area, &[Stage::SecondFactor], &form.csrf) {
+    let mut caller = match caller.posting(&app, area, &[Stage::SecondFactor], &form.csrf) {
         Ok(caller) => caller,
         Err(page) => return page,
     };
@@ -284,6 +284,7 @@ pub async fn code<const ADMIN: bool>(
         .verify_second_factor(
             &caller.session,
             &caller.account,
+            caller.second_step.take(),
             service,
             &answer_of(form.poll.as_deref(), form.option, form.code),
             caller.remote(),
@@ -451,7 +452,7 @@ pub async fn duo_callback(
         );
     };
     let area = Area { kind };
-    let caller = match caller.require(area, ANY_STAGE) {
+    let mut caller = match caller.require(area, ANY_STAGE) {
         Ok(caller) => caller,
         Err(redirect) => return redirect.into_response(),
     };
@@ -473,7 +474,14 @@ pub async fn duo_callback(
         return super::account::enrolment_answered(&app, area, &caller, service, result).await;
     }
     match app
-        .verify_second_factor(&caller.session, &caller.account, service, &answer, caller.remote())
+        .verify_second_factor(
+            &caller.session,
+            &caller.account,
+            caller.second_step.take(),
+            service,
+            &answer,
+            caller.remote(),
+        )
         .await
     {
         Ok(Verdict::Accepted { session_token }) => signed_in(&app, see_other(area.home()), &session_token),

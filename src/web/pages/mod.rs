@@ -370,11 +370,9 @@ impl FromRequestParts<App> for MaybeCaller {
             Err(error) => return Err(error_page(app, Area::of::<false>(), None, error)),
         };
         match app.session(&token).await {
-            Ok(found) => Ok(MaybeCaller(found.map(|(session, account)| Caller {
-                session,
-                account,
-                remote: remote_addr(app, parts),
-            }))),
+            Ok(found) => Ok(MaybeCaller(
+                found.map(|found| Caller::new(found, remote_addr(app, parts))),
+            )),
             Err(error) => Err(error_page(app, Area::of::<false>(), None, error)),
         }
     }
