@@ -167,15 +167,14 @@ impl Store {
         ) else {
             return Ok(None);
         };
-        let second_step = (stage == Stage::SecondFactor).then(|| {
-            let mut step = SecondStep {
-                credentials: Vec::new(),
-                kept: first.kept,
-                setting: first.setting,
-            };
-            step.credentials.extend(first.credential);
-            step.credentials.extend(rows.filter_map(|row| row.credential));
-            step
+        let second_step = (stage == Stage::SecondFactor).then(|| SecondStep {
+            credentials: first
+                .credential
+                .into_iter()
+                .chain(rows.filter_map(|row| row.credential))
+                .collect(),
+            kept: first.kept,
+            setting: first.setting,
         });
         let session = Session {
             token_hash: token_hash.to_vec(),

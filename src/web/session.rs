@@ -41,9 +41,7 @@ impl Caller {
             remote,
         }
     }
-}
 
-impl Caller {
     pub fn remote(&self) -> Option<&str> {
         self.remote.as_deref()
     }
