@@ -3,7 +3,8 @@
 //! beside its figure; takes about two minutes; `TWOFOLD_BENCH_ONLY=sqlite` or `postgres`).
 //! The second step is measured in rounds (`TWOFOLD_BENCH_ROUNDS`, default 5) and each
 //! figure is the median of the rounds': a single run of a second or two moves with the
-//! machine by ±20 %.
+//! machine by ±20 %. `TWOFOLD_DATABASE_MAX_CONNECTIONS` sets the nodes' connections to
+//! PostgreSQL (default as `twofold serve`'s, 10).
 //!
 //! Three scenarios: SQLite with one node, PostgreSQL with one node, and PostgreSQL with two
 //! nodes sharing the database and master key, the load split evenly between them
@@ -281,6 +282,10 @@ fn scenario_with(name: &str, postgres: Option<&str>, nodes: usize, large: bool) 
             data_dir: dir.path().join(format!("node{node}")),
             database_url: database_url.clone(),
             master_key: Some(master_key.clone().into()),
+            database_max_connections: std::env::var("TWOFOLD_DATABASE_MAX_CONNECTIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(Config::default().database_max_connections),
             ..Config::default()
         };
         let (app, base) = server_runtime.block_on(async {
